@@ -1,0 +1,61 @@
+"""The bot object: opens the database, loads the extensions, syncs commands, closes cleanly."""
+
+from __future__ import annotations
+
+import logging
+import pkgutil
+
+import discord
+from discord.ext import commands
+
+import cogs
+from polly.config import Settings, load_settings
+from polly.enhanced_database import Database
+
+log = logging.getLogger(__name__)
+
+
+def extension_names() -> tuple[str, ...]:
+    """Every extension module in `cogs/` (modules starting with `_` are helpers, not extensions)."""
+    return tuple(f"cogs.{m.name}" for m in pkgutil.iter_modules(cogs.__path__) if not m.name.startswith("_"))
+
+
+class PollyBot(commands.Bot):
+    """Polly's bot; owns the settings and the database for its lifetime."""
+
+    def __init__(self, settings: Settings) -> None:
+        intents = discord.Intents.default()
+        super().__init__(command_prefix=commands.when_mentioned, intents=intents, help_command=None)
+        self.settings = settings
+        self.db = Database(settings)
+        self.failed_extensions: dict[str, str] = {}
+
+    async def setup_hook(self) -> None:
+        await self.db.create_tables()
+        for name in extension_names():
+            try:
+                await self.load_extension(name)
+            except Exception as exc:
+                self.failed_extensions[name] = str(exc)
+                log.exception("Failed to load extension %s", name)
+        await self.sync_commands()
+
+    async def sync_commands(self) -> None:
+        guild_ids = self.settings.memory_admin_guild_ids
+        if guild_ids:
+            for guild_id in guild_ids:
+                synced = await self.tree.sync(guild=discord.Object(guild_id))
+                log.info("Synced %d application commands to guild %d", len(synced), guild_id)
+        else:
+            synced = await self.tree.sync()
+            log.info("Synced %d global application commands", len(synced))
+
+    async def close(self) -> None:
+        # Unloading the extensions (in super().close()) cancels their loops before the engine goes.
+        await super().close()
+        await self.db.dispose()
+
+
+def create_bot(settings: Settings | None = None) -> PollyBot:
+    """Build the bot from `settings` (read from the environment and `.env` when None)."""
+    return PollyBot(settings if settings is not None else load_settings())

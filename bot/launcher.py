@@ -1,0 +1,105 @@
+"""Process start-up: settings, logging, signals. Failures become one log line and an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+import discord
+
+from bot.app import create_bot
+from polly.config import ConfigError, Settings, load_settings
+
+log = logging.getLogger("bot")
+
+EXIT_CONFIG = 2
+TOKEN_HINT = (
+    "DISCORD_TOKEN is not set: put DISCORD_TOKEN=<your bot token> in .env (see .env.example) "
+    "or in the environment"
+)
+
+
+class RedactSecrets(logging.Filter):
+    """Replaces secrets in every record a handler emits, whatever logged them."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self.secrets = [s for s in secrets if s]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if any(secret in message for secret in self.secrets):
+            for secret in self.secrets:
+                message = message.replace(secret, "[redacted]")
+            record.msg, record.args = message, None
+        return True
+
+
+def setup_logging(settings: Settings | None = None) -> None:
+    level = getattr(logging, settings.log_level) if settings else logging.INFO
+    discord.utils.setup_logging(level=level, root=True)
+    if settings is None:
+        return
+    secrets = [
+        secret.get_secret_value()
+        for secret in (settings.discord_token, settings.health_token)
+        if secret is not None
+    ]
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactSecrets(secrets))
+
+
+async def run_until_signal(token: str, settings: Settings) -> None:
+    """Run the bot until it stops or SIGINT/SIGTERM arrives, then close it cleanly."""
+    bot = create_bot(settings)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with bot:
+        runner = asyncio.create_task(bot.start(token), name="bot")
+        stopper = asyncio.create_task(stop.wait(), name="signal")
+        done, _ = await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if stopper in done:
+            log.info("Shutdown signal received; closing")
+            await bot.close()
+        else:
+            stopper.cancel()
+        await runner
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bot", description="Run Polly.")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        setup_logging()
+        log.error("%s", exc)
+        return EXIT_CONFIG
+    setup_logging(settings)
+    if settings.discord_token is None:
+        log.error(TOKEN_HINT)
+        return EXIT_CONFIG
+    try:
+        asyncio.run(run_until_signal(settings.discord_token.get_secret_value(), settings))
+    except discord.LoginFailure:
+        log.error("Discord rejected DISCORD_TOKEN: copy the token again from the developer portal (Bot tab)")
+        return EXIT_CONFIG
+    except discord.PrivilegedIntentsRequired as exc:
+        log.error("%s", exc)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

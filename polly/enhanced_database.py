@@ -1,0 +1,201 @@
+"""Async engine and pool built from settings, a session scope, and a pool monitor.
+
+SQLAlchemy has no event for overflow or for a checkout timeout, so `PoolMonitor` counts them
+itself from the pool events it does have (connect, checkout, checkin, invalidate) and from the
+timeouts caught where sessions are opened.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import AsyncAdaptedQueuePool, Pool, QueuePool, StaticPool
+
+from polly.config import Settings
+from polly.models import Base
+
+log = logging.getLogger(__name__)
+
+SQLITE_BUSY_TIMEOUT_MS = 5000
+
+
+class PoolTimeoutError(RuntimeError):
+    """No connection became free within the pool timeout."""
+
+
+class PoolMonitor:
+    """Counts what happens in one pool; read through `status()`."""
+
+    def __init__(self, pool: Pool) -> None:
+        self.pool = pool
+        self.connects = 0
+        self.checkouts = 0
+        self.checkins = 0
+        self.invalidations = 0
+        self.overflow_checkouts = 0
+        self.peak_checked_out = 0
+        self.timeouts = 0
+        self._checked_out = 0
+        event.listen(pool, "connect", self._on_connect)
+        event.listen(pool, "checkout", self._on_checkout)
+        event.listen(pool, "checkin", self._on_checkin)
+        event.listen(pool, "invalidate", self._on_invalidate)
+        event.listen(pool, "soft_invalidate", self._on_invalidate)
+
+    def detach(self) -> None:
+        for name, fn in (
+            ("connect", self._on_connect),
+            ("checkout", self._on_checkout),
+            ("checkin", self._on_checkin),
+            ("invalidate", self._on_invalidate),
+            ("soft_invalidate", self._on_invalidate),
+        ):
+            if event.contains(self.pool, name, fn):
+                event.remove(self.pool, name, fn)
+
+    def _on_connect(self, *_: Any) -> None:
+        self.connects += 1
+
+    def _on_checkout(self, *_: Any) -> None:
+        self.checkouts += 1
+        # Our own count, not pool.checkedout(): under concurrency the pool has already handed
+        # out later connections by the time this event runs for an earlier one.
+        self._checked_out += 1
+        if isinstance(self.pool, QueuePool) and self._checked_out > self.pool.size():
+            self.overflow_checkouts += 1
+        self.peak_checked_out = max(self.peak_checked_out, self._checked_out)
+
+    def _on_checkin(self, *_: Any) -> None:
+        self.checkins += 1
+        self._checked_out = max(0, self._checked_out - 1)
+
+    def _on_invalidate(self, *_: Any) -> None:
+        self.invalidations += 1
+
+    def record_timeout(self) -> None:
+        self.timeouts += 1
+
+    def checked_out(self) -> int:
+        if isinstance(self.pool, QueuePool):
+            return self.pool.checkedout()
+        return self._checked_out
+
+    def counters(self) -> dict[str, int]:
+        return {
+            "connects": self.connects,
+            "checkouts": self.checkouts,
+            "checkins": self.checkins,
+            "invalidations": self.invalidations,
+            "overflow_checkouts": self.overflow_checkouts,
+            "peak_checked_out": self.peak_checked_out,
+            "timeouts": self.timeouts,
+        }
+
+
+class Database:
+    """The engine, its session factory and its pool monitor, built from settings."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.ignored_settings: list[str] = []
+        self.engine: AsyncEngine = self._build_engine()
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.monitor = PoolMonitor(self.engine.sync_engine.pool)
+
+    def _build_engine(self) -> AsyncEngine:
+        s = self.settings
+        url = s.database_url
+        options: dict[str, Any] = {"echo": s.db_echo}
+        if s.is_sqlite and s.sqlite_path() is None:
+            # One in-memory database lives in one connection: a sized pool cannot work.
+            options.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
+            self.ignored_settings = ["DB_POOL_SIZE", "DB_MAX_OVERFLOW", "DB_POOL_TIMEOUT", "DB_POOL_RECYCLE"]
+            log.warning(
+                "In-memory SQLite uses one shared connection; ignoring %s", ", ".join(self.ignored_settings)
+            )
+        else:
+            path = s.sqlite_path()
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            options.update(
+                poolclass=AsyncAdaptedQueuePool,
+                pool_size=s.db_pool_size,
+                max_overflow=s.db_max_overflow,
+                pool_timeout=s.db_pool_timeout,
+                pool_recycle=s.db_pool_recycle,
+                pool_pre_ping=True,
+            )
+        engine = create_async_engine(url, **options)
+        if s.is_sqlite:
+            event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+
+    async def create_tables(self) -> None:
+        async with self.engine.begin() as conn:
+            await conn.run_sync(Base.metadata.create_all)
+
+    @asynccontextmanager
+    async def session_scope(self) -> AsyncIterator[AsyncSession]:
+        """A session that commits on success, rolls back on error and always closes."""
+        session = self.sessions()
+        try:
+            yield session
+            await session.commit()
+        except sa_exc.TimeoutError as exc:
+            await session.rollback()
+            raise self._timeout_error() from exc
+        except BaseException:
+            await session.rollback()
+            raise
+        finally:
+            await session.close()
+
+    def _timeout_error(self) -> PoolTimeoutError:
+        self.monitor.record_timeout()
+        s = self.settings
+        log.warning("Database pool exhausted: no connection freed within %.1f s", s.db_pool_timeout)
+        return PoolTimeoutError(
+            f"The database pool is exhausted: all {s.db_pool_size} + {s.db_max_overflow} overflow "
+            f"connections were in use for {s.db_pool_timeout:g} s. Raise DB_POOL_SIZE or "
+            "DB_MAX_OVERFLOW, or look for sessions held open too long."
+        )
+
+    def get_pool_status(self) -> dict[str, Any]:
+        """Pool class, configured limits, live figures (where the class has them) and counters."""
+        pool = self.engine.sync_engine.pool
+        status: dict[str, Any] = {
+            "pool_class": type(pool).__name__,
+            "sized": isinstance(pool, QueuePool),
+            "ignored_settings": list(self.ignored_settings),
+            "checked_out": self.monitor.checked_out(),
+            **self.monitor.counters(),
+        }
+        if isinstance(pool, QueuePool):
+            status.update(
+                pool_size=pool.size(),
+                max_overflow=self.settings.db_max_overflow,
+                timeout_s=pool.timeout(),
+                recycle_s=self.settings.db_pool_recycle,
+                checked_in=pool.checkedin(),
+                overflow=max(0, pool.overflow()),
+            )
+        return status
+
+    async def dispose(self) -> None:
+        self.monitor.detach()
+        await self.engine.dispose()
+        log.info("Database engine disposed")
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()

@@ -1,0 +1,66 @@
+"""The bot starts and stops under SimCord; process-level wiring (logging, layering)."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+
+from sqlalchemy import event
+
+from bot.app import extension_names
+from bot.launcher import setup_logging
+from tests.conftest import REPO_ROOT, make_settings
+
+
+async def test_bot_starts_with_memory_extension_and_close_disposes_engine(simcord_env, simcord_bot):
+    """Under SimCord the bot reaches READY with cogs.memory loaded; close() disposes the engine."""
+    bot = simcord_bot
+    assert bot.is_ready()
+    assert "cogs.memory" in bot.extensions
+    assert bot.get_cog("MemoryCog") is not None
+    assert bot.failed_extensions == {}
+    disposed = []
+    event.listen(bot.db.engine.sync_engine, "engine_disposed", disposed.append)
+    await bot.close()
+    assert disposed == [bot.db.engine.sync_engine]
+    assert "cogs.memory" not in bot.extensions
+
+
+def test_every_module_in_cogs_is_an_extension():
+    assert "cogs.memory" in extension_names()
+    assert all(not name.split(".")[-1].startswith("_") for name in extension_names())
+
+
+def test_token_never_reaches_the_log(tmp_path, capsys):
+    """Whatever logs the token, the handler writes it redacted."""
+    token = "MTIz.secret-token-value.xyz"
+    root = logging.getLogger()
+    before = list(root.handlers)
+    setup_logging(make_settings(tmp_path, discord_token=token))
+    try:
+        logging.getLogger("anything").warning("connecting with %s", token)
+        logging.getLogger("discord.http").info(f"header Bot {token}")  # noqa: G004 - on purpose
+    finally:
+        for handler in root.handlers[:]:
+            if handler not in before:
+                root.removeHandler(handler)
+    err = capsys.readouterr().err
+    assert token not in err
+    assert err.count("[redacted]") == 2
+
+
+def test_core_may_not_import_discord_and_the_rule_fires():
+    """ruff's banned-import rule rejects `import discord` in polly/ (except background_tasks.py)."""
+
+    def check(filename: str) -> str:
+        return subprocess.run(
+            ["ruff", "check", "--no-cache", "--select", "TID251", "--stdin-filename", filename, "-"],
+            input="import discord\n",
+            capture_output=True,
+            text=True,
+            cwd=REPO_ROOT,
+        ).stdout
+
+    assert "TID251" in check("polly/memory_utils.py")
+    assert "TID251" not in check("polly/background_tasks.py")
+    assert "TID251" not in check("cogs/memory.py")

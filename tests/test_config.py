@@ -1,0 +1,112 @@
+"""Settings: defaults, .env loading, and the one-line error for every invalid value."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from polly.config import DEFAULT_DATABASE_URL, ConfigError, load_settings
+from tests.conftest import REPO_ROOT
+
+
+def test_defaults_match_the_documented_values(tmp_path, monkeypatch):
+    """With nothing set, every setting has the default that .env.example documents."""
+    monkeypatch.chdir(tmp_path)
+    s = load_settings()
+    assert s.database_url == DEFAULT_DATABASE_URL
+    assert (s.db_pool_size, s.db_max_overflow, s.db_pool_timeout, s.db_pool_recycle) == (10, 20, 30.0, 3600)
+    assert s.db_echo is False
+    assert (s.max_failure_entries, s.failure_cleanup_age) == (1000, 60)
+    assert s.memory_monitoring is True
+    assert s.discord_token is None
+    assert s.memory_admin_guild_ids == []
+
+
+def test_every_setting_is_documented_in_env_example():
+    """.env.example lists every variable the settings object reads."""
+    text = (REPO_ROOT / ".env.example").read_text()
+    from polly.config import Settings
+
+    missing = [name.upper() for name in Settings.model_fields if f"{name.upper()}=" not in text]
+    assert missing == []
+
+
+def test_dotenv_file_is_read(tmp_path, monkeypatch):
+    """Values in ./.env are loaded, lists split on commas, URLs normalised to async drivers."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text(
+        "DB_POOL_SIZE=4\nMEMORY_ADMIN_USER_IDS=1, 2,3\nDATABASE_URL=postgresql://u@h/db\nDISCORD_TOKEN=abc.def\n"
+    )
+    s = load_settings()
+    assert s.db_pool_size == 4
+    assert s.memory_admin_user_ids == [1, 2, 3]
+    assert s.database_url == "postgresql+asyncpg://u@h/db"
+    assert s.discord_token is not None and s.discord_token.get_secret_value() == "abc.def"
+
+
+def test_environment_overrides_dotenv(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("DB_POOL_SIZE=4\n")
+    monkeypatch.setenv("DB_POOL_SIZE", "7")
+    assert load_settings().db_pool_size == 7
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "allowed"),
+    [
+        ("DB_POOL_SIZE", "abc", "a whole number >= 1"),
+        ("DB_POOL_SIZE", "-1", "a whole number >= 1"),
+        ("DB_MAX_OVERFLOW", "-3", "a whole number >= 0"),
+        ("DB_POOL_TIMEOUT", "0", "seconds, a number > 0"),
+        ("DATABASE_URL", "mysql://user@host/db", "a sqlite:// or postgresql:// URL"),
+        ("MEMORY_ADMIN_USER_IDS", "12,bob", "comma-separated user ids"),
+        ("ALERT_MEMORY_PERCENT", "120", "percent, > 0 and <= 100"),
+    ],
+)
+def test_invalid_value_is_one_line_naming_variable_value_and_allowed(
+    tmp_path, monkeypatch, variable, value, allowed
+):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    message = str(info.value)
+    assert "\n" not in message
+    assert variable in message
+    assert allowed in message
+    # the bad value itself is quoted (list values are shown after splitting)
+    assert value.split(",")[-1] in message
+
+
+def run_bot_process(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DB_", "DATABASE_", "DISCORD_"))}
+    clean.update(env, PYTHONPATH=str(REPO_ROOT))
+    return subprocess.run(
+        [sys.executable, "-m", "bot"], cwd=tmp_path, env=clean, capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("DB_POOL_SIZE", "abc"), ("DB_POOL_SIZE", "-1"), ("DATABASE_URL", "mysql://x/y")],
+)
+def test_python_m_bot_exits_2_with_one_line_for_invalid_value(tmp_path, variable, value):
+    result = run_bot_process(tmp_path, **{variable: value, "DISCORD_TOKEN": "x"})
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert variable in lines[0]
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_python_m_bot_without_token_says_how_to_set_one_and_exits_2(tmp_path):
+    result = run_bot_process(tmp_path)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "DISCORD_TOKEN" in lines[0] and ".env" in lines[0]
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,159 @@
+"""Engine, pool monitor and session scope on a SQLite file and on a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import event, func, select, text
+
+from polly.enhanced_database import Database, PoolTimeoutError
+from polly.models import Poll
+from tests.conftest import make_settings
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def small_pool_db(request, tmp_path):
+    """A database with pool size 2, overflow 1 and a short timeout, on each backend."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'pool.db'}"
+    if request.param == "postgres":
+        url = request.getfixturevalue("postgres_url")
+    db = Database(
+        make_settings(tmp_path, database_url=url, db_pool_size=2, db_max_overflow=1, db_pool_timeout=0.3)
+    )
+    await db.create_tables()
+    async with db.engine.begin() as conn:
+        await conn.execute(text("DELETE FROM votes"))
+        await conn.execute(text("DELETE FROM polls"))
+    yield db
+    await db.dispose()
+
+
+async def hold_connections(db: Database, count: int, release: asyncio.Event, ready: asyncio.Semaphore):
+    async def one() -> None:
+        async with db.session_scope() as session:
+            await session.execute(text("SELECT 1"))
+            ready.release()
+            await release.wait()
+
+    return [asyncio.create_task(one()) for _ in range(count)]
+
+
+async def test_concurrent_sessions_drive_checked_out_overflow_and_peak_exactly(small_pool_db):
+    db = small_pool_db
+    release, ready = asyncio.Event(), asyncio.Semaphore(0)
+    before = db.get_pool_status()
+    tasks = await hold_connections(db, 3, release, ready)
+    for _ in range(3):
+        await ready.acquire()
+
+    busy = db.get_pool_status()
+    assert busy["pool_class"] == "AsyncAdaptedQueuePool"
+    assert (busy["pool_size"], busy["max_overflow"]) == (2, 1)
+    assert busy["checked_out"] == 3
+    assert busy["overflow"] == 1
+    assert busy["overflow_checkouts"] - before["overflow_checkouts"] == 1
+    assert busy["peak_checked_out"] == 3
+
+    release.set()
+    await asyncio.gather(*tasks)
+    idle = db.get_pool_status()
+    assert idle["checked_out"] == 0
+    assert idle["overflow"] == 0
+    assert idle["checked_in"] == 2  # the overflow connection was closed, the pool keeps its size
+    assert idle["checkins"] - idle["checkouts"] == before["checkins"] - before["checkouts"]
+
+
+async def test_exhausted_pool_raises_clear_error_and_counts_one_timeout(small_pool_db):
+    db = small_pool_db
+    release, ready = asyncio.Event(), asyncio.Semaphore(0)
+    tasks = await hold_connections(db, 3, release, ready)
+    for _ in range(3):
+        await ready.acquire()
+
+    with pytest.raises(PoolTimeoutError, match="DB_POOL_SIZE") as info:
+        async with db.session_scope() as session:
+            await session.execute(text("SELECT 1"))
+    assert "2 + 1 overflow" in str(info.value)
+    assert db.get_pool_status()["timeouts"] == 1
+
+    release.set()
+    await asyncio.gather(*tasks)
+    assert db.get_pool_status()["checked_out"] == 0
+
+
+async def test_invalidation_is_counted(small_pool_db):
+    db = small_pool_db
+    async with db.engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+        await conn.invalidate()
+    assert db.get_pool_status()["invalidations"] == 1
+    assert db.get_pool_status()["checked_out"] == 0
+
+
+async def test_session_scope_commits(small_pool_db):
+    db = small_pool_db
+    async with db.session_scope() as session:
+        session.add(
+            Poll(name="p", question="q?", options=["a", "b"], server_id=1, channel_id=2, creator_id=3)
+        )
+    async with db.session_scope() as session:
+        assert await session.scalar(select(func.count(Poll.id))) == 1
+    assert db.get_pool_status()["checked_out"] == 0
+
+
+async def test_session_scope_rolls_back_on_error_and_releases_connection(small_pool_db):
+    db = small_pool_db
+    with pytest.raises(RuntimeError, match="boom"):
+        async with db.session_scope() as session:
+            session.add(Poll(name="p", question="q?", options=[], server_id=1, channel_id=2, creator_id=3))
+            await session.flush()
+            raise RuntimeError("boom")
+    assert db.get_pool_status()["checked_out"] == 0
+    async with db.session_scope() as session:
+        assert await session.scalar(select(func.count(Poll.id))) == 0
+
+
+async def test_sqlite_connections_get_wal_busy_timeout_and_normal_sync(tmp_path):
+    db = Database(make_settings(tmp_path))
+    try:
+        async with db.engine.connect() as conn:
+            assert (await conn.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
+            assert (await conn.execute(text("PRAGMA busy_timeout"))).scalar() == 5000
+            assert (await conn.execute(text("PRAGMA synchronous"))).scalar() == 1  # NORMAL
+    finally:
+        await db.dispose()
+
+
+async def test_default_sqlite_directory_is_created(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    db = Database(make_settings(tmp_path, database_url="sqlite:///./data/polly.db"))
+    try:
+        await db.create_tables()
+        assert (tmp_path / "data" / "polly.db").exists()
+    finally:
+        await db.dispose()
+
+
+async def test_memory_sqlite_reports_ignored_settings_and_has_no_live_sizing(tmp_path):
+    db = Database(make_settings(tmp_path, database_url="sqlite+aiosqlite:///:memory:"))
+    try:
+        await db.create_tables()
+        async with db.session_scope() as session:
+            await session.execute(text("SELECT 1"))
+        status = db.get_pool_status()
+        assert status["pool_class"] == "StaticPool"
+        assert status["sized"] is False
+        assert "DB_POOL_SIZE" in status["ignored_settings"]
+        assert "pool_size" not in status and "overflow" not in status
+        assert status["checkouts"] >= 1 and status["checked_out"] == 0
+    finally:
+        await db.dispose()
+
+
+async def test_dispose_disposes_the_engine(tmp_path):
+    db = Database(make_settings(tmp_path))
+    disposed = []
+    event.listen(db.engine.sync_engine, "engine_disposed", lambda engine: disposed.append(engine))
+    await db.dispose()
+    assert disposed == [db.engine.sync_engine]
