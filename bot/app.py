@@ -9,8 +9,10 @@ import discord
 from discord.ext import commands
 
 import cogs
+from polly import background_tasks
 from polly.config import Settings, load_settings
 from polly.enhanced_database import Database
+from polly.memory_optimizer import MemoryMonitor, set_default_monitor
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +30,14 @@ class PollyBot(commands.Bot):
         super().__init__(command_prefix=commands.when_mentioned, intents=intents, help_command=None)
         self.settings = settings
         self.db = Database(settings)
+        self.monitor = MemoryMonitor(settings, self.db)
+        set_default_monitor(self.monitor)
+        background_tasks.configure(settings)
         self.failed_extensions: dict[str, str] = {}
 
     async def setup_hook(self) -> None:
         await self.db.create_tables()
+        await self.monitor.refresh_checkpoint_count()
         for name in extension_names():
             try:
                 await self.load_extension(name)

@@ -1,0 +1,201 @@
+"""Alert rules and the state machine: pure functions of a sample and an injected now."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from polly.alerts import AlertEngine, Rule, Thresholds, Transition, evaluate_rules
+from polly.memory_optimizer import MIB, MemorySample, Trend
+from polly.memory_utils import StructureStat
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+LIMIT = 1000 * MIB
+
+
+def make_sample(rss_mib: float = 100, structures=(), pool=None) -> MemorySample:
+    return MemorySample(
+        at=T0,
+        rss=int(rss_mib * MIB),
+        vms=0,
+        uss=None,
+        pss=None,
+        swap=None,
+        peak_rss=None,
+        threads=1,
+        open_fds=None,
+        system_total=LIMIT,
+        system_available=LIMIT,
+        system_used=0,
+        system_percent=0,
+        limit=LIMIT,
+        limit_source="cgroup v2 memory.max",
+        gc_counts=(0, 0, 0),
+        gc_collections=(0, 0, 0),
+        structures=tuple(structures),
+        pool=pool,
+    )
+
+
+FLAT = Trend(0.0, 10, 600, None)
+T = Thresholds(memory_percent=80, for_checks=3, repeat_minutes=60, hysteresis_percent=5)
+
+
+def run(engine: AlertEngine, sample: MemorySample, minute: float, **kw):
+    conditions = evaluate_rules(sample, kw.pop("trend", FLAT), engine.thresholds, **kw)
+    return engine.evaluate(conditions, T0 + timedelta(minutes=minute))
+
+
+def kinds(transitions, rule=Rule.MEMORY):
+    return [t.kind for t in transitions if t.rule == rule]
+
+
+def test_memory_alert_fires_only_after_the_hold_time():
+    engine = AlertEngine(T)
+    high = make_sample(850)  # 85 % of the limit
+    assert kinds(run(engine, high, 0)) == []
+    assert kinds(run(engine, high, 1)) == []
+    fired = run(engine, high, 2)
+    assert kinds(fired) == [Transition.FIRED]
+    t = fired[0]
+    assert t.value == pytest.approx(85.0) and t.threshold == 80
+    assert "85.0 % of the 1000.0 MiB limit (cgroup v2 memory.max)" in t.detail
+    assert "/mem cleanup" in t.hint
+
+
+def test_a_pending_condition_that_breaks_off_starts_over():
+    engine = AlertEngine(T)
+    run(engine, make_sample(850), 0)
+    run(engine, make_sample(850), 1)
+    run(engine, make_sample(100), 2)  # below: pending reset
+    assert kinds(run(engine, make_sample(850), 3)) == []
+    assert kinds(run(engine, make_sample(850), 4)) == []
+    assert kinds(run(engine, make_sample(850), 5)) == [Transition.FIRED]
+
+
+def test_no_duplicate_while_firing_then_repeat_after_the_interval():
+    engine = AlertEngine(T)
+    for minute in range(3):
+        run(engine, make_sample(850), minute)
+    for minute in range(3, 62):
+        assert kinds(run(engine, make_sample(850), minute)) == []
+    assert kinds(run(engine, make_sample(850), 62)) == [Transition.REPEATED]
+    assert kinds(run(engine, make_sample(850), 63)) == []
+
+
+def test_resolves_only_below_threshold_minus_hysteresis():
+    engine = AlertEngine(T)
+    for minute in range(3):
+        run(engine, make_sample(850), minute)
+    assert kinds(run(engine, make_sample(780), 3)) == []  # 78 %: inside the band, still firing
+    assert len(engine.active()) == 1
+    resolved = run(engine, make_sample(740), 4)  # 74 % < 75 %
+    assert kinds(resolved) == [Transition.RESOLVED]
+    assert resolved[0].since == T0 + timedelta(minutes=2)
+    assert engine.active() == []
+
+
+def test_thresholds_can_change_at_runtime():
+    engine = AlertEngine(T)
+    engine.set_threshold("memory_percent", 10)
+    engine.set_threshold("for_checks", 1)
+    assert kinds(run(engine, make_sample(200), 0)) == [Transition.FIRED]
+    with pytest.raises(ValueError, match="Unknown threshold"):
+        engine.set_threshold("nope", 1)
+    with pytest.raises(ValueError, match="above 0"):
+        engine.set_threshold("memory_percent", 0)
+
+
+def test_structure_fill_rule_per_structure():
+    engine = AlertEngine(replace(T, for_checks=1))
+    full = StructureStat("message_fetch_failures", "BoundedDict", 90, 100, 60, True)
+    low = StructureStat("other", "dict", 10, 100, None, False)
+    unlimited = StructureStat("free", "dict", 10_000, None, None, False)
+    out = run(engine, make_sample(structures=[full, low, unlimited]), 0)
+    fired = [t for t in out if t.rule == Rule.STRUCTURE_FILL]
+    assert [(t.kind, t.subject) for t in fired] == [(Transition.FIRED, "message_fetch_failures")]
+    assert "90 of 100 entries (90 %)" in fired[0].detail
+    emptied = replace(full, size=10)
+    out = run(engine, make_sample(structures=[emptied, low, unlimited]), 1)
+    assert [(t.kind, t.subject) for t in out] == [(Transition.RESOLVED, "message_fetch_failures")]
+
+
+def test_a_structure_that_disappears_resolves():
+    engine = AlertEngine(replace(T, for_checks=1))
+    full = StructureStat("gone_soon", "dict", 100, 100, None, False)
+    run(engine, make_sample(structures=[full]), 0)
+    out = run(engine, make_sample(structures=[]), 1)
+    assert [(t.kind, t.subject) for t in out] == [(Transition.RESOLVED, "gone_soon")]
+    assert "no longer reported" in out[0].detail
+
+
+def pool(overflow: int, timeouts: int = 0) -> dict:
+    return {
+        "sized": True,
+        "pool_size": 10,
+        "max_overflow": 20,
+        "overflow": overflow,
+        "checked_out": 10 + overflow,
+        "timeouts": timeouts,
+    }
+
+
+def test_pool_overflow_rule():
+    engine = AlertEngine(replace(T, for_checks=2))
+    assert kinds(run(engine, make_sample(pool=pool(12)), 0), Rule.POOL_OVERFLOW) == []
+    out = run(engine, make_sample(pool=pool(12)), 1)
+    assert kinds(out, Rule.POOL_OVERFLOW) == [Transition.FIRED]
+    assert "DB_POOL_SIZE" in next(t for t in out if t.rule == Rule.POOL_OVERFLOW).hint
+    assert kinds(run(engine, make_sample(pool=pool(0)), 2), Rule.POOL_OVERFLOW) == [Transition.RESOLVED]
+
+
+def test_any_new_checkout_timeout_fires_at_once_and_resolves_when_none_follow():
+    engine = AlertEngine(T)
+    first = make_sample(pool=pool(0, timeouts=0))
+    run(engine, first, 0)
+    second = make_sample(pool=pool(0, timeouts=2))
+    out = run(engine, second, 1, previous=first)
+    assert kinds(out, Rule.POOL_TIMEOUT) == [Transition.FIRED]
+    assert "2 checkout timeout(s)" in out[-1].detail
+    out = run(engine, make_sample(pool=pool(0, timeouts=2)), 2, previous=second)
+    assert kinds(out, Rule.POOL_TIMEOUT) == [Transition.RESOLVED]
+
+
+def test_pool_without_sizing_has_no_overflow_rule():
+    conditions = evaluate_rules(make_sample(pool={"sized": False, "timeouts": 0}), FLAT, T)
+    assert {c.rule for c in conditions} == {Rule.MEMORY, Rule.POOL_TIMEOUT, Rule.LEAK_TREND}
+
+
+def test_checkpoint_growth_rule():
+    engine = AlertEngine(T)
+    out = run(engine, make_sample(), 0, checkpoint_growth_percent=35.0)
+    assert kinds(out, Rule.CHECKPOINT_GROWTH) == [Transition.FIRED]
+    assert "+35.0 %" in out[0].detail
+    out = run(engine, make_sample(), 1, checkpoint_growth_percent=2.0)
+    assert kinds(out, Rule.CHECKPOINT_GROWTH) == [Transition.RESOLVED]
+
+
+def test_leak_trend_rule_fires_when_the_projection_reaches_the_threshold_within_the_horizon():
+    engine = AlertEngine(replace(T, for_checks=1, leak_horizon_hours=24, leak_min_mib_per_hour=1))
+    leaking = Trend(30.0, 60, 3600, 10 * 3600)
+    out = run(engine, make_sample(), 0, trend=leaking)
+    assert kinds(out, Rule.LEAK_TREND) == [Transition.FIRED]
+    assert "30.0 MiB/h" in out[0].detail and "10.0 h" in out[0].detail
+    # far beyond the horizon: not a problem yet
+    slow = Trend(2.0, 60, 3600, 100 * 3600)
+    assert (
+        kinds(run(AlertEngine(replace(T, for_checks=1)), make_sample(), 0, trend=slow), Rule.LEAK_TREND) == []
+    )
+    assert kinds(run(engine, make_sample(), 1, trend=FLAT), Rule.LEAK_TREND) == [Transition.RESOLVED]
+
+
+def test_active_and_pending_views():
+    engine = AlertEngine(T)
+    run(engine, make_sample(850), 0)
+    assert engine.pending() == {(Rule.MEMORY, "process"): 1}
+    run(engine, make_sample(850), 1)
+    run(engine, make_sample(850), 2)
+    [active] = engine.active()
+    assert active.rule == Rule.MEMORY and active.since == T0 + timedelta(minutes=2)

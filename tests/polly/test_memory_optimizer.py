@@ -1,0 +1,371 @@
+"""MemoryMonitor: real psutil samples, cgroup limits from fixture files, trend, checkpoints."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psutil
+import pytest
+
+from polly.enhanced_database import Database
+from polly.memory_optimizer import (
+    MIB,
+    CgroupReader,
+    CheckpointError,
+    MemoryLimit,
+    MemoryMonitor,
+    MemorySample,
+    effective_limit,
+    format_bytes,
+    format_duration,
+    get_memory_stats,
+    memory_profile,
+    profile_table,
+    rss_trend,
+    set_default_monitor,
+    sparkline,
+)
+from polly.memory_utils import StructureRegistry
+from tests.conftest import make_settings
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "cgroup"
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def reader(name: str) -> CgroupReader:
+    return CgroupReader(root=FIXTURES / name / "sys", proc_cgroup=FIXTURES / name / "proc_cgroup")
+
+
+class FakeClock:
+    def __init__(self, start: datetime = T0) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+# ------------------------------------------------------------- limits
+
+
+def test_cgroup_v2_limit_is_read_from_own_cgroup_path():
+    assert reader("v2").limit() == MemoryLimit(512 * MIB, "cgroup v2 memory.max")
+
+
+def test_cgroup_v1_limit_is_read_from_memory_controller_path():
+    assert reader("v1").limit() == MemoryLimit(256 * MIB, "cgroup v1 memory.limit_in_bytes")
+
+
+@pytest.mark.parametrize("name", ["v1-unlimited", "v2-max"])
+def test_unlimited_cgroups_mean_no_limit(name):
+    assert reader(name).limit() is None
+
+
+def test_missing_cgroup_files_mean_no_limit(tmp_path):
+    assert CgroupReader(root=tmp_path, proc_cgroup=tmp_path / "nope").limit() is None
+
+
+def test_effective_limit_is_the_smallest_that_applies():
+    host = 16 * 1024 * MIB
+    cgroup = MemoryLimit(512 * MIB, "cgroup v2 memory.max")
+    assert effective_limit(None, None, host) == MemoryLimit(host, "host total")
+    assert effective_limit(cgroup, None, host) == cgroup
+    assert effective_limit(cgroup, 256, host) == MemoryLimit(256 * MIB, "MEMORY_LIMIT_MB")
+    assert effective_limit(cgroup, 1024, host) == cgroup
+
+
+def test_sample_uses_the_container_limit_not_the_host(tmp_path):
+    monitor = MemoryMonitor(make_settings(tmp_path), structures=StructureRegistry(), cgroup=reader("v2"))
+    sample = monitor.sample()
+    assert sample.limit == 512 * MIB and sample.limit_source == "cgroup v2 memory.max"
+    assert sample.percent_of_limit == pytest.approx(100 * sample.rss / (512 * MIB))
+
+
+# ------------------------------------------------------------- sampling the real process
+
+
+def test_sample_reads_the_real_process(tmp_path):
+    registry = StructureRegistry()
+    d = registry.bounded_dict("things", max_size=10)
+    d.update({i: i for i in range(4)})
+    monitor = MemoryMonitor(make_settings(tmp_path), structures=registry)
+    sample = monitor.sample(loop_lag_ms=1.5)
+    real = psutil.Process().memory_info().rss
+    assert abs(sample.rss - real) < 64 * MIB
+    assert sample.uss is not None and 0 < sample.uss <= sample.rss
+    assert sample.peak_rss is not None and sample.peak_rss >= sample.rss * 0.9
+    assert sample.threads >= 1 and sample.open_fds is not None and sample.open_fds > 0
+    assert sample.system_total >= sample.system_available > 0
+    assert [(s.name, s.size, s.limit) for s in sample.structures] == [("things", 4, 10)]
+    assert sample.loop_lag_ms == 1.5
+    assert monitor.latest is sample
+
+
+def test_access_denied_on_full_info_falls_back_to_rss(tmp_path):
+    class HardenedProcess(psutil.Process):
+        def memory_full_info(self):
+            raise psutil.AccessDenied(self.pid)
+
+    monitor = MemoryMonitor(
+        make_settings(tmp_path), structures=StructureRegistry(), process=HardenedProcess()
+    )
+    sample = monitor.sample()
+    assert sample.rss > 0 and sample.uss is None and sample.swap is None
+
+
+def test_history_is_a_bounded_ring(tmp_path):
+    monitor = MemoryMonitor(make_settings(tmp_path, memory_history_size=5), structures=StructureRegistry())
+    for _ in range(12):
+        monitor.sample()
+    assert len(monitor.history) == 5
+
+
+def test_sample_round_trips_through_json(tmp_path):
+    registry = StructureRegistry()
+    registry.bounded_dict("x", max_size=3)["k"] = 1
+    monitor = MemoryMonitor(make_settings(tmp_path), structures=registry)
+    sample = monitor.sample()
+    again = MemorySample.from_dict(json.loads(json.dumps(sample.to_dict())))
+    assert again == sample
+
+
+# ------------------------------------------------------------- trend
+
+
+def series(values_mib: list[float], step_s: float = 60) -> list[MemorySample]:
+    return [
+        MemorySample(
+            at=T0 + timedelta(seconds=i * step_s),
+            rss=int(v * MIB),
+            vms=0,
+            uss=None,
+            pss=None,
+            swap=None,
+            peak_rss=None,
+            threads=1,
+            open_fds=None,
+            system_total=1,
+            system_available=1,
+            system_used=0,
+            system_percent=0,
+            limit=1000 * MIB,
+            limit_source="test",
+            gc_counts=(0, 0, 0),
+            gc_collections=(0, 0, 0),
+        )
+        for i, v in enumerate(values_mib)
+    ]
+
+
+def test_trend_of_a_steady_process_is_flat_with_no_projection():
+    trend = rss_trend(series([100.0] * 60), window_s=3600, threshold_bytes=800 * MIB)
+    assert trend.slope_mib_per_hour == pytest.approx(0.0, abs=1e-9)
+    assert trend.seconds_to_threshold is None
+    assert not trend.rising
+
+
+def test_trend_of_a_leak_gives_slope_and_time_to_threshold():
+    # 1 MiB per minute = 60 MiB/h, from 100 MiB; 800 MiB threshold
+    trend = rss_trend(series([100.0 + i for i in range(60)]), window_s=3600, threshold_bytes=800 * MIB)
+    assert trend.slope_mib_per_hour == pytest.approx(60.0)
+    assert trend.seconds_to_threshold == pytest.approx((800 - 159) * 60, rel=1e-6)
+
+
+def test_trend_restarts_after_a_big_drop():
+    # leak, restart (drop to 50), then a flat line: the trend must be flat, not negative
+    values = [100.0 + 2 * i for i in range(30)] + [50.0] * 30
+    trend = rss_trend(series(values), window_s=3600, threshold_bytes=800 * MIB)
+    assert trend.samples == 30
+    assert trend.slope_mib_per_hour == pytest.approx(0.0, abs=1e-9)
+
+
+def test_trend_uses_only_the_window():
+    values = [100.0 + 10 * i for i in range(60)] + [700.0] * 60
+    trend = rss_trend(series(values), window_s=30 * 60, threshold_bytes=800 * MIB)
+    assert trend.slope_mib_per_hour == pytest.approx(0.0, abs=1e-9)
+
+
+def test_trend_needs_three_samples():
+    assert rss_trend(series([1.0, 2.0]), window_s=3600).slope_mib_per_hour is None
+
+
+# ------------------------------------------------------------- checkpoints
+
+
+@pytest.fixture
+async def db(tmp_path):
+    database = Database(make_settings(tmp_path))
+    await database.create_tables()
+    yield database
+    await database.dispose()
+
+
+async def test_checkpoints_persist_across_a_new_monitor(tmp_path, db):
+    settings = make_settings(tmp_path)
+    clock = FakeClock()
+    first = MemoryMonitor(settings, db, structures=StructureRegistry(), clock=clock)
+    await first.checkpoint("before")
+    clock.advance(60)
+    await first.checkpoint()  # default label is the UTC time
+
+    second = MemoryMonitor(settings, db, structures=StructureRegistry())
+    labels = [c.label for c in await second.list_checkpoints()]
+    assert labels == ["2026-01-01 00:01:00 UTC", "before"]
+    assert await second.refresh_checkpoint_count() == 2
+    stored = await second.get_checkpoint("before")
+    assert stored is not None and stored.sample.rss > 0 and stored.sample.gc_objects
+
+
+async def test_checkpoint_retention_keeps_the_newest_n(tmp_path, db):
+    monitor = MemoryMonitor(
+        make_settings(tmp_path, memory_checkpoint_retention=3), db, structures=StructureRegistry()
+    )
+    for i in range(7):
+        await monitor.checkpoint(f"cp{i}")
+    assert [c.label for c in await monitor.list_checkpoints()] == ["cp6", "cp5", "cp4"]
+    assert monitor.checkpoints_count == 3
+
+
+async def test_duplicate_label_and_unknown_label_are_clear_errors(tmp_path, db):
+    monitor = MemoryMonitor(make_settings(tmp_path), db, structures=StructureRegistry())
+    await monitor.checkpoint("a")
+    with pytest.raises(CheckpointError, match="'a' already exists"):
+        await monitor.checkpoint("a")
+    with pytest.raises(CheckpointError, match="No checkpoint is named 'zzz'"):
+        await monitor.compare("zzz", "a")
+    with pytest.raises(CheckpointError, match="1 to 100"):
+        await monitor.checkpoint("x" * 101)
+
+
+async def test_compare_reports_rss_structures_and_gc_changes(tmp_path, db):
+    registry = StructureRegistry()
+    d = registry.bounded_dict("cache", max_size=100_000)
+    monitor = MemoryMonitor(make_settings(tmp_path), db, structures=registry)
+    await monitor.checkpoint("before")
+    hoard = [[i, bytes(1024)] for i in range(20_000)]  # ~20 MiB in 20,000 GC-tracked lists
+    for i in range(500):
+        d[i] = i
+    await monitor.checkpoint("after")
+    result = await monitor.compare("before", "after")
+    assert result.rss_change > 10 * MIB
+    assert result.rss_change_percent > 0
+    assert [(s.name, s.before, s.after, s.change) for s in result.structures] == [("cache", 0, 500, 500)]
+    assert (
+        result.gc_objects_change is not None and result.gc_objects_change >= 18_000
+    )  # other objects come and go
+    assert result.pool_checked_out_change == 0
+    assert result.top_allocations == ()
+    del hoard
+
+
+async def test_compare_with_tracemalloc_names_the_growing_line(tmp_path, db):
+    monitor = MemoryMonitor(make_settings(tmp_path), db, structures=StructureRegistry())
+    monitor.set_tracing(True)
+    try:
+        await monitor.checkpoint("t0")
+        hoard = [bytes(2048) for _ in range(5000)]  # the growing line
+        await monitor.checkpoint("t1")
+    finally:
+        monitor.set_tracing(False)
+    result = await monitor.compare("t0", "t1")
+    assert result.top_allocations, "expected allocation growth"
+    top = result.top_allocations[0]
+    assert top.where.endswith(f"test_memory_optimizer.py:{_line_of('bytes(2048)')}")
+    assert top.size_change >= 5000 * 2048
+    assert len(result.top_allocations) <= 10
+    del hoard
+
+
+def _line_of(text: str) -> int:
+    lines = Path(__file__).read_text().splitlines()
+    return next(i for i, line in enumerate(lines, 1) if text in line and "hoard =" in line)
+
+
+async def test_automatic_growth_percent_compares_the_two_newest_automatic_checkpoints(tmp_path, db):
+    monitor = MemoryMonitor(make_settings(tmp_path), db, structures=StructureRegistry())
+    assert await monitor.automatic_growth_percent() is None
+    await monitor.checkpoint("auto-1", automatic=True)
+    await monitor.checkpoint("manual")
+    await monitor.checkpoint("auto-2", automatic=True)
+    growth = await monitor.automatic_growth_percent()
+    a, b = await monitor.get_checkpoint("auto-1"), await monitor.get_checkpoint("auto-2")
+    assert growth == pytest.approx(100 * (b.sample.rss - a.sample.rss) / a.sample.rss)
+
+
+async def test_checkpoints_without_a_database_are_kept_in_memory_and_bounded(tmp_path):
+    monitor = MemoryMonitor(
+        make_settings(tmp_path, memory_checkpoint_retention=2), structures=StructureRegistry()
+    )
+    for label in ("a", "b", "c"):
+        await monitor.checkpoint(label)
+    assert [c.label for c in await monitor.list_checkpoints()] == ["c", "b"]
+
+
+# ------------------------------------------------------------- stats payload, profile, formatting
+
+
+def test_get_memory_stats_is_json_with_the_planned_keys(tmp_path):
+    monitor = MemoryMonitor(make_settings(tmp_path), structures=StructureRegistry())
+    set_default_monitor(monitor)
+    try:
+        monitor.sample()
+        stats = get_memory_stats()
+    finally:
+        set_default_monitor(None)
+    json.dumps(stats)
+    for key in (
+        "rss",
+        "vms",
+        "percent",
+        "available",
+        "system_total",
+        "system_used",
+        "system_percent",
+        "checkpoints_count",
+        "limit",
+        "limit_source",
+        "percent_of_limit",
+        "trend",
+        "structures",
+        "pool",
+    ):
+        assert key in stats
+    assert stats["rss"] == round(monitor.latest.rss / MIB, 1)
+
+
+async def test_memory_profile_records_sync_and_async_calls():
+    @memory_profile
+    def grow() -> list[bytes]:
+        return [bytes(1024) for _ in range(10_000)]
+
+    @memory_profile
+    async def wait() -> int:
+        await asyncio.sleep(0)
+        return 3
+
+    kept = grow()
+    assert await wait() == 3
+    await wait()
+    sync_stats = profile_table[f"{__name__}.test_memory_profile_records_sync_and_async_calls.<locals>.grow"]
+    async_stats = profile_table[f"{__name__}.test_memory_profile_records_sync_and_async_calls.<locals>.wait"]
+    assert sync_stats.calls == 1 and sync_stats.total_s > 0
+    assert async_stats.calls == 2
+    assert len(profile_table) <= profile_table.max_size
+    del kept
+
+
+def test_formatting_for_people():
+    assert format_bytes(1536 * 1024) == "1.5 MiB"
+    assert format_bytes(3 * 1024 * MIB) == "3.0 GiB"
+    assert format_bytes(-2 * MIB) == "-2.0 MiB"
+    assert format_duration(0.0123) == "12 ms"
+    assert format_duration(42) == "42.0 s"
+    assert format_duration(600) == "10 min"
+    assert format_duration(7200) == "2.0 h"
+    assert sparkline([1, 2, 3, 4, 5, 6, 7, 8]) == "▁▂▃▄▅▆▇█"
+    assert sparkline([5, 5]) == "▁▁"
