@@ -10,9 +10,13 @@ from discord.ext import commands
 
 import cogs
 from polly import background_tasks
+from polly.alert_store import AlertStore
+from polly.alerts import AlertEngine, Thresholds
 from polly.config import Settings, load_settings
 from polly.enhanced_database import Database
 from polly.memory_optimizer import MemoryMonitor, set_default_monitor
+from polly.memory_utils import registry
+from polly.monitor_cycle import MonitorCycle
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +34,19 @@ class PollyBot(commands.Bot):
         super().__init__(command_prefix=commands.when_mentioned, intents=intents, help_command=None)
         self.settings = settings
         self.db = Database(settings)
-        self.monitor = MemoryMonitor(settings, self.db)
+        # discord.utils.utcnow: the same clock as discord.py's tasks (and SimCord's virtual one).
+        self.monitor = MemoryMonitor(settings, self.db, clock=discord.utils.utcnow)
         set_default_monitor(self.monitor)
         background_tasks.configure(settings)
+        self.alert_store = AlertStore(self.db, settings.alert_history_size)
+        # Alert state and due times live on the bot so reloading the cog keeps them.
+        self.cycle = MonitorCycle(
+            settings,
+            self.monitor,
+            AlertEngine(Thresholds.from_settings(settings)),
+            self.alert_store,
+            registry,
+        )
         self.failed_extensions: dict[str, str] = {}
 
     async def setup_hook(self) -> None:

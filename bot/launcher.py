@@ -17,8 +17,7 @@ log = logging.getLogger("bot")
 
 EXIT_CONFIG = 2
 TOKEN_HINT = (
-    "DISCORD_TOKEN is not set: put DISCORD_TOKEN=<your bot token> in .env (see .env.example) "
-    "or in the environment"
+    "DISCORD_TOKEN is not set: put DISCORD_TOKEN=<your bot token> in .env (see .env.example) or in the environment"
 )
 
 
@@ -44,9 +43,7 @@ def setup_logging(settings: Settings | None = None) -> None:
     if settings is None:
         return
     secrets = [
-        secret.get_secret_value()
-        for secret in (settings.discord_token, settings.health_token)
-        if secret is not None
+        secret.get_secret_value() for secret in (settings.discord_token, settings.health_token) if secret is not None
     ]
     for handler in logging.getLogger().handlers:
         handler.addFilter(RedactSecrets(secrets))

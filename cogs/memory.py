@@ -1,20 +1,338 @@
-"""Memory operations for bot operators: the /mem commands and the monitor loop."""
+"""Memory operations for the bot's operators: the /mem commands and the monitor loop.
+
+Presentation only: every number comes from the bot's MemoryMonitor, the tracked-structure
+registry and the pool monitor; `_memory_render` turns them into embeds that fit Discord's limits.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import time
+from typing import TYPE_CHECKING, Any
 
-from discord.ext import commands
+import discord
+from discord import app_commands
+from discord.ext import commands, tasks
+
+from cogs import _memory_render as render
+from cogs._access import check_operator, is_operator
+from polly.alert_store import ALERT_CHANNEL_KEY
+from polly.memory_optimizer import CheckpointError, compare_checkpoints
+from polly.monitor_cycle import AlertEventOut, CleanupRunningError
+
+if TYPE_CHECKING:
+    from bot.app import PollyBot
 
 log = logging.getLogger(__name__)
 
+APOLOGY = "Sorry, that went wrong on our side; the details are in the bot's log."
+SEND_PERMISSIONS_HINT = "give me View Channel, Send Messages and Embed Links there"
+
+
+async def measure_loop_lag() -> float:
+    """Milliseconds one turn of the event loop takes right now (how long callbacks wait)."""
+    loop = asyncio.get_running_loop()
+    started = time.perf_counter()
+    turn = loop.create_future()
+    loop.call_soon(turn.set_result, None)
+    await turn
+    return (time.perf_counter() - started) * 1000
+
+
+async def reply(interaction: discord.Interaction, content: str | None = None, **kwargs: Any) -> None:
+    """Answer ephemerally, whether or not the interaction was deferred."""
+    if interaction.response.is_done():
+        await interaction.followup.send(content, ephemeral=True, **kwargs)
+    else:
+        await interaction.response.send_message(content, ephemeral=True, **kwargs)
+
 
 class MemoryCog(commands.Cog):
-    """Placeholder until the memory core lands."""
+    """/mem commands, the monitor loop and alert delivery."""
 
-    def __init__(self, bot: commands.Bot) -> None:
+    mem = app_commands.Group(
+        name="mem",
+        description="Memory operations of this bot (operators only)",
+        guild_only=True,
+        default_permissions=discord.Permissions(administrator=True),
+    )
+
+    def __init__(self, bot: PollyBot) -> None:
         self.bot = bot
+        self.settings = bot.settings
+        self.monitor = bot.monitor
+        self.cycle = bot.cycle
+        self.store = bot.alert_store
+        self.alert_channel_id: int | None = self.settings.memory_alert_channel_id
+
+    async def cog_load(self) -> None:
+        try:
+            self.alert_channel_id = await self.store.alert_channel_id(self.settings.memory_alert_channel_id)
+        except Exception:
+            log.exception("Could not read the stored alert channel; using MEMORY_ALERT_CHANNEL_ID")
+        if self.settings.memory_monitoring:
+            self.monitor_loop.change_interval(seconds=self.settings.memory_check_interval_seconds)
+            self.monitor_loop.start()
+            log.info("Memory monitor started (every %.0f s)", self.settings.memory_check_interval_seconds)
+
+    async def cog_unload(self) -> None:
+        self.monitor_loop.cancel()
+
+    # ------------------------------------------------------------ the monitor loop
+
+    @tasks.loop(seconds=60)
+    async def monitor_loop(self) -> None:
+        try:
+            result = await self.cycle.tick(await measure_loop_lag())
+        except Exception as exc:
+            log.exception("Memory monitor tick failed")
+            change = self.cycle.record_failure(exc)
+            if change is not None:
+                self.monitor_loop.change_interval(seconds=change.interval_s)
+                if change.entering:
+                    await self._post_quietly(render.backoff_embed(change.factor, change.interval_s, str(exc)))
+            return
+        change = self.cycle.record_success(result.sample.at)
+        if change is not None:
+            self.monitor_loop.change_interval(seconds=change.interval_s)
+        self.cycle.outbox.extend(result.events)
+        await self.deliver_alerts()
+
+    @monitor_loop.before_loop
+    async def _wait_until_ready(self) -> None:
+        await self.bot.wait_until_ready()
+
+    # ------------------------------------------------------------ alert delivery
+
+    async def _alert_channel(self) -> discord.abc.Messageable | None:
+        if self.alert_channel_id is None:
+            return None
+        channel = self.bot.get_channel(self.alert_channel_id) or await self.bot.fetch_channel(self.alert_channel_id)
+        if not isinstance(channel, discord.abc.Messageable):
+            raise TypeError(f"channel {self.alert_channel_id} cannot receive messages")
+        return channel
+
+    async def deliver_alerts(self) -> None:
+        """Post queued alerts in order; what cannot be posted now waits for the next tick."""
+        outbox = self.cycle.outbox
+        if not outbox:
+            return
+        try:
+            channel = await self._alert_channel()
+        except (discord.HTTPException, TypeError) as exc:
+            self._delivery_failed(exc)
+            return
+        if channel is None:
+            log.warning(
+                "%d alert(s) not posted: no alert channel (set MEMORY_ALERT_CHANNEL_ID or /mem alerts)",
+                len(outbox),
+            )
+            outbox.clear()
+            return
+        trend = self.monitor.trend()
+        while outbox:
+            event: AlertEventOut = outbox[0]
+            try:
+                await channel.send(embed=render.alert_embed(event.transition, trend))
+            except discord.HTTPException as exc:
+                self._delivery_failed(exc)
+                return
+            outbox.popleft()
+            if event.event_id is not None:
+                try:
+                    await self.store.mark_delivered(event.event_id)
+                except Exception:
+                    log.exception("Could not mark alert event %d delivered", event.event_id)
+        self.cycle.health.undelivered = 0
+
+    def _delivery_failed(self, exc: BaseException) -> None:
+        health = self.cycle.health
+        health.errors += 1
+        health.undelivered = len(self.cycle.outbox)
+        log.warning(
+            "Could not post %d alert(s) to channel %s (%s); retrying next tick",
+            health.undelivered,
+            self.alert_channel_id,
+            exc,
+        )
+
+    async def _post_quietly(self, embed: discord.Embed) -> bool:
+        """Post a notice to the alert channel; never raises (the log has the reason)."""
+        try:
+            channel = await self._alert_channel()
+            if channel is None:
+                return False
+            await channel.send(embed=embed)
+            return True
+        except (discord.HTTPException, TypeError) as exc:
+            log.warning("Could not post to the alert channel %s: %s", self.alert_channel_id, exc)
+            return False
+
+    # ------------------------------------------------------------ commands
+
+    @mem.command(name="stats", description="Process memory, limit, trend, tracked structures, pool and loop lag")
+    async def stats(self, interaction: discord.Interaction) -> None:
+        """Show the latest memory sample of this bot process."""
+        if not await check_operator(interaction, self.settings):
+            return
+        sample = self.monitor.latest
+        max_age = self.settings.memory_check_interval_seconds * self.cycle.health.backoff_factor
+        if sample is None or (self.monitor.clock() - sample.at).total_seconds() > max_age:
+            sample = self.monitor.sample(await measure_loop_lag())
+        embed = render.stats_embed(
+            sample,
+            self.monitor.trend(),
+            self.cycle.health,
+            now=self.monitor.clock(),
+            latency_s=self.bot.latency,
+            firing=len(self.cycle.engine.active()),
+            tracing=self.monitor.tracing,
+            threshold_percent=self.cycle.engine.thresholds.memory_percent,
+            monitoring=self.monitor_loop.is_running(),
+        )
+        await reply(interaction, embed=embed)
+
+    @mem.command(name="cleanup", description="Clean every tracked structure and run a full garbage collection")
+    @app_commands.describe(dry_run="Only report what would be removed; change nothing")
+    async def cleanup(self, interaction: discord.Interaction, dry_run: bool = False) -> None:
+        """Clean the tracked structures, collect garbage and trim the heap."""
+        if not await check_operator(interaction, self.settings):
+            return
+        if self.cycle.cleanup_owner is not None:
+            owner, since = self.cycle.cleanup_owner
+            await reply(
+                interaction,
+                render.error_line(f"A cleanup is already running (started by {owner} at {since:%H:%M:%S} UTC)."),
+            )
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        rss_before = self.monitor.process.memory_info().rss
+        try:
+            report = await self.cycle.manual_cleanup(str(interaction.user), dry_run=dry_run)
+        except CleanupRunningError as exc:
+            await reply(interaction, render.error_line(str(exc)))
+            return
+        rss_after = self.monitor.process.memory_info().rss
+        await reply(interaction, embed=render.cleanup_embed(report, rss_before, rss_after))
+        if not dry_run:
+            who = f"{interaction.user} ({interaction.user.id})"
+            await self._post_quietly(render.cleanup_announcement(who, report, rss_before, rss_after))
+
+    @mem.command(name="pool", description="Database pool: limits, live figures and counters")
+    async def pool(self, interaction: discord.Interaction) -> None:
+        """Show the database pool's configuration, live figures and counters."""
+        if not await check_operator(interaction, self.settings):
+            return
+        await reply(interaction, embed=render.pool_embed(self.bot.db.get_pool_status()))
+
+    @mem.command(name="checkpoint", description="Store a memory checkpoint and compare it with an earlier one")
+    @app_commands.describe(
+        label="Name for this checkpoint (default: the current UTC time)",
+        compare_to="Checkpoint to compare with (default: the previous one)",
+        trace="Turn allocation tracing on or off for the next checkpoints (costly while on)",
+    )
+    async def checkpoint(
+        self,
+        interaction: discord.Interaction,
+        label: app_commands.Range[str, 1, 100] | None = None,
+        compare_to: str | None = None,
+        trace: bool | None = None,
+    ) -> None:
+        """Store a checkpoint and show what changed since another one."""
+        if not await check_operator(interaction, self.settings):
+            return
+        try:
+            before = await self.monitor.compare_target(compare_to)
+            if trace is not None:
+                self.monitor.set_tracing(trace)
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            stored = await self.monitor.checkpoint(label)
+            before = before or await self.monitor.previous_checkpoint(stored)
+        except CheckpointError as exc:
+            await reply(interaction, render.error_line(str(exc)))
+            return
+        comparison = compare_checkpoints(before, stored) if before is not None else None
+        embed = render.checkpoint_embed(
+            stored,
+            comparison,
+            growth_threshold=self.cycle.engine.thresholds.checkpoint_growth_percent,
+            tracing=self.monitor.tracing,
+        )
+        await reply(interaction, embed=embed)
+
+    @checkpoint.autocomplete("compare_to")
+    async def _checkpoint_labels(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        assert isinstance(interaction.client, commands.Bot)
+        if not await is_operator(interaction.client, self.settings, interaction.user, interaction.guild):
+            return []
+        needle = current.lower()
+        labels = [c.label for c in await self.monitor.list_checkpoints(limit=100) if needle in c.label.lower()]
+        return [app_commands.Choice(name=label[:100], value=label) for label in labels[:25]]
+
+    @mem.command(name="alerts", description="Alert channel, thresholds, firing alerts and recent alert events")
+    @app_commands.describe(channel="Post alerts in this channel from now on", test="Post a test message there")
+    async def alerts(
+        self, interaction: discord.Interaction, channel: discord.TextChannel | None = None, test: bool = False
+    ) -> None:
+        """Show and configure memory alerts."""
+        if not await check_operator(interaction, self.settings):
+            return
+        notes = []
+        if channel is not None:
+            await self.store.set_setting(ALERT_CHANNEL_KEY, str(channel.id))
+            self.alert_channel_id = channel.id
+            notes.append(f"Alerts now go to {channel.mention}.")
+            await self.deliver_alerts()
+        if test:
+            notes.append(await self._test_post(interaction))
+        engine = self.cycle.engine
+        embed = render.alerts_embed(
+            self._channel_text(),
+            engine.thresholds,
+            engine.active(),
+            await self.store.recent(10),
+            undelivered=len(self.cycle.outbox),
+        )
+        await reply(interaction, "\n".join(notes) or None, embed=embed)
+
+    def _channel_text(self) -> str:
+        if self.alert_channel_id is None:
+            return "not set: choose one with /mem alerts channel:#your-ops-channel"
+        return f"<#{self.alert_channel_id}>"
+
+    async def _test_post(self, interaction: discord.Interaction) -> str:
+        if self.alert_channel_id is None:
+            return "❌ No alert channel is set: add channel:#your-ops-channel to choose one."
+        notice = render.new_embed("✅ Test alert", f"Requested by {interaction.user}; alerts will appear here.")
+        try:
+            channel = await self._alert_channel()
+            assert channel is not None
+            await channel.send(embed=notice)
+        except discord.Forbidden:
+            return f"❌ I cannot post in <#{self.alert_channel_id}>: {SEND_PERMISSIONS_HINT}."
+        except (discord.NotFound, TypeError):
+            return f"❌ Channel {self.alert_channel_id} no longer exists: choose another with channel:."
+        except discord.HTTPException as exc:
+            return f"❌ Discord refused the test message ({exc.status}); try again later."
+        return f"✅ Test message posted in <#{self.alert_channel_id}>."
+
+    async def cog_app_command_error(
+        self, interaction: discord.Interaction, error: app_commands.AppCommandError
+    ) -> None:
+        log.error(
+            "Unexpected error in /%s",
+            interaction.command.qualified_name if interaction.command else "?",
+            exc_info=getattr(error, "original", error),
+        )
+        with contextlib.suppress(discord.HTTPException):
+            await reply(interaction, APOLOGY)
 
 
-async def setup(bot: commands.Bot) -> None:
-    await bot.add_cog(MemoryCog(bot))
+async def setup(bot: PollyBot) -> None:
+    guild_ids = bot.settings.memory_admin_guild_ids
+    guilds = [discord.Object(guild_id) for guild_id in guild_ids] if guild_ids else discord.utils.MISSING
+    await bot.add_cog(MemoryCog(bot), guilds=guilds)

@@ -167,9 +167,7 @@ def pool_conditions(sample: MemorySample, previous: MemorySample | None, t: Thre
             f"{pool.get('overflow', 0)} of {max_overflow} overflow connections in use "
             f"({pool.get('checked_out', 0)} checked out, pool size {pool.get('pool_size')})"
         )
-        out.append(
-            Condition(Rule.POOL_OVERFLOW, "pool", value, t.pool_overflow_percent, active, clear, detail)
-        )
+        out.append(Condition(Rule.POOL_OVERFLOW, "pool", value, t.pool_overflow_percent, active, clear, detail))
     before = (previous.pool or {}).get("timeouts", 0) if previous is not None else pool.get("timeouts", 0)
     new = pool.get("timeouts", 0) - before
     out.append(
@@ -227,9 +225,7 @@ def leak_conditions(trend: Trend, t: Thresholds) -> list[Condition]:
     # Hysteresis: resolve only once the slope is clearly below the minimum or the threshold is
     # well beyond the horizon.
     clear = slope < t.leak_min_mib_per_hour * 0.5 or eta is None or eta > horizon * 1.5
-    reach = (
-        f"reaches {t.memory_percent:g} % of the limit in {format_duration(eta)}" if eta is not None else ""
-    )
+    reach = f"reaches {t.memory_percent:g} % of the limit in {format_duration(eta)}" if eta is not None else ""
     detail = f"RSS rising {slope:.1f} MiB/h over {format_duration(trend.span_s)}; {reach}".rstrip("; ")
     return [Condition(Rule.LEAK_TREND, "process", slope, t.leak_min_mib_per_hour, active, clear, detail)]
 

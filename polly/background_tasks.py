@@ -8,7 +8,6 @@ bounded structures, and failures of vanished polls are dropped.
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 import discord
@@ -65,7 +64,8 @@ def warn_throttled(kind: str, message: str, *args: Any) -> None:
 
 def record_failure(poll_id: int, method: str, now: float | None = None) -> dict[str, Any]:
     """Remember one failed fetch of a poll's message; returns the poll's failure entry."""
-    now = time.time() if now is None else now
+    # discord.py's clock, so failure ages and the monitor's cleanup agree (also in SimCord).
+    now = discord.utils.utcnow().timestamp() if now is None else now
     entry = message_fetch_failures.get(poll_id)
     if entry is None:
         entry = {"count": 0, "first_failure": now, "last_attempt": now, "methods_tried": []}
@@ -102,15 +102,11 @@ async def check_poll_message(bot: discord.Client, poll: Poll) -> bool | None:
     try:
         await _fetch_message(bot, poll, method)
     except discord.NotFound:
-        warn_throttled(
-            "message_not_found", "Poll %d: message %s not found (%s)", poll.id, poll.message_id, method
-        )
+        warn_throttled("message_not_found", "Poll %d: message %s not found (%s)", poll.id, poll.message_id, method)
         record_failure(poll.id, method)
         return False
     except discord.Forbidden:
-        warn_throttled(
-            "permission_denied", "Poll %d: no permission to read channel %d", poll.id, poll.channel_id
-        )
+        warn_throttled("permission_denied", "Poll %d: no permission to read channel %d", poll.id, poll.channel_id)
         return None
     except LookupError:
         warn_throttled("channel_not_found", "Poll %d: channel %d not found", poll.id, poll.channel_id)
@@ -129,9 +125,7 @@ async def verify_poll_messages(bot: discord.Client, db: Database | None = None) 
     db = db or bot.db  # type: ignore[attr-defined]
     async with db.session_scope() as session:
         polls = list(
-            await session.scalars(
-                select(Poll).where(Poll.status == PollStatus.ACTIVE, Poll.message_id.is_not(None))
-            )
+            await session.scalars(select(Poll).where(Poll.status == PollStatus.ACTIVE, Poll.message_id.is_not(None)))
         )
     result = {"checked": len(polls), "ok": 0, "missing": 0, "deleted": 0}
     gone: list[int] = []
@@ -158,17 +152,13 @@ async def _delete_polls(db: Database, poll_ids: list[int]) -> int:
     return deleted.rowcount or 0  # type: ignore[attr-defined]
 
 
-async def cleanup_polls_with_deleted_messages(
-    bot: discord.Client, db: Database | None = None
-) -> dict[str, int]:
+async def cleanup_polls_with_deleted_messages(bot: discord.Client, db: Database | None = None) -> dict[str, int]:
     """Clean the tracked structures, drop failures of polls that no longer exist, then delete
     the polls whose messages stayed missing for the whole retry budget."""
     db = db or bot.db  # type: ignore[attr-defined]
-    cleanup_background_tasks_memory(gc_generation=None)
+    cleanup_background_tasks_memory(gc_generation=None, now=discord.utils.utcnow().timestamp())
     async with db.session_scope() as session:
-        existing = set(
-            await session.scalars(select(Poll.id).where(Poll.id.in_(list(message_fetch_failures))))
-        )
+        existing = set(await session.scalars(select(Poll.id).where(Poll.id.in_(list(message_fetch_failures)))))
     orphans = [poll_id for poll_id in list(message_fetch_failures) if poll_id not in existing]
     for poll_id in orphans:
         forget_failure(poll_id)

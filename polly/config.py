@@ -119,9 +119,7 @@ class Settings(BaseSettings):
             raise ValueError("unknown log level")
         return level
 
-    @field_validator(
-        "memory_admin_user_ids", "memory_admin_role_ids", "memory_admin_guild_ids", mode="before"
-    )
+    @field_validator("memory_admin_user_ids", "memory_admin_role_ids", "memory_admin_guild_ids", mode="before")
     @classmethod
     def _split_ids(cls, value: Any) -> Any:
         if isinstance(value, str):

@@ -51,11 +51,11 @@ class CheckpointError(ValueError):
 # ---------------------------------------------------------------- formatting (shared by every view)
 
 
-def format_bytes(value: float | None) -> str:
-    """Sizes for people: MiB or GiB with one decimal."""
+def format_bytes(value: float | None, *, signed: bool = False) -> str:
+    """Sizes for people: MiB or GiB with one decimal; `signed` shows + for growth."""
     if value is None:
         return "n/a"
-    sign = "-" if value < 0 else ""
+    sign = "-" if value < 0 else ("+" if signed else "")
     value = abs(value)
     if value >= 1024 * MIB:
         return f"{sign}{value / (1024 * MIB):.1f} GiB"
@@ -102,9 +102,7 @@ class MemoryLimit:
 class CgroupReader:
     """Reads this process's cgroup memory limit; paths are parameters so tests use fixture files."""
 
-    def __init__(
-        self, root: Path = Path("/sys/fs/cgroup"), proc_cgroup: Path = Path("/proc/self/cgroup")
-    ) -> None:
+    def __init__(self, root: Path = Path("/sys/fs/cgroup"), proc_cgroup: Path = Path("/proc/self/cgroup")) -> None:
         self.root = root
         self.proc_cgroup = proc_cgroup
 
@@ -511,7 +509,13 @@ class MemoryMonitor:
     async def checkpoint(self, label: str | None = None, *, automatic: bool = False) -> Checkpoint:
         """Store a sample (and an allocation summary when tracing) under a unique label."""
         now = self.clock()
-        label = (label or now.strftime("%Y-%m-%d %H:%M:%S UTC")).strip()
+        if label is None:
+            label = base = now.strftime("%Y-%m-%d %H:%M:%S UTC")
+            suffix = 1
+            while await self.get_checkpoint(label) is not None:  # two in the same second
+                suffix += 1
+                label = f"{base} #{suffix}"
+        label = label.strip()
         if not label or len(label) > 100:
             raise CheckpointError("A checkpoint label must be 1 to 100 characters long.")
         if await self.get_checkpoint(label) is not None:
@@ -574,6 +578,10 @@ class MemoryMonitor:
         a = await self._resolve(before)
         b = await self._resolve(after)
         return compare_checkpoints(a, b)
+
+    async def compare_target(self, label: str | None) -> Checkpoint | None:
+        """The checkpoint named `label` (None for None); an unknown label is a CheckpointError."""
+        return None if label is None else await self._resolve(label)
 
     async def _resolve(self, item: str | Checkpoint) -> Checkpoint:
         if isinstance(item, Checkpoint):
@@ -640,9 +648,7 @@ def memory_stats_payload(sample: MemorySample, trend: Trend, checkpoints_count: 
         "percent_of_limit": round(sample.percent_of_limit, 2),
         "checkpoints_count": checkpoints_count,
         "trend": {
-            "slope_mib_per_hour": None
-            if trend.slope_mib_per_hour is None
-            else round(trend.slope_mib_per_hour, 3),
+            "slope_mib_per_hour": None if trend.slope_mib_per_hour is None else round(trend.slope_mib_per_hour, 3),
             "samples": trend.samples,
             "seconds_to_threshold": trend.seconds_to_threshold,
         },

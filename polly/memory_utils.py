@@ -342,9 +342,7 @@ class Tracked:
         return 0
 
 
-def _clean_deque(
-    target: deque, limit: int | None, max_age: float | None, key: str, now: float, dry_run: bool
-) -> int:
+def _clean_deque(target: deque, limit: int | None, max_age: float | None, key: str, now: float, dry_run: bool) -> int:
     keep = list(target)
     if max_age is not None:
         cutoff = now - max_age * 60

@@ -185,9 +185,7 @@ def test_leak_trend_rule_fires_when_the_projection_reaches_the_threshold_within_
     assert "30.0 MiB/h" in out[0].detail and "10.0 h" in out[0].detail
     # far beyond the horizon: not a problem yet
     slow = Trend(2.0, 60, 3600, 100 * 3600)
-    assert (
-        kinds(run(AlertEngine(replace(T, for_checks=1)), make_sample(), 0, trend=slow), Rule.LEAK_TREND) == []
-    )
+    assert kinds(run(AlertEngine(replace(T, for_checks=1)), make_sample(), 0, trend=slow), Rule.LEAK_TREND) == []
     assert kinds(run(engine, make_sample(), 1, trend=FLAT), Rule.LEAK_TREND) == [Transition.RESOLVED]
 
 

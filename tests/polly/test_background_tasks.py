@@ -86,9 +86,7 @@ async def test_poll_whose_message_is_gone_is_deleted_after_the_retry_budget(simc
         result = await bt.verify_poll_messages(simcord_bot)
         assert result["missing"] == 1 and result["deleted"] == 0
         assert bt.message_fetch_failures[poll_id]["count"] == attempt
-    assert bt.message_fetch_failures[poll_id]["methods_tried"] == list(
-        bt.FETCH_METHODS[: bt.RETRY_BUDGET - 1]
-    )
+    assert bt.message_fetch_failures[poll_id]["methods_tried"] == list(bt.FETCH_METHODS[: bt.RETRY_BUDGET - 1])
 
     result = await bt.verify_poll_messages(simcord_bot)
     assert result["deleted"] == 1

@@ -67,9 +67,7 @@ def test_environment_overrides_dotenv(tmp_path, monkeypatch):
         ("ALERT_MEMORY_PERCENT", "120", "percent, > 0 and <= 100"),
     ],
 )
-def test_invalid_value_is_one_line_naming_variable_value_and_allowed(
-    tmp_path, monkeypatch, variable, value, allowed
-):
+def test_invalid_value_is_one_line_naming_variable_value_and_allowed(tmp_path, monkeypatch, variable, value, allowed):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv(variable, value)
     with pytest.raises(ConfigError) as info:

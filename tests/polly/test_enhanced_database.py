@@ -18,9 +18,7 @@ async def small_pool_db(request, tmp_path):
     url = f"sqlite+aiosqlite:///{tmp_path / 'pool.db'}"
     if request.param == "postgres":
         url = request.getfixturevalue("postgres_url")
-    db = Database(
-        make_settings(tmp_path, database_url=url, db_pool_size=2, db_max_overflow=1, db_pool_timeout=0.3)
-    )
+    db = Database(make_settings(tmp_path, database_url=url, db_pool_size=2, db_max_overflow=1, db_pool_timeout=0.3))
     await db.create_tables()
     async with db.engine.begin() as conn:
         await conn.execute(text("DELETE FROM votes"))
@@ -94,9 +92,7 @@ async def test_invalidation_is_counted(small_pool_db):
 async def test_session_scope_commits(small_pool_db):
     db = small_pool_db
     async with db.session_scope() as session:
-        session.add(
-            Poll(name="p", question="q?", options=["a", "b"], server_id=1, channel_id=2, creator_id=3)
-        )
+        session.add(Poll(name="p", question="q?", options=["a", "b"], server_id=1, channel_id=2, creator_id=3))
     async with db.session_scope() as session:
         assert await session.scalar(select(func.count(Poll.id))) == 1
     assert db.get_pool_status()["checked_out"] == 0

@@ -69,10 +69,7 @@ def test_plain_counters_survive_the_age_pass():
 def test_custom_timestamp_key_and_age_none_skips_age_pass():
     d = {i: {"seen": minutes_ago(1000)} for i in range(5)}
     assert cleanup_global_dict(d, max_size=10, max_age_minutes=None, timestamp_key="seen") == 0
-    assert (
-        cleanup_global_dict(d, max_size=10, max_age_minutes=60, timestamp_key="seen", now=NOW.timestamp())
-        == 5
-    )
+    assert cleanup_global_dict(d, max_size=10, max_age_minutes=60, timestamp_key="seen", now=NOW.timestamp()) == 5
 
 
 # ------------------------------------------------------------- cleanup_global_dict: size pass
@@ -215,9 +212,7 @@ def test_cleanup_background_tasks_memory_reports_per_structure_and_dry_run_chang
     for i in range(10):
         stale[i] = {"last_attempt": minutes_ago(120 if i < 4 else 1)}
     big = reg.register("big", {i: i for i in range(30)}, max_size=20)
-    q = reg.register(
-        "events", deque({"last_attempt": minutes_ago(m)} for m in (200, 100, 5)), max_age_minutes=60
-    )
+    q = reg.register("events", deque({"last_attempt": minutes_ago(m)} for m in (200, 100, 5)), max_age_minutes=60)
 
     dry = cleanup_background_tasks_memory(dry_run=True, target_registry=reg, now=NOW.timestamp())
     assert dry.gc is None and dry.dry_run

@@ -1,0 +1,442 @@
+"""Embeds and code blocks for the memory cog; every one fits Discord's limits.
+
+discord.py does not check Discord's limits, so every builder here clips what it writes and
+`fit_embed` makes the final embed fit: 256 title, 4096 description, 256/1024 per field name/value,
+25 fields, 6000 in all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import fields as dc_fields
+from datetime import datetime
+from pathlib import PurePath
+from typing import Any
+
+import discord
+from tabulate import tabulate
+
+from polly.alert_store import StoredAlertEvent
+from polly.alerts import ActiveAlert, AlertTransition, Thresholds, Transition
+from polly.memory_optimizer import (
+    Checkpoint,
+    CheckpointComparison,
+    MemorySample,
+    MonitorHealth,
+    Trend,
+    format_bytes,
+    format_duration,
+    sparkline,
+)
+from polly.memory_utils import CleanupReport
+
+TITLE_LIMIT = 256
+DESCRIPTION_LIMIT = 4096
+FIELD_NAME_LIMIT = 256
+FIELD_VALUE_LIMIT = 1024
+FIELD_COUNT_LIMIT = 25
+EMBED_TOTAL_LIMIT = 6000
+CONTENT_LIMIT = 2000
+NAME_WIDTH = 28
+
+COLOR_OK = discord.Colour.green()
+COLOR_INFO = discord.Colour.blurple()
+COLOR_WARN = discord.Colour.orange()
+COLOR_FIRING = discord.Colour.red()
+
+
+# ---------------------------------------------------------------- limits
+
+
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def short_name(name: str, width: int = NAME_WIDTH) -> str:
+    return clip(name, width)
+
+
+def code_table(rows: Sequence[Sequence[Any]], headers: Sequence[str], limit: int = FIELD_VALUE_LIMIT) -> str:
+    """A tabulate table in a code block, cut to whole rows (with an "… N more" line) to fit."""
+    shown = list(rows)
+    while True:
+        hidden = len(rows) - len(shown)
+        body = tabulate(shown, headers=headers, tablefmt="simple", disable_numparse=True) if shown else ""
+        if hidden:
+            body += f"\n… and {hidden} more"
+        block = f"```\n{body}\n```"
+        if len(block) <= limit or not shown:
+            return block if len(block) <= limit else clip(block, limit)
+        shown.pop()
+
+
+def add_field(embed: discord.Embed, name: str, value: str, *, inline: bool = False) -> None:
+    if len(embed.fields) >= FIELD_COUNT_LIMIT:
+        return
+    embed.add_field(name=clip(name, FIELD_NAME_LIMIT), value=clip(value or "—", FIELD_VALUE_LIMIT), inline=inline)
+
+
+def fit_embed(embed: discord.Embed) -> discord.Embed:
+    """Clip title/description and drop trailing fields until the embed fits in 6000 characters."""
+    if embed.title:
+        embed.title = clip(embed.title, TITLE_LIMIT)
+    if embed.description:
+        embed.description = clip(embed.description, DESCRIPTION_LIMIT)
+    while len(embed) > EMBED_TOTAL_LIMIT and embed.fields:
+        embed.remove_field(len(embed.fields) - 1)
+    if len(embed) > EMBED_TOTAL_LIMIT and embed.description:
+        embed.description = clip(embed.description, max(1, len(embed.description) - (len(embed) - EMBED_TOTAL_LIMIT)))
+    return embed
+
+
+def new_embed(title: str, description: str = "", colour: discord.Colour = COLOR_INFO) -> discord.Embed:
+    return discord.Embed(
+        title=clip(title, TITLE_LIMIT),
+        description=clip(description, DESCRIPTION_LIMIT) or None,
+        colour=colour,
+    )
+
+
+def error_line(text: str) -> str:
+    return clip(f"❌ {text}", CONTENT_LIMIT)
+
+
+def percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f} %"
+
+
+def ago(then: datetime | None, now: datetime) -> str:
+    return "never" if then is None else f"{format_duration(max(0.0, (now - then).total_seconds()))} ago"
+
+
+def bar(fraction: float, width: int = 20) -> str:
+    filled = max(0, min(width, round(fraction * width)))
+    return "█" * filled + "░" * (width - filled)
+
+
+# ---------------------------------------------------------------- /mem stats
+
+
+def trend_text(trend: Trend, threshold_percent: float) -> str:
+    spark = sparkline(trend.recent_rss)
+    if trend.slope_mib_per_hour is None:
+        return f"collecting samples ({trend.samples} in the window so far)\n{spark}".strip()
+    line = f"{trend.slope_mib_per_hour:+.1f} MiB/h over {format_duration(trend.span_s)} ({trend.samples} samples)"
+    if trend.seconds_to_threshold is not None:
+        line += f"\nreaches {threshold_percent:g} % of the limit in ~{format_duration(trend.seconds_to_threshold)}"
+    return f"{line}\n`{spark}`" if spark else line
+
+
+def structures_table(sample: MemorySample, limit: int = FIELD_VALUE_LIMIT) -> str:
+    if not sample.structures:
+        return "none registered"
+    ordered = sorted(sample.structures, key=lambda s: -(s.fill_percent or -1))
+    rows = [
+        (short_name(s.name), f"{s.size:,}", f"{s.limit:,}" if s.limit else "∞", percent(s.fill_percent))
+        for s in ordered
+    ]
+    return code_table(rows, ("structure", "size", "limit", "fill"), limit)
+
+
+def pool_summary(pool: dict[str, Any] | None) -> str:
+    if not pool:
+        return "no database"
+    if not pool.get("sized"):
+        return (
+            f"{pool['pool_class']}: no sizing; {pool.get('checkouts', 0)} checkouts, {pool.get('checked_out', 0)} out"
+        )
+    return (
+        f"{pool['checked_out']}/{pool['pool_size']} + {pool['overflow']}/{pool['max_overflow']} overflow in use; "
+        f"peak {pool['peak_checked_out']}, timeouts {pool['timeouts']}"
+    )
+
+
+def stats_embed(
+    sample: MemorySample,
+    trend: Trend,
+    health: MonitorHealth,
+    *,
+    now: datetime,
+    latency_s: float | None,
+    firing: int,
+    tracing: bool,
+    threshold_percent: float,
+    monitoring: bool,
+) -> discord.Embed:
+    share = sample.percent_of_limit
+    colour = COLOR_FIRING if share >= threshold_percent else COLOR_OK
+    embed = new_embed("Memory of this bot process", colour=colour)
+    add_field(
+        embed,
+        "Process",
+        f"RSS **{format_bytes(sample.rss)}** · USS {format_bytes(sample.uss)} · VMS {format_bytes(sample.vms)}\n"
+        f"swap {format_bytes(sample.swap)} · peak RSS {format_bytes(sample.peak_rss)} · "
+        f"{sample.threads} threads · {sample.open_fds if sample.open_fds is not None else 'n/a'} fds",
+    )
+    add_field(
+        embed,
+        "Limit",
+        f"`{bar(share / 100)}` **{share:.1f} %** of {format_bytes(sample.limit)} ({sample.limit_source}); "
+        f"alert at {threshold_percent:g} %",
+    )
+    add_field(
+        embed,
+        "System",
+        f"{format_bytes(sample.system_used)} used of {format_bytes(sample.system_total)} "
+        f"({sample.system_percent:.1f} %), {format_bytes(sample.system_available)} available",
+    )
+    add_field(embed, "RSS trend", trend_text(trend, threshold_percent))
+    add_field(embed, f"Tracked structures ({len(sample.structures)})", structures_table(sample))
+    gc_line = " · ".join(
+        f"gen{i}: {count} pending, {runs} runs"
+        for i, (count, runs) in enumerate(zip(sample.gc_counts, sample.gc_collections, strict=True))
+    )
+    add_field(embed, "Garbage collector", gc_line)
+    add_field(embed, "Database pool", pool_summary(sample.pool) + "\nDetails: /mem pool")
+    lag = "n/a" if sample.loop_lag_ms is None else f"{sample.loop_lag_ms:.1f} ms"
+    latency = "n/a" if latency_s is None or latency_s != latency_s else f"{latency_s * 1000:.0f} ms"
+    add_field(embed, "Event loop", f"lag {lag} · gateway latency {latency}", inline=True)
+    state = "running" if monitoring else "off (MEMORY_MONITORING=false)"
+    if health.backoff_factor > 1:
+        state = f"backing off ({health.backoff_factor}x interval)"
+    add_field(
+        embed,
+        "Monitor",
+        f"{state}; last tick {ago(health.last_tick_at, now)}; {health.ticks} ticks, {health.errors} errors\n"
+        f"{firing} alert(s) firing · tracemalloc {'on' if tracing else 'off'}",
+        inline=True,
+    )
+    embed.set_footer(text=f"Sample of {sample.at:%Y-%m-%d %H:%M:%S} UTC")
+    return fit_embed(embed)
+
+
+# ---------------------------------------------------------------- /mem cleanup
+
+
+def cleanup_embed(report: CleanupReport, rss_before: int, rss_after: int) -> discord.Embed:
+    verb = "would remove" if report.dry_run else "removed"
+    title = "Cleanup dry run: nothing was changed" if report.dry_run else "Cleanup done"
+    embed = new_embed(title, f"{verb} **{report.removed:,}** entries in {len(report.rows)} structures")
+    rows = [
+        (short_name(r.name), f"{r.before:,}", f"{r.after:,}", f"{r.removed:,}")
+        for r in sorted(report.rows, key=lambda r: -r.removed)
+    ]
+    if rows:
+        add_field(embed, "Structures", code_table(rows, ("structure", "before", "after", "removed")))
+    if report.gc is not None:
+        gc = report.gc
+        trimmed = "heap trimmed" if gc.trimmed else "no heap trim on this platform"
+        add_field(
+            embed,
+            "Garbage collection",
+            f"gen {gc.generation}: {gc.collected:,} objects collected, paused {format_duration(gc.pause_ms / 1000)}; "
+            f"{trimmed}",
+        )
+    add_field(
+        embed,
+        "RSS",
+        f"{format_bytes(rss_before)} → {format_bytes(rss_after)} ({format_bytes(rss_after - rss_before, signed=True)})",
+    )
+    if report.dry_run:
+        embed.set_footer(text="Run /mem cleanup without dry_run to apply it.")
+    return fit_embed(embed)
+
+
+def cleanup_announcement(who: str, report: CleanupReport, rss_before: int, rss_after: int) -> discord.Embed:
+    embed = new_embed(
+        f"🧹 Memory cleanup run by {clip(who, 100)}",
+        f"Removed {report.removed:,} entries; RSS {format_bytes(rss_before)} → {format_bytes(rss_after)}.",
+    )
+    return fit_embed(embed)
+
+
+# ---------------------------------------------------------------- /mem pool
+
+
+def pool_status_line(pool: dict[str, Any]) -> tuple[str, discord.Colour]:
+    if pool.get("timeouts"):
+        return f"⛔ timeouts seen: {pool['timeouts']} checkout(s) gave up", COLOR_FIRING
+    if pool.get("sized"):
+        capacity = pool["pool_size"] + pool["max_overflow"]
+        if capacity and pool["checked_out"] >= 0.8 * capacity:
+            return f"⚠ near limit: {pool['checked_out']} of {capacity} connections in use", COLOR_WARN
+    return "✅ ok", COLOR_OK
+
+
+def pool_embed(pool: dict[str, Any]) -> discord.Embed:
+    status, colour = pool_status_line(pool)
+    embed = new_embed(f"Database pool: {pool['pool_class']}", status, colour)
+    if pool.get("sized"):
+        add_field(
+            embed,
+            "Configured",
+            f"size {pool['pool_size']} · max overflow {pool['max_overflow']} · "
+            f"timeout {format_duration(pool['timeout_s'])} · recycle {format_duration(pool['recycle_s'])}",
+        )
+        add_field(
+            embed,
+            "Now",
+            f"checked out {pool['checked_out']} · checked in {pool['checked_in']} · overflow {pool['overflow']}",
+        )
+    else:
+        ignored = ", ".join(pool.get("ignored_settings") or []) or "none"
+        add_field(
+            embed,
+            "No sizing",
+            f"{pool['pool_class']} keeps no sized pool (in-memory SQLite shares one connection), so it has "
+            f"no size or overflow to show. Settings it ignores: {ignored}.",
+        )
+    counters = [
+        (name.replace("_", " "), f"{pool.get(name, 0):,}")
+        for name in (
+            "checkouts",
+            "checkins",
+            "connects",
+            "overflow_checkouts",
+            "peak_checked_out",
+            "timeouts",
+            "invalidations",
+        )
+    ]
+    add_field(embed, "Counters since start", code_table(counters, ("counter", "value")))
+    return fit_embed(embed)
+
+
+# ---------------------------------------------------------------- /mem checkpoint
+
+
+def _where(path: str) -> str:
+    file, _, line = path.rpartition(":")
+    parts = PurePath(file).parts[-2:]
+    return f"{'/'.join(parts)}:{line}"
+
+
+def checkpoint_embed(
+    checkpoint: Checkpoint,
+    comparison: CheckpointComparison | None,
+    *,
+    growth_threshold: float,
+    tracing: bool,
+) -> discord.Embed:
+    embed = new_embed(
+        f"Checkpoint '{checkpoint.label}' stored",
+        f"RSS {format_bytes(checkpoint.sample.rss)} at {checkpoint.created_at:%Y-%m-%d %H:%M:%S} UTC",
+    )
+    if comparison is None:
+        add_field(embed, "Comparison", "First checkpoint: nothing to compare yet. Run /mem checkpoint again later.")
+    else:
+        flagged = comparison.rss_change_percent > growth_threshold
+        if flagged:
+            embed.colour = COLOR_WARN
+        mark = f" ⚠ above the {growth_threshold:g} % growth threshold" if flagged else ""
+        uss = ""
+        if comparison.uss_change is not None:
+            uss_pct = comparison.uss_change_percent or 0.0
+            uss = f"\nUSS {format_bytes(comparison.uss_change, signed=True)} ({uss_pct:+.1f} %)"
+        rss = f"RSS {format_bytes(comparison.rss_change, signed=True)} ({comparison.rss_change_percent:+.1f} %)"
+        add_field(
+            embed,
+            f"Since '{clip(comparison.before.label, 100)}' ({format_duration(comparison.elapsed_s)} earlier)",
+            f"{rss}{mark}{uss}",
+        )
+        changed = [s for s in comparison.structures if s.change]
+        if changed:
+            rows = [
+                (short_name(s.name), f"{s.before or 0:,}", f"{s.after or 0:,}", f"{s.change:+,}")
+                for s in sorted(changed, key=lambda s: -abs(s.change))
+            ]
+            add_field(embed, "Structures", code_table(rows, ("structure", "before", "after", "change")))
+        else:
+            add_field(embed, "Structures", "no size changes")
+        gc_change = "n/a" if comparison.gc_objects_change is None else f"{comparison.gc_objects_change:+,}"
+        pool_change = "n/a" if comparison.pool_checked_out_change is None else f"{comparison.pool_checked_out_change:+}"
+        add_field(embed, "GC objects / pool", f"GC-tracked objects {gc_change} · pool checked out {pool_change}")
+        if comparison.top_allocations:
+            rows = [
+                (clip(_where(a.where), 40), format_bytes(a.size_change, signed=True), f"{a.count_change:+,}")
+                for a in comparison.top_allocations
+            ]
+            add_field(embed, "Top allocation growth", code_table(rows, ("where", "size", "blocks")))
+    cost = (
+        "tracemalloc is **on**: allocation-heavy code runs up to ~10x slower; turn it off with trace:false."
+        if tracing
+        else "tracemalloc is off; trace:true records allocation sites for the next checkpoints (costly)."
+    )
+    add_field(embed, "Allocation tracing", cost)
+    return fit_embed(embed)
+
+
+# ---------------------------------------------------------------- /mem alerts and alert posts
+
+
+def thresholds_table(t: Thresholds) -> str:
+    rows = [(f.name, f"{getattr(t, f.name):g}") for f in dc_fields(t)]
+    return code_table(rows, ("threshold", "value"))
+
+
+def alerts_embed(
+    channel_text: str,
+    thresholds: Thresholds,
+    active: Sequence[ActiveAlert],
+    recent: Iterable[StoredAlertEvent],
+    *,
+    undelivered: int,
+) -> discord.Embed:
+    embed = new_embed("Memory alerts", f"Alert channel: {channel_text}", COLOR_FIRING if active else COLOR_OK)
+    if active:
+        lines = [
+            f"🔴 **{clip(a.rule.value, 40)}** · {clip(a.subject, 60)}: {a.value:.1f} (threshold {a.threshold:g}) "
+            f"since {a.since:%H:%M} UTC"
+            for a in active
+        ]
+        add_field(embed, f"Firing ({len(active)})", clip("\n".join(lines), FIELD_VALUE_LIMIT))
+    else:
+        add_field(embed, "Firing", "nothing is firing")
+    history = [
+        f"`{e.at:%m-%d %H:%M}` {e.kind} · {clip(e.rule, 30)} · {clip(e.subject, 50)}"
+        + ("" if e.delivered else " (not delivered)")
+        for e in recent
+    ]
+    add_field(embed, "Last alert events", clip("\n".join(history), FIELD_VALUE_LIMIT) if history else "none yet")
+    add_field(embed, "Thresholds", thresholds_table(thresholds))
+    if undelivered:
+        add_field(
+            embed,
+            "Waiting for delivery",
+            f"{undelivered} alert(s) could not be posted yet; retried every tick.",
+        )
+    return fit_embed(embed)
+
+
+def alert_embed(transition: AlertTransition, trend: Trend | None) -> discord.Embed:
+    if transition.kind == Transition.FIRED:
+        title, colour = f"🔴 {transition.title}", COLOR_FIRING
+    elif transition.kind == Transition.REPEATED:
+        title, colour = f"🟠 Still firing: {transition.title}", COLOR_WARN
+    else:
+        title, colour = f"🟢 Resolved: {transition.title}", COLOR_OK
+    embed = new_embed(title, transition.detail, colour)
+    add_field(embed, "Rule", f"{transition.rule.value} · {clip(transition.subject, 200)}", inline=True)
+    add_field(embed, "Value / threshold", f"{transition.value:.1f} / {transition.threshold:g}", inline=True)
+    if transition.kind == Transition.RESOLVED:
+        lasted = (transition.at - transition.since).total_seconds()
+        add_field(embed, "Lasted", format_duration(lasted), inline=True)
+    else:
+        if trend is not None and trend.slope_mib_per_hour is not None:
+            spark = sparkline(trend.recent_rss)
+            add_field(embed, "RSS trend", f"{trend.slope_mib_per_hour:+.1f} MiB/h `{spark}`")
+        add_field(embed, "What to do", transition.hint)
+    embed.timestamp = transition.at
+    return fit_embed(embed)
+
+
+def backoff_embed(factor: int, interval_s: float, last_error: str | None) -> discord.Embed:
+    return fit_embed(
+        new_embed(
+            "⚠ Memory monitor is backing off",
+            f"Its last ticks failed ({clip(last_error or 'unknown error', 500)}). It now checks every "
+            f"{format_duration(interval_s)} ({factor}x) and returns to normal after a good tick. "
+            "See the bot's log for the tracebacks.",
+            COLOR_WARN,
+        )
+    )

@@ -1,0 +1,199 @@
+"""One monitor tick: due cleanup, sample, due automatic checkpoint, alert evaluation, history.
+
+The cog's `tasks.loop` calls `tick()` and renders what it returns; this module decides what is
+due and keeps the loop's own health (errors, back-off), so it can be tested with a fake clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from polly.alert_store import AlertStore
+from polly.alerts import AlertEngine, AlertTransition, evaluate_rules
+from polly.config import Settings
+from polly.memory_optimizer import Checkpoint, MemoryMonitor, MemorySample, Trend
+from polly.memory_utils import (
+    CleanupReport,
+    StructureRegistry,
+    cleanup_background_tasks_memory,
+    force_garbage_collection,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF_FACTOR = 16
+OUTBOX_SIZE = 100
+
+
+class CleanupRunningError(RuntimeError):
+    """A cleanup is already running; the message says who started it and when."""
+
+
+@dataclass(frozen=True)
+class AlertEventOut:
+    """A transition to deliver, with its stored id (None when the database refused it)."""
+
+    event_id: int | None
+    transition: AlertTransition
+
+
+@dataclass(frozen=True)
+class TickResult:
+    sample: MemorySample
+    trend: Trend
+    events: tuple[AlertEventOut, ...]
+    cleanup: CleanupReport | None
+    checkpoint: Checkpoint | None
+
+
+@dataclass(frozen=True)
+class BackoffChange:
+    """Returned by `record_failure`/`record_success` when the loop interval must change."""
+
+    factor: int
+    interval_s: float
+    entering: bool
+
+
+class MonitorCycle:
+    """What each tick does, and the loop's health."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        monitor: MemoryMonitor,
+        engine: AlertEngine,
+        store: AlertStore | None,
+        structures: StructureRegistry,
+    ) -> None:
+        self.settings = settings
+        self.monitor = monitor
+        self.engine = engine
+        self.store = store
+        self.structures = structures
+        self.health = monitor.health
+        self.last_cleanup_at: datetime | None = None
+        self.last_checkpoint_at: datetime | None = None
+        self.growth_percent: float | None = None
+        self.cleanup_owner: tuple[str, datetime] | None = None
+        # Alerts waiting for delivery; bounded so a long outage of the channel cannot grow it.
+        self.outbox = structures.bounded_deque("alert_outbox", OUTBOX_SIZE, "alerts waiting for delivery")
+
+    # -- what is due
+
+    def _due(self, last: datetime | None, minutes: float, now: datetime) -> bool:
+        return last is not None and now - last >= timedelta(minutes=minutes)
+
+    async def tick(self, loop_lag_ms: float | None = None) -> TickResult:
+        now = self.monitor.clock()
+        if self.last_cleanup_at is None:
+            self.last_cleanup_at = now  # the first automatic cleanup comes one interval after start
+        cleanup = None
+        if self._due(self.last_cleanup_at, self.settings.memory_cleanup_interval_minutes, now):
+            self.last_cleanup_at = now
+            if self.cleanup_owner is None:  # a manual cleanup is running: skip this one
+                cleanup = cleanup_background_tasks_memory(
+                    gc_generation=self.settings.memory_gc_generation,
+                    target_registry=self.structures,
+                    now=now.timestamp(),
+                )
+        previous = self.monitor.latest
+        sample = self.monitor.sample(loop_lag_ms)
+        checkpoint = None
+        if self.monitor.db is not None and (
+            self.last_checkpoint_at is None
+            or self._due(self.last_checkpoint_at, self.settings.memory_auto_checkpoint_minutes, now)
+        ):
+            self.last_checkpoint_at = now
+            checkpoint = await self.monitor.checkpoint(f"auto {now:%Y-%m-%d %H:%M:%S} UTC", automatic=True)
+            self.growth_percent = await self.monitor.automatic_growth_percent()
+        trend = self.monitor.trend()
+        conditions = evaluate_rules(
+            sample,
+            trend,
+            self.engine.thresholds,
+            previous=previous,
+            checkpoint_growth_percent=self.growth_percent,
+        )
+        transitions = self.engine.evaluate(conditions, sample.at)
+        events = tuple([await self._store(t) for t in transitions])
+        return TickResult(sample, trend, events, cleanup, checkpoint)
+
+    async def _store(self, transition: AlertTransition) -> AlertEventOut:
+        level = logging.INFO if transition.kind == "resolved" else logging.WARNING
+        log.log(
+            level,
+            "Alert %s: %s (%s): %s",
+            transition.kind,
+            transition.rule,
+            transition.subject,
+            transition.detail,
+        )
+        if self.store is None:
+            return AlertEventOut(None, transition)
+        try:
+            return AlertEventOut(await self.store.record(transition), transition)
+        except Exception:
+            # The alert still goes out; only its history entry is lost.
+            self.health.errors += 1
+            log.exception("Could not store alert event %s/%s", transition.rule, transition.subject)
+            return AlertEventOut(None, transition)
+
+    # -- health and back-off
+
+    def record_success(self, now: datetime) -> BackoffChange | None:
+        self.health.ticks += 1
+        self.health.last_tick_at = now
+        self.health.consecutive_errors = 0
+        if self.health.backoff_factor != 1:
+            self.health.backoff_factor = 1
+            log.info("Memory monitor recovered; back to every %.0f s", self.settings.memory_check_interval_seconds)
+            return BackoffChange(1, self.settings.memory_check_interval_seconds, entering=False)
+        return None
+
+    def record_failure(self, error: BaseException) -> BackoffChange | None:
+        self.health.errors += 1
+        self.health.consecutive_errors += 1
+        self.health.last_error = f"{type(error).__name__}: {error}"[:300]
+        limit = self.settings.memory_max_consecutive_errors
+        if self.health.consecutive_errors < limit:
+            return None
+        factor = min(MAX_BACKOFF_FACTOR, 2 ** (self.health.consecutive_errors - limit + 1))
+        if factor == self.health.backoff_factor:
+            return None
+        entering = self.health.backoff_factor == 1
+        self.health.backoff_factor = factor
+        interval = self.settings.memory_check_interval_seconds * factor
+        if entering:
+            log.warning(
+                "Memory monitor failed %d ticks in a row; backing off (interval doubles, at most %dx)",
+                self.health.consecutive_errors,
+                MAX_BACKOFF_FACTOR,
+            )
+        return BackoffChange(factor, interval, entering)
+
+    # -- manual cleanup, one at a time
+
+    async def manual_cleanup(self, who: str, *, dry_run: bool, gc_generation: int = 2) -> CleanupReport:
+        """Clean every tracked structure and collect garbage; one caller at a time."""
+        if self.cleanup_owner is not None:
+            owner, since = self.cleanup_owner
+            raise CleanupRunningError(
+                f"A cleanup is already running (started by {owner} at {since:%H:%M:%S} UTC): "
+                "wait for it to finish, then run /mem cleanup again."
+            )
+        self.cleanup_owner = (who, self.monitor.clock())
+        try:
+            now = self.monitor.clock().timestamp()
+            report = cleanup_background_tasks_memory(
+                dry_run=dry_run, gc_generation=None, target_registry=self.structures, now=now
+            )
+            await asyncio.sleep(0)  # let the bot breathe between the cleanup and a full collection
+            if dry_run:
+                return report
+            return CleanupReport(report.rows, force_garbage_collection(gc_generation), dry_run=False)
+        finally:
+            self.cleanup_owner = None

@@ -1,0 +1,210 @@
+"""/mem commands as an operator, through SimCord and the real discord.py machinery."""
+
+from __future__ import annotations
+
+import discord
+import pytest
+
+from polly import background_tasks as bt
+from polly.memory_optimizer import format_bytes
+from polly.memory_utils import registry
+from tests.cogs.helpers import assert_within_discord_limits, last_reply, make_operator, reply_text
+from tests.conftest import make_settings
+
+
+@pytest.fixture
+def world(simcord_env, simcord_bot):
+    """A guild with an ops channel and an operator who is also a server admin."""
+    guild = simcord_env.create_guild("Ops")
+    ops = guild.create_text_channel("ops")
+    admins = guild.create_role("Admins", permissions=discord.Permissions(administrator=True))
+    operator = guild.add_member(simcord_env.create_user("olivia"), roles=[admins])
+    make_operator(simcord_bot, operator)
+    return guild, ops, operator
+
+
+@pytest.fixture
+def scratch_structure():
+    """A tracked structure over its limit, removed from the registry afterwards."""
+    cache = registry.register("test_scratch_cache", {f"k{i}": i for i in range(30)}, max_size=10)
+    yield cache
+    registry.unregister("test_scratch_cache")
+
+
+async def test_stats_is_ephemeral_and_renders_the_latest_sample(world, simcord_bot):
+    _, ops, operator = world
+    result = await operator.slash(ops, "mem stats")
+    assert result.ephemeral
+    text = reply_text(result)
+    sample = simcord_bot.monitor.latest
+    assert format_bytes(sample.rss) in text
+    assert f"{sample.percent_of_limit:.1f} %" in text and sample.limit_source in text
+    assert "Tracked structures" in text and "message_fetch_failures" in text and "```" in text
+    assert "gen0:" in text and "lag" in text and "gateway latency" in text
+    assert "RSS trend" in text and "Database pool" in text
+    assert "ticks" in text and "errors" in text
+    assert_within_discord_limits(result.response.content, result.response.embeds)
+
+
+async def test_cleanup_reports_per_structure_and_is_announced_in_the_alert_channel(
+    world, simcord_bot, scratch_structure
+):
+    _, ops, operator = world
+    await operator.slash(ops, "mem alerts", channel=ops)
+    result = await operator.slash(ops, "mem cleanup")
+    assert result.ephemeral
+    text = reply_text(result)
+    assert "Cleanup done" in text
+    row = next(line for line in text.splitlines() if line.startswith("test_scratch_cache"))
+    assert row.split() == ["test_scratch_cache", "30", "10", "20"]
+    assert "gen 2:" in text and "objects collected" in text and "heap trimmed" in text
+    assert "→" in text  # RSS before → after
+    assert len(scratch_structure) == 10
+    announcement = ops.last_message.embeds[0]
+    assert "Memory cleanup run by olivia" in announcement.title
+    assert "Removed 20 entries" in announcement.description
+
+
+async def test_cleanup_dry_run_reports_and_changes_nothing(world, scratch_structure):
+    _, ops, operator = world
+    result = await operator.slash(ops, "mem cleanup", dry_run=True)
+    text = reply_text(result)
+    assert "dry run: nothing was changed" in text
+    assert "would remove" in text
+    assert len(scratch_structure) == 30
+
+
+async def test_second_cleanup_while_one_runs_is_told_at_once(world, simcord_bot, scratch_structure):
+    """While another operator's cleanup holds the guard, a second /mem cleanup is refused immediately."""
+    _, ops, operator = world
+    simcord_bot.cycle.cleanup_owner = ("bob", simcord_bot.monitor.clock())
+    try:
+        result = await operator.slash(ops, "mem cleanup")
+    finally:
+        simcord_bot.cycle.cleanup_owner = None
+    assert result.ephemeral
+    assert "A cleanup is already running (started by bob" in result.response.content
+    assert len(scratch_structure) == 30
+
+
+async def test_concurrent_manual_cleanups_one_runs_the_other_is_refused(simcord_bot, simcord_env):
+    """Two cleanups started together in the bot's loop: exactly one runs."""
+    import asyncio
+
+    from polly.monitor_cycle import CleanupRunningError
+
+    async def run(who):
+        return await simcord_bot.cycle.manual_cleanup(who, dry_run=True)
+
+    results = await asyncio.gather(run("a"), run("b"), return_exceptions=True)
+    assert sum(isinstance(r, CleanupRunningError) for r in results) == 1
+    assert simcord_bot.cycle.cleanup_owner is None
+
+
+async def test_pool_shows_limits_live_figures_counters_and_status(world):
+    _, ops, operator = world
+    result = await operator.slash(ops, "mem pool")
+    text = reply_text(result)
+    assert result.ephemeral
+    assert "AsyncAdaptedQueuePool" in text and "✅ ok" in text
+    assert "size 10 · max overflow 20" in text
+    assert "checked out 0" in text and "overflow checkouts" in text and "timeouts" in text
+
+
+async def test_pool_shows_timeouts_in_the_status_line(world, simcord_bot):
+    _, ops, operator = world
+    simcord_bot.db.monitor.record_timeout()
+    text = reply_text(await operator.slash(ops, "mem pool"))
+    assert "timeouts seen: 1" in text
+
+
+class TestMemorySqlite:
+    @pytest.fixture
+    def bot_settings(self, tmp_path):
+        return make_settings(tmp_path, database_url="sqlite+aiosqlite:///:memory:")
+
+    async def test_pool_without_sizing_says_so_plainly(self, world):
+        _, ops, operator = world
+        text = reply_text(await operator.slash(ops, "mem pool"))
+        assert "StaticPool" in text and "no sized pool" in text and "DB_POOL_SIZE" in text
+
+
+async def test_checkpoint_compares_with_the_previous_one_and_with_a_named_one(world, simcord_bot):
+    _, ops, operator = world
+    first = await operator.slash(ops, "mem checkpoint", label="before-deploy")
+    assert first.ephemeral
+    assert "Checkpoint 'before-deploy' stored" in reply_text(first)
+    assert "Since 'auto 2026-01-01 00:00:00 UTC'" in reply_text(first)  # the automatic one at start
+
+    bt.record_failure(424242, "cached_channel")
+    try:
+        second = reply_text(await operator.slash(ops, "mem checkpoint", label="after"))
+    finally:
+        bt.forget_failure(424242)
+    assert "Since 'before-deploy'" in second and "RSS " in second and "%" in second
+    assert "message_fetch_failures" in second and "+1" in second
+    assert "GC-tracked objects" in second
+
+    named = reply_text(await operator.slash(ops, "mem checkpoint", compare_to="before-deploy"))
+    assert "Since 'before-deploy'" in named
+    assert "2026-01-01 00:00:00 UTC" in named  # default label is the UTC time
+
+
+async def test_unknown_compare_to_and_duplicate_label_are_clear_errors_that_store_nothing(world, simcord_bot):
+    _, ops, operator = world
+    await operator.slash(ops, "mem checkpoint", label="one")
+    count = await simcord_bot.monitor.refresh_checkpoint_count()
+
+    unknown = await operator.slash(ops, "mem checkpoint", label="two", compare_to="nope")
+    assert unknown.ephemeral
+    assert "No checkpoint is named 'nope'" in last_reply(unknown).content
+    duplicate = await operator.slash(ops, "mem checkpoint", label="one")
+    assert "A checkpoint named 'one' already exists" in last_reply(duplicate).content
+    assert await simcord_bot.monitor.refresh_checkpoint_count() == count
+
+
+async def test_compare_to_is_autocompleted_from_stored_checkpoints(world):
+    _, ops, operator = world
+    for label in ("release-1", "release-2", "other"):
+        await operator.slash(ops, "mem checkpoint", label=label)
+    choices = await operator.autocomplete(ops, "mem checkpoint", "compare_to", "release")
+    assert [c["value"] for c in choices] == ["release-2", "release-1"]
+
+
+async def test_trace_turns_tracemalloc_on_states_its_cost_and_shows_allocation_growth(world, simcord_bot):
+    _, ops, operator = world
+    try:
+        on = reply_text(await operator.slash(ops, "mem checkpoint", label="traced-1", trace=True))
+        assert "tracemalloc is **on**" in on and "10x slower" in on
+        hoard = [bytes(4096) for _ in range(3000)]  # noqa: F841 - kept alive on purpose
+        grown = reply_text(await operator.slash(ops, "mem checkpoint", label="traced-2"))
+        assert "Top allocation growth" in grown
+        assert "test_memory_commands.py" in grown
+        off = reply_text(await operator.slash(ops, "mem checkpoint", label="untraced", trace=False))
+        assert "tracemalloc is off" in off
+    finally:
+        simcord_bot.monitor.set_tracing(False)
+
+
+async def test_alerts_sets_a_persisted_channel_and_posts_a_test(world, simcord_bot):
+    _guild, ops, operator = world
+    before = reply_text(await operator.slash(ops, "mem alerts"))
+    assert "not set: choose one with /mem alerts channel:" in before
+
+    result = await operator.slash(ops, "mem alerts", channel=ops, test=True)
+    assert result.ephemeral
+    assert f"Alerts now go to {ops.mention}" in result.response.content
+    assert "Test message posted" in result.response.content
+    assert ops.last_message.embeds[0].title == "✅ Test alert"
+    text = reply_text(result)
+    assert "memory_percent" in text and "nothing is firing" in text and "none yet" in text
+    assert await simcord_bot.alert_store.alert_channel_id(None) == ops.id
+
+
+async def test_alerts_test_reports_a_channel_the_bot_cannot_post_in(world, simcord_env, simcord_bot):
+    guild, ops, operator = world
+    locked = guild.create_text_channel(
+        "locked", overwrites={guild.me: discord.PermissionOverwrite(send_messages=False)}
+    )
+    result = await operator.slash(ops, "mem alerts", channel=locked, test=True)
+    assert "I cannot post in" in result.response.content and "Send Messages" in result.response.content
