@@ -9,6 +9,7 @@ import discord
 from discord.ext import commands
 
 import cogs
+from bot.health import HealthServer
 from polly import background_tasks
 from polly.alert_store import AlertStore
 from polly.alerts import AlertEngine, Thresholds
@@ -48,6 +49,7 @@ class PollyBot(commands.Bot):
             registry,
         )
         self.failed_extensions: dict[str, str] = {}
+        self.health_server: HealthServer | None = None
 
     async def setup_hook(self) -> None:
         await self.db.create_tables()
@@ -59,6 +61,10 @@ class PollyBot(commands.Bot):
                 self.failed_extensions[name] = str(exc)
                 log.exception("Failed to load extension %s", name)
         await self.sync_commands()
+        if self.settings.health_port is not None:
+            server = HealthServer(self)
+            await server.start()  # a port in use stops start-up with HealthServerError
+            self.health_server = server
 
     async def sync_commands(self) -> None:
         guild_ids = self.settings.memory_admin_guild_ids
@@ -71,6 +77,9 @@ class PollyBot(commands.Bot):
             log.info("Synced %d global application commands", len(synced))
 
     async def close(self) -> None:
+        if self.health_server is not None:
+            await self.health_server.stop()
+            self.health_server = None
         # Unloading the extensions (in super().close()) cancels their loops before the engine goes.
         await super().close()
         await self.db.dispose()

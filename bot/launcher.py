@@ -11,6 +11,7 @@ import sys
 import discord
 
 from bot.app import create_bot
+from bot.health import HealthServerError
 from polly.config import ConfigError, Settings, load_settings
 
 log = logging.getLogger("bot")
@@ -89,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(run_until_signal(settings.discord_token.get_secret_value(), settings))
     except discord.LoginFailure:
         log.error("Discord rejected DISCORD_TOKEN: copy the token again from the developer portal (Bot tab)")
+        return EXIT_CONFIG
+    except HealthServerError as exc:
+        log.error("%s", exc)
         return EXIT_CONFIG
     except discord.PrivilegedIntentsRequired as exc:
         log.error("%s", exc)

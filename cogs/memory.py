@@ -6,10 +6,8 @@ registry and the pool monitor; `_memory_render` turns them into embeds that fit 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-import time
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -19,7 +17,7 @@ from discord.ext import commands, tasks
 from cogs import _memory_render as render
 from cogs._access import check_operator, is_operator
 from polly.alert_store import ALERT_CHANNEL_KEY
-from polly.memory_optimizer import CheckpointError, compare_checkpoints
+from polly.memory_optimizer import CheckpointError, compare_checkpoints, measure_loop_lag
 from polly.monitor_cycle import AlertEventOut, CleanupRunningError
 
 if TYPE_CHECKING:
@@ -29,16 +27,6 @@ log = logging.getLogger(__name__)
 
 APOLOGY = "Sorry, that went wrong on our side; the details are in the bot's log."
 SEND_PERMISSIONS_HINT = "give me View Channel, Send Messages and Embed Links there"
-
-
-async def measure_loop_lag() -> float:
-    """Milliseconds one turn of the event loop takes right now (how long callbacks wait)."""
-    loop = asyncio.get_running_loop()
-    started = time.perf_counter()
-    turn = loop.create_future()
-    loop.call_soon(turn.set_result, None)
-    await turn
-    return (time.perf_counter() - started) * 1000
 
 
 async def reply(interaction: discord.Interaction, content: str | None = None, **kwargs: Any) -> None:

@@ -90,6 +90,16 @@ def sparkline(values: Sequence[float]) -> str:
     return "".join(SPARK_BARS[min(7, int((v - low) / span * 8))] for v in values)
 
 
+async def measure_loop_lag() -> float:
+    """Milliseconds one turn of the event loop takes right now (how long callbacks wait)."""
+    loop = asyncio.get_running_loop()
+    started = time.perf_counter()
+    turn = loop.create_future()
+    loop.call_soon(turn.set_result, None)
+    await turn
+    return (time.perf_counter() - started) * 1000
+
+
 # ---------------------------------------------------------------- limits
 
 

@@ -12,6 +12,23 @@ from bot import PollyBot, create_bot
 from polly.config import Settings, load_settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# The keys get_memory_stats() (the /health/memory payload) must have: the plan's and ours.
+STATS_KEYS = (
+    "rss",
+    "vms",
+    "percent",
+    "available",
+    "system_total",
+    "system_used",
+    "system_percent",
+    "checkpoints_count",
+    "limit",
+    "limit_source",
+    "percent_of_limit",
+    "trend",
+    "structures",
+    "pool",
+)
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,167 @@
+"""Real HTTP requests to the health server running inside the bot under SimCord."""
+
+from __future__ import annotations
+
+import socket
+
+import aiohttp
+import discord
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from bot.health import HealthServer, HealthServerError
+from polly import background_tasks as bt
+from polly.alerts import Rule
+from polly.memory_optimizer import MIB, format_bytes
+from tests.cogs.helpers import make_operator, reply_text
+from tests.conftest import STATS_KEYS, make_settings
+
+TOKEN = "s3cret-health-token"
+
+
+@pytest.fixture
+def bot_settings(tmp_path):
+    return make_settings(tmp_path, health_port=0, metrics_instance="shard-7")
+
+
+def url(bot, path: str) -> str:
+    return f"http://127.0.0.1:{bot.health_server.port}{path}"
+
+
+async def get(bot, path: str, headers=None) -> tuple[int, str, dict]:
+    async with aiohttp.ClientSession() as session, session.get(url(bot, path), headers=headers) as response:
+        return response.status, await response.text(), dict(response.headers)
+
+
+def metric_samples(text: str) -> dict[str, list]:
+    out: dict[str, list] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out.setdefault(sample.name, []).append(sample)
+    return out
+
+
+async def test_health_is_200_while_connected_with_a_small_json_body(simcord_env, simcord_bot):
+    status, body, _ = await get(simcord_bot, "/health")
+    assert status == 200
+    assert '"status": "ok"' in body and '"gateway_connected": true' in body and "loop_lag_ms" in body
+
+
+async def test_health_is_503_when_the_loop_lag_bound_is_exceeded(simcord_env, simcord_bot):
+    simcord_bot.settings.health_max_loop_lag_ms = 1e-9
+    status, body, _ = await get(simcord_bot, "/health")
+    assert status == 503 and "event loop lag" in body and '"status": "unhealthy"' in body
+
+
+async def test_health_memory_renders_the_same_sample_as_mem_stats(simcord_env, simcord_bot):
+    guild = simcord_env.create_guild()
+    channel = guild.create_text_channel("ops")
+    role = guild.create_role("Admins", permissions=discord.Permissions(administrator=True))
+    operator = guild.add_member(simcord_env.create_user("olivia"), roles=[role])
+    make_operator(simcord_bot, operator)
+    stats_text = reply_text(await operator.slash(channel, "mem stats"))
+    sample = simcord_bot.monitor.latest
+
+    async with aiohttp.ClientSession() as session:
+        async with session.get(url(simcord_bot, "/health/memory")) as response:
+            assert response.status == 200
+            data = await response.json()
+        async with session.get(url(simcord_bot, "/metrics")) as response:
+            metrics = metric_samples(await response.text())
+
+    assert data["status"] == "healthy" and data["alerts_firing"] == []
+    assert set(STATS_KEYS) <= set(data)
+    assert data["timestamp"] == sample.at.isoformat()
+    assert data["rss"] == round(sample.rss / MIB, 1)
+    assert format_bytes(sample.rss) in stats_text
+    assert metrics["polly_memory_rss_bytes"][0].value == sample.rss
+    assert metrics["polly_memory_limit_bytes"][0].labels["source"] == sample.limit_source
+
+
+async def test_health_memory_is_warning_while_an_alert_fires_and_503_when_critical(simcord_env, simcord_bot):
+    engine = simcord_bot.cycle.engine
+    engine.set_threshold("for_checks", 1)
+    engine.set_threshold("dict_fill_percent", 1)
+    bt.record_failure(1, "cached_channel")
+    await simcord_env.advance_time(60)
+    try:
+        status, body, _ = await get(simcord_bot, "/health/memory")
+        assert status == 200 and '"status": "warning"' in body and "message_fetch_failures" in body
+        simcord_bot.settings.alert_critical_memory_percent = 0.0001
+        status, body, _ = await get(simcord_bot, "/health/memory")
+        assert status == 503 and '"status": "critical"' in body
+    finally:
+        bt.message_fetch_failures.clear()
+
+
+async def test_metrics_parse_with_names_and_labels(simcord_env, simcord_bot):
+    simcord_bot.cycle.engine.set_threshold("for_checks", 1)
+    simcord_bot.cycle.engine.set_threshold("dict_fill_percent", 1)
+    bt.record_failure(1, "cached_channel")
+    await simcord_env.advance_time(60)
+    try:
+        status, text, headers = await get(simcord_bot, "/metrics")
+    finally:
+        bt.message_fetch_failures.clear()
+    assert status == 200 and headers["Content-Type"].startswith("text/plain")
+    samples = metric_samples(text)
+    for name in (
+        "polly_memory_rss_bytes",
+        "polly_memory_uss_bytes",
+        "polly_memory_limit_bytes",
+        "polly_memory_limit_used_percent",
+        "polly_tracked_structure_size",
+        "polly_tracked_structure_limit",
+        "polly_db_pool_checked_out",
+        "polly_db_pool_pool_size",
+        "polly_db_pool_overflow",
+        "polly_db_pool_checkouts_total",
+        "polly_db_pool_timeouts_total",
+        "polly_gc_collections_total",
+        "polly_event_loop_lag_seconds",
+        "polly_monitor_tick_errors_total",
+        "polly_alerts_firing",
+        "process_resident_memory_bytes",
+    ):
+        assert name in samples, name
+    for name, entries in samples.items():
+        if name.startswith("polly_"):
+            assert all(e.labels.get("polly_instance") == "shard-7" for e in entries), name
+            assert not {"guild", "guild_id", "user", "user_id", "channel", "channel_id"} & set(entries[0].labels)
+    structures = {e.labels["structure"]: e.value for e in samples["polly_tracked_structure_size"]}
+    assert structures["message_fetch_failures"] == 1
+    firing = {e.labels["rule"]: e.value for e in samples["polly_alerts_firing"]}
+    assert set(firing) == {r.value for r in Rule}
+    assert firing["structure_fill"] == 1
+
+
+class TestToken:
+    @pytest.fixture
+    def bot_settings(self, tmp_path):
+        return make_settings(tmp_path, health_port=0, health_token=TOKEN)
+
+    @pytest.mark.parametrize("path", ["/health", "/health/memory", "/metrics"])
+    async def test_token_is_required_on_every_endpoint(self, simcord_env, simcord_bot, path):
+        assert (await get(simcord_bot, path))[0] == 401
+        assert (await get(simcord_bot, path, {"Authorization": "Bearer wrong"}))[0] == 401
+        assert (await get(simcord_bot, path, {"Authorization": TOKEN}))[0] == 401  # no scheme
+        status, body, _ = await get(simcord_bot, path, {"Authorization": f"Bearer {TOKEN}"})
+        assert status == 200
+        assert TOKEN not in body
+
+
+async def test_server_stops_on_shutdown_and_frees_the_port(simcord_env, simcord_bot):
+    port = simcord_bot.health_server.port
+    await simcord_bot.close()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", port))  # free again
+    with pytest.raises(aiohttp.ClientConnectionError):
+        async with aiohttp.ClientSession() as session:
+            await session.get(f"http://127.0.0.1:{port}/health")
+
+
+async def test_a_port_in_use_is_a_clear_start_up_error(simcord_env, simcord_bot, tmp_path):
+    taken = simcord_bot.health_server.port
+    simcord_bot.settings.health_port = taken
+    with pytest.raises(HealthServerError, match=f"HEALTH_PORT={taken} on HEALTH_HOST=127.0.0.1 cannot be used"):
+        await HealthServer(simcord_bot).start()
