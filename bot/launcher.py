@@ -71,11 +71,15 @@ async def run_until_signal(token: str, settings: Settings) -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bot", description="Run Polly.")
+    parser.add_argument(
+        "--offline", action="store_true", help="run the real bot in a simulated Discord (no token needed)"
+    )
+    parser.add_argument("--demo", action="store_true", help="with --offline: a short scripted tour")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parse_args(argv)
+    args = parse_args(argv)
     try:
         settings = load_settings()
     except ConfigError as exc:
@@ -83,6 +87,10 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s", exc)
         return EXIT_CONFIG
     setup_logging(settings)
+    if args.offline or args.demo:
+        from bot.offline import run_offline
+
+        return run_offline(settings, demo=args.demo)
     if settings.discord_token is None:
         log.error(TOKEN_HINT)
         return EXIT_CONFIG

@@ -520,7 +520,7 @@ class MemoryMonitor:
         """Store a sample (and an allocation summary when tracing) under a unique label."""
         now = self.clock()
         if label is None:
-            label = base = now.strftime("%Y-%m-%d %H:%M:%S UTC")
+            label = base = ("auto " if automatic else "") + now.strftime("%Y-%m-%d %H:%M:%S UTC")
             suffix = 1
             while await self.get_checkpoint(label) is not None:  # two in the same second
                 suffix += 1

@@ -108,7 +108,7 @@ class MonitorCycle:
             or self._due(self.last_checkpoint_at, self.settings.memory_auto_checkpoint_minutes, now)
         ):
             self.last_checkpoint_at = now
-            checkpoint = await self.monitor.checkpoint(f"auto {now:%Y-%m-%d %H:%M:%S} UTC", automatic=True)
+            checkpoint = await self.monitor.checkpoint(automatic=True)  # unique "auto <UTC time>" label
             self.growth_percent = await self.monitor.automatic_growth_percent()
         trend = self.monitor.trend()
         conditions = evaluate_rules(

@@ -1,0 +1,348 @@
+"""Offline console: the real bot inside SimCord's simulated Discord, driven from a prompt.
+
+Same `create_bot`, same extensions, real psutil readings and the real database from
+DATABASE_URL (the `--demo` tour uses a throwaway one). You are an operator in a guild whose #ops
+channel is the alert channel; type what you would type in Discord.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import shlex
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, TextIO
+
+import discord
+from discord import app_commands
+
+from bot.app import PollyBot, create_bot
+from polly import background_tasks
+from polly.config import Settings
+
+log = logging.getLogger(__name__)
+
+INSTALL_HINT = (
+    "The offline console needs SimCord, the simulated Discord: run `uv sync --extra offline` "
+    "(or `pip install simcord`), then try again."
+)
+HELP = """\
+Type slash commands as in Discord, options as name:value (quote values with spaces):
+  /mem stats                          /mem cleanup dry_run:true
+  /mem pool                           /mem checkpoint label:before compare_to:"other label"
+  /mem alerts channel:#ops test:true  /mem checkpoint trace:true
+Console verbs:
+  :advance 90m    move the simulated clock (s, m, h, d; e.g. 1h30m): the monitor loop ticks
+  :channel        show the messages in #ops, the alert channel
+  :leak N         record N message-fetch failures in Polly's background tasks
+  :help           this text
+  :quit           leave (Ctrl-D too)"""
+DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
+UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+TRUE_WORDS, FALSE_WORDS = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}
+
+DEMO_SCRIPT = (
+    ("Where memory stands now", "/mem stats"),
+    ("A checkpoint before anything happens", "/mem checkpoint label:demo-start"),
+    ("A leak: message fetches failing for 1,000 polls", ":leak 1000"),
+    ("Three monitor ticks later the structure-fill alert fires in #ops", ":advance 3m"),
+    ("An hour on, the failures are old; the alert repeats while firing", ":advance 62m"),
+    ("An operator cleans up", "/mem cleanup"),
+    ("The next tick resolves the alert", ":advance 1m"),
+    ("What changed since the first checkpoint", "/mem checkpoint label:demo-end compare_to:demo-start"),
+)
+
+
+class ConsoleInputError(ValueError):
+    """Console input that Discord would refuse; the message says what is allowed."""
+
+
+def parse_duration(text: str) -> float:
+    """'90m', '1h30m', '45s', '2d' → seconds."""
+    text = text.strip().lower()
+    parts = DURATION.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ConsoleInputError(f"'{text}' is not a duration: use a number with s, m, h or d, e.g. 90m or 1h30m")
+    return sum(float(n) * UNIT_SECONDS[u] for n, u in parts)
+
+
+def split_command(line: str) -> tuple[list[str], dict[str, str]]:
+    """'/mem checkpoint label:"a b"' → (['mem', 'checkpoint'], {'label': 'a b'})."""
+    try:
+        tokens = shlex.split(line.strip().removeprefix("/"))
+    except ValueError as exc:
+        raise ConsoleInputError(f"Could not read that line ({exc}); close your quotes") from None
+    words, options = [], {}
+    for token in tokens:
+        name, sep, value = token.partition(":")
+        if sep and name:
+            options[name] = value
+        elif options:
+            raise ConsoleInputError(f"'{token}' follows the options: write every option as name:value")
+        else:
+            words.append(token)
+    return words, options
+
+
+def render_message(message: Any, *, ephemeral: bool = False) -> str:
+    """A message as a person would read it: embeds flattened to titled sections, code blocks kept."""
+    lines = []
+    if ephemeral:
+        lines.append("(only you can see this)")
+    if message.content:
+        lines.append(message.content)
+    for embed in message.embeds:
+        if embed.title:
+            lines.append(f"■ {embed.title}")
+        if embed.description:
+            lines.append(embed.description)
+        for field in embed.fields:
+            lines.append(f"▸ {field.name}")
+            lines.append(field.value)
+        if embed.footer and embed.footer.text:
+            lines.append(f"  {embed.footer.text}")
+    return "\n".join(lines)
+
+
+class OfflineConsole:
+    """The simulated world and the commands typed into it."""
+
+    def __init__(self, settings: Settings, out: TextIO) -> None:
+        self.settings = settings
+        self.out = out
+        self.failed = False
+        self._seen_in_ops = 0
+        self._next_leak_id = 10_000_000
+
+    # -- setting up the world
+
+    async def open(self, simcord: Any) -> None:
+        self.bot: PollyBot = create_bot(self.settings)
+        self._run = simcord.run(self.bot, check_errors=False, settle_timeout=60)
+        self.env = await self._run.__aenter__()
+        self.guild = self.env.create_guild("Polly offline")
+        self.ops = self.guild.create_text_channel("ops")
+        self.general = self.guild.create_text_channel("general")
+        admins = self.guild.create_role("Admins", permissions=discord.Permissions(administrator=True))
+        self.you = self.guild.add_member(self.env.create_user("you"), roles=[admins])
+        self.bot.owner_ids = {self.you.id}  # you own this bot: an operator
+        await self.you.slash(self.ops, "mem alerts", channel=self.ops)
+        self._seen_in_ops = len(self._ops_messages())
+        self._errors_seen = len(self.env.errors)
+
+    async def close(self) -> None:
+        await self.bot.close()  # SimCord's teardown does not close the bot
+        await self._run.__aexit__(None, None, None)
+
+    # -- running one line
+
+    async def run_line(self, line: str) -> bool:
+        """Run one console line; False when the console should stop."""
+        line = line.strip()
+        if not line or line.startswith("#"):
+            return True
+        try:
+            if line.startswith(":") and not await self._verb(line):
+                return False
+            if not line.startswith(":"):
+                await self._slash(line)
+        except ConsoleInputError as exc:
+            self._fail(str(exc))
+        except Exception as exc:  # SimCord's option checks and anything the bot raised
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            self._fail(message)
+        self._report_bot_errors()
+        self._print_new_alerts()
+        return True
+
+    def _fail(self, message: str) -> None:
+        self.failed = True
+        self.print(f"❌ {message}")
+
+    def print(self, text: str = "") -> None:
+        self.out.write(text + "\n")
+        self.out.flush()
+
+    async def _verb(self, line: str) -> bool:
+        verb, _, arg = line[1:].partition(" ")
+        if verb in ("quit", "exit", "q"):
+            return False
+        if verb == "help":
+            self.print(HELP)
+        elif verb == "advance":
+            seconds = parse_duration(arg or "1m")
+            await self.env.advance_time(seconds)
+            self.print(f"⏩ Simulated clock now {self.env.now():%Y-%m-%d %H:%M} UTC")
+        elif verb == "channel":
+            messages = self._ops_messages()
+            self.print(f"#ops: {len(messages)} message(s)")
+            for message in messages[-20:]:
+                self.print(f"[#ops {message.created_at:%H:%M}] {render_message(message)}")
+            self._seen_in_ops = len(messages)
+        elif verb == "leak":
+            self._leak(arg)
+        else:
+            raise ConsoleInputError(f"Unknown console verb ':{verb}': try :help")
+        return True
+
+    def _leak(self, arg: str) -> None:
+        try:
+            count = int(arg)
+        except ValueError:
+            raise ConsoleInputError(":leak needs a whole number of failures, e.g. :leak 500") from None
+        if not 1 <= count <= 1_000_000:
+            raise ConsoleInputError(":leak takes 1 to 1,000,000 failures")
+        for poll_id in range(self._next_leak_id, self._next_leak_id + count):
+            background_tasks.record_failure(poll_id, "cached_channel")
+        self._next_leak_id += count
+        failures = background_tasks.message_fetch_failures
+        self.print(
+            f"Recorded {count:,} message-fetch failures; message_fetch_failures holds "
+            f"{len(failures):,} of at most {failures.max_size:,}"
+        )
+
+    async def _slash(self, line: str) -> None:
+        words, raw = split_command(line)
+        command = self._find_command(words)
+        name = command.qualified_name
+        options = {key: self._convert(command, key, value) for key, value in raw.items()}
+        self.print(f"── /{name} ──")
+        result = await self.you.slash(self.ops, name, **options)
+        for message in [result.response, *result.followups]:
+            if message is not None:
+                self.print(render_message(message, ephemeral=result.ephemeral))
+
+    def _find_command(self, words: list[str]) -> app_commands.Command:
+        if not words:
+            raise ConsoleInputError("Type a slash command, e.g. /mem stats, or :help")
+        scopes = [None, *(discord.Object(g) for g in self.settings.memory_admin_guild_ids)]
+        root = next((c for s in scopes if (c := self.bot.tree.get_command(words[0], guild=s))), None)
+        node: Any = root
+        for word in words[1:]:
+            node = node.get_command(word) if isinstance(node, app_commands.Group) else None
+        if not isinstance(node, app_commands.Command):
+            known = ", ".join(f"/{c}" for c in self.command_names())
+            raise ConsoleInputError(f"Unknown command '/{' '.join(words)}': try one of {known}")
+        return node
+
+    def command_names(self) -> list[str]:
+        names = []
+        for command in self.bot.tree.walk_commands():
+            if isinstance(command, app_commands.Command):
+                names.append(command.qualified_name)
+        for guild_id in self.settings.memory_admin_guild_ids:
+            for command in self.bot.tree.walk_commands(guild=discord.Object(guild_id)):
+                if isinstance(command, app_commands.Command):
+                    names.append(command.qualified_name)
+        return sorted(set(names))
+
+    def _convert(self, command: app_commands.Command, key: str, value: str) -> Any:
+        parameter = next((p for p in command.parameters if p.name == key), None)
+        if parameter is None:
+            allowed = ", ".join(p.name for p in command.parameters) or "none"
+            raise ConsoleInputError(f"/{command.qualified_name} has no option '{key}' (options: {allowed})")
+        kind = parameter.type
+        if kind == discord.AppCommandOptionType.boolean:
+            word = value.lower()
+            if word not in TRUE_WORDS | FALSE_WORDS:
+                raise ConsoleInputError(f"Option '{key}' expects true or false, not '{value}'")
+            return word in TRUE_WORDS
+        if kind in (discord.AppCommandOptionType.integer, discord.AppCommandOptionType.number):
+            try:
+                return int(value) if kind == discord.AppCommandOptionType.integer else float(value)
+            except ValueError:
+                raise ConsoleInputError(f"Option '{key}' expects a number, not '{value}'") from None
+        if kind == discord.AppCommandOptionType.channel:
+            channel = self.guild.channels.get(value.lstrip("#"))
+            if channel is None:
+                names = ", ".join(f"#{n}" for n in self.guild.channels)
+                raise ConsoleInputError(f"Option '{key}' expects a channel ({names}), not '{value}'")
+            return channel
+        return value
+
+    # -- what the bot did
+
+    def _ops_messages(self) -> list[Any]:
+        return list(self.ops.history())
+
+    def _print_new_alerts(self) -> None:
+        messages = self._ops_messages()
+        for message in messages[self._seen_in_ops :]:
+            self.print(f"[#ops {message.created_at:%H:%M}] {render_message(message)}")
+        self._seen_in_ops = len(messages)
+
+    def _report_bot_errors(self) -> None:
+        errors = self.env.errors
+        for error in errors[self._errors_seen :]:
+            self._fail(f"The bot raised {type(error).__name__}: {error}")
+        self._errors_seen = len(errors)
+
+
+def _lines(stream: TextIO, interactive: bool, completer_names: list[str]) -> Iterator[str]:
+    if not interactive:
+        yield from stream
+        return
+    try:
+        import readline
+
+        words = [f"/{n}" for n in completer_names] + [":advance", ":channel", ":leak", ":help", ":quit"]
+
+        def complete(text: str, state: int) -> str | None:
+            line = readline.get_line_buffer()
+            matches = [w for w in words if w.startswith(line)] or [w for w in words if w.startswith(text)]
+            return matches[state] if state < len(matches) else None
+
+        readline.set_completer_delims("\n")
+        readline.set_completer(complete)
+        readline.parse_and_bind("tab: complete")
+    except ImportError:
+        pass
+    while True:
+        try:
+            yield input("polly> ")
+        except EOFError:
+            return
+
+
+async def _console(settings: Settings, demo: bool, stdin: TextIO, out: TextIO) -> int:
+    try:
+        import simcord
+    except ImportError:
+        log.error(INSTALL_HINT)
+        return 2
+    console = OfflineConsole(settings, out)
+    await console.open(simcord)
+    try:
+        if demo:
+            for title, line in DEMO_SCRIPT:
+                console.print(f"\n=== {title}\n> {line}")
+                await console.run_line(line)
+        else:
+            interactive = stdin.isatty()
+            if interactive:
+                console.print("Polly offline: the real bot in a simulated Discord. :help lists what you can type.")
+            for line in _lines(stdin, interactive, console.command_names()):
+                if not interactive and line.strip():
+                    console.print(f"> {line.strip()}")
+                if not await console.run_line(line):
+                    break
+    finally:
+        await console.close()
+    return 1 if console.failed else 0
+
+
+def run_offline(
+    settings: Settings, *, demo: bool = False, stdin: TextIO | None = None, out: TextIO | None = None
+) -> int:
+    """Run the console (or the demo tour); 0, or 1 if any command failed, 2 without SimCord."""
+    if demo:
+        # The tour writes checkpoints and alerts: keep them out of the operator's database.
+        scratch = Path(tempfile.mkdtemp(prefix="polly-demo-"))
+        settings = settings.model_copy(update={"database_url": f"sqlite+aiosqlite:///{scratch / 'demo.db'}"})
+    if settings.log_level == "INFO":
+        logging.getLogger().setLevel(logging.WARNING)  # replies, not lifecycle chatter, on screen
+    return asyncio.run(_console(settings, demo, stdin or sys.stdin, out or sys.stdout))

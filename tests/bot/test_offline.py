@@ -1,0 +1,125 @@
+"""`python -m bot --offline`: the real bot in SimCord, driven through a pipe, as a script would."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from bot.offline import ConsoleInputError, parse_duration, split_command
+from tests.conftest import REPO_ROOT
+
+
+def offline(tmp_path, script: str | None, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DB_", "DATABASE_", "DISCORD_", "MEMORY_"))}
+    clean.update(PYTHONPATH=str(REPO_ROOT), DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'offline.db'}")
+    clean.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "--offline", *args],
+        input=script,
+        cwd=tmp_path,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+
+
+def test_piped_commands_print_replies_and_alerts_and_exit_0(tmp_path):
+    result = offline(
+        tmp_path,
+        "/mem stats\n/mem cleanup dry_run:true\n/mem checkpoint label:before\n:leak 1000\n:advance 2m\n"
+        ":advance 1m\n:channel\n/mem alerts\n",
+    )
+    out = result.stdout
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "> /mem stats" in out and "■ Memory of this bot process" in out and "(only you can see this)" in out
+    assert "RSS **" in out and "```" in out  # code blocks kept
+    assert "Cleanup dry run: nothing was changed" in out
+    assert "Checkpoint 'before' stored" in out
+    assert "message_fetch_failures holds 1,000 of at most 1,000" in out
+    fired = out.index("■ 🔴 Tracked structure filling up")
+    assert out.index(":advance 1m") < fired  # not before the third tick
+    assert "#ops: 1 message(s)" in out
+    assert "Firing (1)" in out  # /mem alerts shows it
+    assert (tmp_path / "offline.db").exists()  # the real database from DATABASE_URL
+
+
+def test_bad_input_gets_a_clear_message_the_session_continues_and_exit_is_1(tmp_path):
+    result = offline(
+        tmp_path,
+        "/mem nope\n/mem cleanup dry_run:maybe\n/mem checkpoint colour:red\n/mem alerts channel:#nowhere\n"
+        ':advance soon\n:leak lots\n:frobnicate\n/mem checkpoint label:"unterminated\n/mem pool\n',
+    )
+    out = result.stdout
+    assert result.returncode == 1
+    assert "❌ Unknown command '/mem nope': try one of /mem alerts, /mem checkpoint" in out
+    assert "❌ Option 'dry_run' expects true or false, not 'maybe'" in out
+    assert "❌ /mem checkpoint has no option 'colour' (options: label, compare_to, trace)" in out
+    assert "❌ Option 'channel' expects a channel (#ops, #general), not '#nowhere'" in out
+    assert "❌ 'soon' is not a duration" in out
+    assert "❌ :leak needs a whole number" in out
+    assert "❌ Unknown console verb ':frobnicate'" in out
+    assert "close your quotes" in out
+    assert "Database pool: AsyncAdaptedQueuePool" in out  # the session went on
+    assert "Traceback" not in out + result.stderr
+
+
+def test_discord_side_validation_is_shown_too(tmp_path):
+    """A label over 100 characters is refused by Discord's option limits, as in the client."""
+    result = offline(tmp_path, f"/mem checkpoint label:{'x' * 101}\n/mem checkpoint compare_to:missing\n")
+    assert result.returncode == 1
+    assert "❌ Option 'label' of 'mem checkpoint'" in result.stdout
+    assert "❌ No checkpoint is named 'missing'" in result.stdout
+
+
+def test_demo_runs_the_tour_end_to_end(tmp_path):
+    result = offline(tmp_path, None, "--demo")
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    steps = [
+        "■ Memory of this bot process",
+        "Checkpoint 'demo-start' stored",
+        "Recorded 1,000 message-fetch failures",
+        "■ 🔴 Tracked structure filling up",
+        "■ 🟠 Still firing: Tracked structure filling up",
+        "■ Cleanup done",
+        "Memory cleanup run by you",
+        "■ 🟢 Resolved: Tracked structure filling up",
+        "Checkpoint 'demo-end' stored",
+        "Since 'demo-start'",
+    ]
+    positions = [out.index(step) for step in steps]
+    assert positions == sorted(positions)
+    assert not (tmp_path / "offline.db").exists()  # the tour keeps out of the operator's database
+
+
+def test_without_simcord_it_says_how_to_install(tmp_path):
+    blocker = tmp_path / "sitecustomize.py"
+    blocker.write_text(
+        "import sys\nclass _Block:\n    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'simcord': raise ImportError('blocked for the test')\n"
+        "sys.meta_path.insert(0, _Block())\n"
+    )
+    result = offline(tmp_path, "/mem stats\n", PYTHONPATH=f"{tmp_path}{os.pathsep}{REPO_ROOT}")
+    assert result.returncode == 2
+    assert "uv sync --extra offline" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("90m", 5400), ("1h30m", 5400), ("45s", 45), ("2d", 172800), ("1.5h", 5400)]
+)
+def test_durations(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+def test_command_lines_split_into_words_and_options():
+    assert split_command('/mem checkpoint label:"a b" trace:true') == (
+        ["mem", "checkpoint"],
+        {"label": "a b", "trace": "true"},
+    )
+    with pytest.raises(ConsoleInputError, match="name:value"):
+        split_command("/mem checkpoint label:a stray")
