@@ -235,8 +235,12 @@ class Trend:
         return self.slope_mib_per_hour is not None and self.slope_mib_per_hour > 0
 
 
+RssPoint = tuple[float, int]
+"""(epoch seconds, RSS bytes): all the trend needs, kept compact so the history costs little."""
+
+
 def rss_trend(
-    samples: Sequence[MemorySample],
+    points: Sequence[RssPoint],
     window_s: float,
     threshold_bytes: float | None = None,
     spark_points: int = 24,
@@ -244,24 +248,25 @@ def rss_trend(
     """Least-squares slope of RSS over `window_s`, starting after the last big drop.
 
     A restart or a large cleanup makes RSS fall at once; fitting across it would hide a leak
-    that resumes after it, so the fit uses only the samples since the last fall of more than
+    that resumes after it, so the fit uses only the points since the last fall of more than
     TREND_RESET_DROP.
     """
-    if not samples:
+    if not points:
         return Trend(None, 0, 0.0, None)
-    newest = samples[-1].at
-    window = [s for s in samples if (newest - s.at).total_seconds() <= window_s]
+    newest = points[-1][0]
+    window = [p for p in points if newest - p[0] <= window_s]
     start = 0
     for i in range(1, len(window)):
-        if window[i].rss < window[i - 1].rss * (1 - TREND_RESET_DROP):
+        if window[i][1] < window[i - 1][1] * (1 - TREND_RESET_DROP):
             start = i
     segment = window[start:]
-    recent = tuple(s.rss for s in window[-spark_points:])
-    span = (segment[-1].at - segment[0].at).total_seconds() if segment else 0.0
+    recent = tuple(p[1] for p in window[-spark_points:])
+    span = segment[-1][0] - segment[0][0] if segment else 0.0
     if len(segment) < 3 or span <= 0:
         return Trend(None, len(segment), span, None, recent)
-    xs = [(s.at - segment[0].at).total_seconds() for s in segment]
-    ys = [float(s.rss) for s in segment]
+    t0 = segment[0][0]
+    xs = [p[0] - t0 for p in segment]
+    ys = [float(p[1]) for p in segment]
     n = len(xs)
     mean_x, mean_y = sum(xs) / n, sum(ys) / n
     sxx = sum((x - mean_x) ** 2 for x in xs)
@@ -413,7 +418,8 @@ class MemoryMonitor:
         self.cgroup = cgroup or CgroupReader()
         self.process = process or psutil.Process()
         self.clock = clock or (lambda: datetime.now(UTC))
-        self.history: deque[MemorySample] = deque(maxlen=settings.memory_history_size)
+        self.history: deque[RssPoint] = deque(maxlen=settings.memory_history_size)
+        self._latest: MemorySample | None = None
         self.health = MonitorHealth()
         self.checkpoints_count = 0
         self._full_info_denied = False
@@ -425,7 +431,7 @@ class MemoryMonitor:
 
     @property
     def latest(self) -> MemorySample | None:
-        return self.history[-1] if self.history else None
+        return self._latest
 
     def limit(self, host_total: int | None = None) -> MemoryLimit:
         total = host_total if host_total is not None else psutil.virtual_memory().total
@@ -434,7 +440,8 @@ class MemoryMonitor:
     def sample(self, loop_lag_ms: float | None = None, *, count_objects: bool = False) -> MemorySample:
         """Read everything once, append it to the history and return it."""
         sample = self.read(loop_lag_ms, count_objects=count_objects)
-        self.history.append(sample)
+        self._latest = sample
+        self.history.append((sample.at.timestamp(), sample.rss))
         return sample
 
     def read(self, loop_lag_ms: float | None = None, *, count_objects: bool = False) -> MemorySample:

@@ -135,29 +135,9 @@ def test_sample_round_trips_through_json(tmp_path):
 # ------------------------------------------------------------- trend
 
 
-def series(values_mib: list[float], step_s: float = 60) -> list[MemorySample]:
-    return [
-        MemorySample(
-            at=T0 + timedelta(seconds=i * step_s),
-            rss=int(v * MIB),
-            vms=0,
-            uss=None,
-            pss=None,
-            swap=None,
-            peak_rss=None,
-            threads=1,
-            open_fds=None,
-            system_total=1,
-            system_available=1,
-            system_used=0,
-            system_percent=0,
-            limit=1000 * MIB,
-            limit_source="test",
-            gc_counts=(0, 0, 0),
-            gc_collections=(0, 0, 0),
-        )
-        for i, v in enumerate(values_mib)
-    ]
+def series(values_mib: list[float], step_s: float = 60) -> list[tuple[float, int]]:
+    start = T0.timestamp()
+    return [(start + i * step_s, int(v * MIB)) for i, v in enumerate(values_mib)]
 
 
 def test_trend_of_a_steady_process_is_flat_with_no_projection():
