@@ -156,7 +156,6 @@ def test_bounded_dict_drops_the_oldest_and_a_write_refreshes_recency():
     d.update({"e": 5})
     d.setdefault("f", 6)
     assert len(d) == 3 and list(d) == ["d", "e", "f"]
-    assert d.evicted == 3
 
 
 def test_bounded_dict_expires_by_age_and_resizes():

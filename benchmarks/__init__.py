@@ -1,0 +1,1 @@
+"""Benchmarks: every hot path against a baseline measured in the same run (`python -m benchmarks`)."""

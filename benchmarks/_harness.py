@@ -1,0 +1,72 @@
+"""Timing helpers: interleaved repeats and medians, so a noisy shared machine hurts both sides alike."""
+
+from __future__ import annotations
+
+import gc
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass
+class Result:
+    """One row of the report."""
+
+    figure: str
+    value: float
+    baseline: float
+    unit: str
+    budget: str
+    passed: bool
+    ratio: float | None = None
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def per_call(fn: Callable[[], Any], calls: int) -> float:
+    """Seconds per call over `calls` calls."""
+    start = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter() - start) / calls
+
+
+def interleaved(
+    candidate: Callable[[], float], baseline: Callable[[], float], repeats: int = 7
+) -> tuple[float, float, list[float], list[float]]:
+    """Run baseline and candidate alternately `repeats` times; return both medians and the raw runs.
+
+    Each callable returns its own measurement (seconds); GC is collected between runs so one
+    side does not pay for the other's garbage.
+    """
+    cand, base = [], []
+    for _ in range(repeats):
+        gc.collect()
+        base.append(baseline())
+        gc.collect()
+        cand.append(candidate())
+    return statistics.median(cand), statistics.median(base), cand, base
+
+
+def fmt_seconds(value: float) -> str:
+    if value < 1e-3:
+        return f"{value * 1e6:.1f} µs"
+    if value < 1:
+        return f"{value * 1e3:.2f} ms"
+    return f"{value:.2f} s"
+
+
+def fmt_value(value: float, unit: str) -> str:
+    if unit == "s":
+        return fmt_seconds(value)
+    if unit == "MiB":
+        return f"{value:.2f} MiB"
+    if unit == "ms":
+        return f"{value:.1f} ms"
+    if unit == "%":
+        return f"{value:.4f} %"
+    return f"{value:g} {unit}"

@@ -1,0 +1,139 @@
+"""In-process figures: the monitor tick, the bounded dict, cleanup_global_dict."""
+
+from __future__ import annotations
+
+import random
+import time
+from datetime import UTC, datetime, timedelta
+
+import psutil
+
+from benchmarks._harness import Result, interleaved, per_call
+from polly.alerts import AlertEngine, Thresholds, evaluate_rules
+from polly.config import Settings
+from polly.memory_optimizer import MemoryMonitor
+from polly.memory_utils import BoundedDict, StructureRegistry, cleanup_global_dict
+
+CORE_SHARE_BUDGET = 0.0001  # 0.01 % of one core
+
+
+class StepClock:
+    """Advances one check interval per reading, so the trend window holds what it would in production."""
+
+    def __init__(self, step_s: float) -> None:
+        self.now = datetime(2026, 1, 1, tzinfo=UTC)
+        self.step = timedelta(seconds=step_s)
+
+    def __call__(self) -> datetime:
+        self.now += self.step
+        return self.now
+
+
+def monitor_tick(settings: Settings) -> list[Result]:
+    registry = StructureRegistry()
+    for i in range(20):
+        d = registry.bounded_dict(f"structure_{i}", max_size=1000, max_age_minutes=60)
+        d.update({k: {"last_attempt": time.time()} for k in range(100)})
+    monitor = MemoryMonitor(settings, structures=registry, clock=StepClock(settings.memory_check_interval_seconds))
+    engine = AlertEngine(Thresholds.from_settings(settings))
+    for _ in range(120):  # a full trend window first
+        monitor.sample()
+    proc = psutil.Process()
+
+    def tick() -> None:
+        sample = monitor.sample()
+        engine.evaluate(evaluate_rules(sample, monitor.trend(), engine.thresholds), sample.at)
+
+    calls = 300
+    median, base, *_ = interleaved(lambda: per_call(tick, calls), lambda: per_call(proc.memory_full_info, calls))
+    ratio = median / base
+    share = median / settings.memory_check_interval_seconds
+    return [
+        Result(
+            "monitor tick (sample + rules), 20 structures",
+            median,
+            base,
+            "s",
+            "≤ 2x memory_full_info()",
+            ratio <= 2,
+            ratio,
+            "baseline: psutil.Process().memory_full_info() alone",
+        ),
+        Result(
+            "monitor tick share of one core at the default interval",
+            share * 100,
+            CORE_SHARE_BUDGET * 100,
+            "%",
+            "≤ 0.01 % of one core",
+            share <= CORE_SHARE_BUDGET,
+            share / CORE_SHARE_BUDGET,
+            f"{median * 1e3:.2f} ms every {settings.memory_check_interval_seconds:g} s",
+        ),
+    ]
+
+
+def bounded_dict() -> list[Result]:
+    rng = random.Random(7)
+    keys = [rng.randrange(100_000) for _ in range(1_000_000)]
+
+    def fill(target: dict) -> float:
+        start = time.perf_counter()
+        for k in keys:
+            target[k] = k
+        return time.perf_counter() - start
+
+    median, base, *_ = interleaved(lambda: fill(BoundedDict(1000)), lambda: fill({}), repeats=5)
+    # The bound, checked every 1,000 writes (outside the timed runs).
+    peak, check = 0, BoundedDict(1000)
+    for i, k in enumerate(keys):
+        check[k] = k
+        if i % 1000 == 0:
+            peak = max(peak, len(check))
+    peak = max(peak, len(check))
+    ratio = median / base
+    return [
+        Result(
+            "bounded dict: 1,000,000 inserts over 100,000 keys, limit 1,000",
+            median,
+            base,
+            "s",
+            "≤ 3x plain dict; size ≤ 1,000",
+            ratio <= 3 and peak <= 1000,
+            ratio,
+            f"largest size seen {peak:,}",
+        )
+    ]
+
+
+def cleanup_million() -> list[Result]:
+    rng = random.Random(11)
+    now = time.time()
+    stamps = [now - rng.uniform(0, 3000) for _ in range(1_000_000)]  # updated in place: random order
+    template = {i: {"last_attempt": ts} for i, ts in enumerate(stamps)}
+
+    def cleanup_run() -> float:
+        target = dict(template)
+        start = time.perf_counter()
+        removed = cleanup_global_dict(target, max_size=1000, max_age_minutes=None, now=now)
+        elapsed = time.perf_counter() - start
+        assert removed == 999_000 and len(target) == 1000
+        return elapsed
+
+    def sort_run() -> float:
+        start = time.perf_counter()
+        sorted(stamps)
+        return time.perf_counter() - start
+
+    median, base, *_ = interleaved(cleanup_run, sort_run, repeats=5)
+    ratio = median / base
+    return [
+        Result(
+            "cleanup_global_dict: 1,000,000 timestamped entries to 1,000",
+            median,
+            base,
+            "s",
+            "≤ 3x sorted() of the timestamps",
+            ratio <= 3,
+            ratio,
+        )
+    ]
