@@ -5,7 +5,6 @@ from __future__ import annotations
 import socket
 
 import aiohttp
-import discord
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -13,7 +12,7 @@ from bot.health import HealthServer, HealthServerError
 from polly import background_tasks as bt
 from polly.alerts import Rule
 from polly.memory_optimizer import MIB, format_bytes
-from tests.cogs.helpers import make_operator, reply_text
+from tests.cogs.helpers import add_ops_guild, reply_text
 from tests.conftest import STATS_KEYS, make_settings
 
 TOKEN = "s3cret-health-token"
@@ -54,11 +53,7 @@ async def test_health_is_503_when_the_loop_lag_bound_is_exceeded(simcord_env, si
 
 
 async def test_health_memory_renders_the_same_sample_as_mem_stats(simcord_env, simcord_bot):
-    guild = simcord_env.create_guild()
-    channel = guild.create_text_channel("ops")
-    role = guild.create_role("Admins", permissions=discord.Permissions(administrator=True))
-    operator = guild.add_member(simcord_env.create_user("olivia"), roles=[role])
-    make_operator(simcord_bot, operator)
+    _, channel, operator = add_ops_guild(simcord_env, simcord_bot)
     stats_text = reply_text(await operator.slash(channel, "mem stats"))
     sample = simcord_bot.monitor.latest
 

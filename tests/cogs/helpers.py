@@ -15,6 +15,19 @@ from cogs._memory_render import (
 )
 
 
+def add_ops_guild(env, bot, name: str = "olivia"):
+    """A guild with an #ops channel and a server admin who is also one of the bot's operators.
+
+    Returns (guild, ops channel, operator).
+    """
+    guild = env.create_guild("Ops")
+    ops = guild.create_text_channel("ops")
+    admins = guild.create_role("Admins", permissions=discord.Permissions(administrator=True))
+    operator = guild.add_member(env.create_user(name), roles=[admins])
+    make_operator(bot, operator)
+    return guild, ops, operator
+
+
 def make_operator(bot, member) -> None:
     """Add a member to MEMORY_ADMIN_USER_IDS of the running bot (ids exist only once users do)."""
     bot.settings.memory_admin_user_ids.append(member.id)

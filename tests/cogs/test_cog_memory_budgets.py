@@ -9,7 +9,6 @@ import gc
 import time
 from datetime import UTC, datetime, timedelta
 
-import discord
 import pytest
 
 from cogs import _memory_render as render
@@ -17,7 +16,7 @@ from polly.alerts import AlertEngine, Thresholds
 from polly.memory_optimizer import MemoryMonitor, MonitorHealth
 from polly.memory_utils import StructureRegistry
 from polly.monitor_cycle import MonitorCycle
-from tests.cogs.helpers import make_operator
+from tests.cogs.helpers import add_ops_guild
 from tests.conftest import make_settings
 
 
@@ -115,11 +114,7 @@ def forget_simulated_history(env, bot) -> None:
 
 @pytest.fixture
 async def stats_caller(simcord_env, simcord_bot):
-    guild = simcord_env.create_guild()
-    channel = guild.create_text_channel("ops")
-    role = guild.create_role("Admins", permissions=discord.Permissions(administrator=True))
-    operator = guild.add_member(simcord_env.create_user("olivia"), roles=[role])
-    make_operator(simcord_bot, operator)
+    _, channel, operator = add_ops_guild(simcord_env, simcord_bot)
     for _ in range(300):  # warm free lists and caches outside the measured call
         await operator.slash(channel, "mem stats")
 
@@ -130,10 +125,12 @@ async def stats_caller(simcord_env, simcord_bot):
     return call
 
 
-@pytest.mark.limit_leaks("16 KB")
+@pytest.mark.limit_leaks("64 KB")
 async def test_repeated_mem_stats_through_simcord_leaks_nothing(stats_caller):
-    """The bot retains nothing per /mem stats once SimCord's own records are dropped: measured below
-    the threshold at every location over 200 calls; 16 KB per location (80 bytes a call)."""
+    """The bot retains nothing per /mem stats once SimCord's own records are dropped. Measured over
+    200 calls: at most 17 KB at one location, strings discord.py builds for getattr() that stay in
+    CPython's method cache; 64 KB per location covers that. A deliberate leak of one embed's repr
+    per call (about 3 KB) fails this test with 590 KB at one location."""
     for _ in range(200):
         await stats_caller()
     stats_caller.forget()

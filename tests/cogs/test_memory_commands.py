@@ -8,19 +8,14 @@ import pytest
 from polly import background_tasks as bt
 from polly.memory_optimizer import format_bytes
 from polly.memory_utils import registry
-from tests.cogs.helpers import assert_within_discord_limits, last_reply, make_operator, reply_text
+from tests.cogs.helpers import add_ops_guild, assert_within_discord_limits, last_reply, reply_text
 from tests.conftest import make_settings
 
 
 @pytest.fixture
 def world(simcord_env, simcord_bot):
     """A guild with an ops channel and an operator who is also a server admin."""
-    guild = simcord_env.create_guild("Ops")
-    ops = guild.create_text_channel("ops")
-    admins = guild.create_role("Admins", permissions=discord.Permissions(administrator=True))
-    operator = guild.add_member(simcord_env.create_user("olivia"), roles=[admins])
-    make_operator(simcord_bot, operator)
-    return guild, ops, operator
+    return add_ops_guild(simcord_env, simcord_bot)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from sqlalchemy.exc import OperationalError
 
 from polly import background_tasks as bt
 from polly.memory_utils import registry
-from tests.cogs.helpers import assert_within_discord_limits, make_operator
+from tests.cogs.helpers import add_ops_guild, assert_within_discord_limits
 from tests.conftest import make_settings
 
 LOOP_TASK = "discord-ext-tasks: MemoryCog.monitor_loop"
@@ -43,11 +43,7 @@ def _fresh_failures():
 @pytest.fixture
 async def ops(simcord_env, simcord_bot):
     """An ops guild whose #ops channel is the alert channel; returns (channel, operator)."""
-    guild = simcord_env.create_guild("Ops")
-    channel = guild.create_text_channel("ops")
-    admins = guild.create_role("Admins", permissions=discord.Permissions(administrator=True))
-    operator = guild.add_member(simcord_env.create_user("olivia"), roles=[admins])
-    make_operator(simcord_bot, operator)
+    _, channel, operator = add_ops_guild(simcord_env, simcord_bot)
     await operator.slash(channel, "mem alerts", channel=channel)
     return channel, operator
 
