@@ -17,6 +17,7 @@ from polly.config import ConfigError, Settings, load_settings
 log = logging.getLogger("bot")
 
 EXIT_CONFIG = 2
+CLOSE_TIMEOUT_S = 10
 TOKEN_HINT = (
     "DISCORD_TOKEN is not set: put DISCORD_TOKEN=<your bot token> in .env (see .env.example) or in the environment"
 )
@@ -64,9 +65,13 @@ async def run_until_signal(token: str, settings: Settings) -> None:
         if stopper in done:
             log.info("Shutdown signal received; closing")
             await bot.close()
+            try:
+                await asyncio.wait_for(runner, CLOSE_TIMEOUT_S)
+            except TimeoutError:
+                log.warning("The gateway connection did not end within %d s; cancelled it", CLOSE_TIMEOUT_S)
         else:
             stopper.cancel()
-        await runner
+            await runner
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -17,6 +17,7 @@ from discord.ext import commands, tasks
 from cogs import _memory_render as render
 from cogs._access import check_operator, is_operator
 from polly.alert_store import ALERT_CHANNEL_KEY
+from polly.alerts import THRESHOLD_NAMES
 from polly.memory_optimizer import CheckpointError, compare_checkpoints, measure_loop_lag
 from polly.monitor_cycle import AlertEventOut, CleanupRunningError
 
@@ -58,8 +59,10 @@ class MemoryCog(commands.Cog):
     async def cog_load(self) -> None:
         try:
             self.alert_channel_id = await self.store.alert_channel_id(self.settings.memory_alert_channel_id)
+            for name, stored in (await self.store.thresholds()).items():
+                self.cycle.engine.set_threshold(name, stored)
         except Exception:
-            log.exception("Could not read the stored alert channel; using MEMORY_ALERT_CHANNEL_ID")
+            log.exception("Could not read the alert settings stored at runtime; using the environment's")
         if self.settings.memory_monitoring:
             self.monitor_loop.change_interval(seconds=self.settings.memory_check_interval_seconds)
             self.monitor_loop.start()
@@ -262,14 +265,37 @@ class MemoryCog(commands.Cog):
         return [app_commands.Choice(name=label[:100], value=label) for label in labels[:25]]
 
     @mem.command(name="alerts", description="Alert channel, thresholds, firing alerts and recent alert events")
-    @app_commands.describe(channel="Post alerts in this channel from now on", test="Post a test message there")
+    @app_commands.describe(
+        channel="Post alerts in this channel from now on",
+        test="Post a test message there",
+        threshold="Change this alert threshold (kept in the database)",
+        value="The threshold's new value",
+    )
+    @app_commands.choices(threshold=[app_commands.Choice(name=name, value=name) for name in THRESHOLD_NAMES])
     async def alerts(
-        self, interaction: discord.Interaction, channel: discord.TextChannel | None = None, test: bool = False
+        self,
+        interaction: discord.Interaction,
+        channel: discord.TextChannel | None = None,
+        test: bool = False,
+        threshold: str | None = None,
+        value: float | None = None,
     ) -> None:
         """Show and configure memory alerts."""
         if not await check_operator(interaction, self.settings):
             return
+        engine = self.cycle.engine
         notes = []
+        if threshold is not None or value is not None:
+            if threshold is None or value is None:
+                await reply(interaction, render.error_line("Give both, e.g. threshold:memory_percent value:85."))
+                return
+            try:
+                engine.set_threshold(threshold, value)
+            except ValueError as exc:
+                await reply(interaction, render.error_line(str(exc)))
+                return
+            await self.store.save_threshold(threshold, value)
+            notes.append(f"Threshold {threshold} is now {value:g}.")
         if channel is not None:
             await self.store.set_setting(ALERT_CHANNEL_KEY, str(channel.id))
             self.alert_channel_id = channel.id
@@ -277,7 +303,6 @@ class MemoryCog(commands.Cog):
             await self.deliver_alerts()
         if test:
             notes.append(await self._test_post(interaction))
-        engine = self.cycle.engine
         embed = render.alerts_embed(
             self._channel_text(),
             engine.thresholds,

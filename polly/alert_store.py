@@ -12,6 +12,7 @@ from polly.enhanced_database import Database
 from polly.models import AlertEvent, RuntimeSetting
 
 ALERT_CHANNEL_KEY = "alert_channel_id"
+THRESHOLD_PREFIX = "threshold:"
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,15 @@ class AlertStore:
                 session.add(RuntimeSetting(key=key, value=value))
             else:
                 row.value = value
+
+    async def save_threshold(self, name: str, value: float) -> None:
+        await self.set_setting(THRESHOLD_PREFIX + name, repr(float(value)))
+
+    async def thresholds(self) -> dict[str, float]:
+        """Thresholds operators changed at runtime, by name."""
+        async with self.db.session_scope() as session:
+            rows = await session.scalars(select(RuntimeSetting).where(RuntimeSetting.key.startswith(THRESHOLD_PREFIX)))
+            return {row.key.removeprefix(THRESHOLD_PREFIX): float(row.value) for row in rows}
 
     async def alert_channel_id(self, default: int | None) -> int | None:
         """The channel set with /mem alerts, else MEMORY_ALERT_CHANNEL_ID."""

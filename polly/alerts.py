@@ -46,6 +46,9 @@ RULE_HINTS = {
 }
 
 
+PERCENT_OF_LIMIT = ("memory_percent", "pool_overflow_percent", "dict_fill_percent")
+
+
 class Transition(enum.StrEnum):
     FIRED = "fired"
     REPEATED = "repeated"
@@ -87,9 +90,16 @@ class Thresholds:
             raise ValueError(f"Unknown threshold '{name}': choose one of {', '.join(known)}.")
         if value <= 0 and name != "hysteresis_percent":
             raise ValueError(f"Threshold '{name}' must be above 0, not {value:g}.")
+        if value < 0:
+            raise ValueError(f"Threshold '{name}' must be 0 or more, not {value:g}.")
+        if name in PERCENT_OF_LIMIT and value > 100:
+            raise ValueError(f"Threshold '{name}' is a percentage: 100 at most, not {value:g}.")
         if name == "for_checks":
             return replace(self, for_checks=max(1, int(value)))
         return replace(self, **{name: float(value)})
+
+
+THRESHOLD_NAMES = tuple(f.name for f in fields(Thresholds))
 
 
 @dataclass(frozen=True)

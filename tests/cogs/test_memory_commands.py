@@ -203,3 +203,23 @@ async def test_alerts_test_reports_a_channel_the_bot_cannot_post_in(world, simco
     )
     result = await operator.slash(ops, "mem alerts", channel=locked, test=True)
     assert "I cannot post in" in result.response.content and "Send Messages" in result.response.content
+
+
+async def test_alerts_changes_a_threshold_persists_it_and_rejects_bad_values(world, simcord_bot):
+    _, ops, operator = world
+    result = await operator.slash(ops, "mem alerts", threshold="memory_percent", value=85.0)
+    assert "Threshold memory_percent is now 85." in result.response.content
+    assert "memory_percent             85" in reply_text(result)
+    assert simcord_bot.cycle.engine.thresholds.memory_percent == 85
+    assert await simcord_bot.alert_store.thresholds() == {"memory_percent": 85.0}
+
+    too_big = await operator.slash(ops, "mem alerts", threshold="memory_percent", value=150.0)
+    assert "percentage: 100 at most, not 150" in too_big.response.content
+    half = await operator.slash(ops, "mem alerts", threshold="for_checks")
+    assert "Give both" in half.response.content
+    assert simcord_bot.cycle.engine.thresholds.memory_percent == 85
+
+    await simcord_bot.reload_extension("cogs.memory")  # a new cog reads the stored thresholds
+    simcord_bot.cycle.engine.set_threshold("memory_percent", 80)
+    await simcord_bot.reload_extension("cogs.memory")
+    assert simcord_bot.cycle.engine.thresholds.memory_percent == 85

@@ -11,7 +11,7 @@ from sqlalchemy.exc import OperationalError
 
 from polly import background_tasks as bt
 from polly.memory_utils import registry
-from tests.cogs.helpers import add_ops_guild, assert_within_discord_limits
+from tests.cogs.helpers import add_ops_guild, assert_within_discord_limits, reply_text
 from tests.conftest import make_settings
 
 LOOP_TASK = "discord-ext-tasks: MemoryCog.monitor_loop"
@@ -86,6 +86,23 @@ async def test_filling_failures_alerts_after_the_hold_time_once_and_resolves_aft
     assert [(e.kind, e.subject, e.delivered) for e in events if e.rule == "structure_fill"] == [
         ("resolved", "message_fetch_failures", True),
         ("fired", "message_fetch_failures", True),
+    ]
+
+
+async def test_an_operators_cleanup_resolves_the_alert_on_the_next_tick(simcord_env, simcord_bot, ops):
+    channel, operator = ops
+    fill_failures()
+    await simcord_env.advance_time(3 * 60)
+    assert sum("Tracked structure filling up" in t for t in alert_titles(channel)) == 1
+    await simcord_env.advance_time(3 * 60)  # the failures are now older than FAILURE_CLEANUP_AGE
+    result = await operator.slash(channel, "mem cleanup")
+    row = next(line for line in reply_text(result).splitlines() if line.startswith("message_fetch_failures"))
+    assert row.split() == ["message_fetch_failures", "10", "0", "10"]
+    assert len(bt.message_fetch_failures) == 0
+    assert not any(t.startswith("🟢 Resolved") for t in alert_titles(channel))
+    await simcord_env.advance_time(60)
+    assert [t for t in alert_titles(channel) if t.startswith("🟢 Resolved")] == [
+        "🟢 Resolved: Tracked structure filling up"
     ]
 
 
