@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -222,11 +223,13 @@ async def test_compare_reports_rss_structures_and_gc_changes(tmp_path, db):
     registry = StructureRegistry()
     d = registry.bounded_dict("cache", max_size=100_000)
     monitor = MemoryMonitor(make_settings(tmp_path), db, structures=registry)
+    gc.collect()  # the count includes garbage not yet collected: start both from a clean heap
     await monitor.checkpoint("before")
     hoard = [[i] for i in range(20_000)]  # 20,000 GC-tracked lists
     block = b"x" * (64 * MIB)  # above glibc's mmap threshold: fresh, touched pages
     for i in range(500):
         d[i] = i
+    gc.collect()
     await monitor.checkpoint("after")
     result = await monitor.compare("before", "after")
     assert result.rss_change > 32 * MIB
