@@ -70,7 +70,17 @@ class PollyBot(commands.Bot):
         guild_ids = self.settings.memory_admin_guild_ids
         if guild_ids:
             for guild_id in guild_ids:
-                synced = await self.tree.sync(guild=discord.Object(guild_id))
+                try:
+                    synced = await self.tree.sync(guild=discord.Object(guild_id))
+                except discord.HTTPException as exc:
+                    # One wrong id in MEMORY_ADMIN_GUILD_IDS must not keep the bot from starting.
+                    log.error(
+                        "Could not register /mem in guild %d (%s): is the bot in that guild, invited "
+                        "with the applications.commands scope?",
+                        guild_id,
+                        exc.text or exc.status,
+                    )
+                    continue
                 log.info("Synced %d application commands to guild %d", len(synced), guild_id)
         else:
             synced = await self.tree.sync()

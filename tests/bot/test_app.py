@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import subprocess
 
+import discord
+import pytest
 from sqlalchemy import event
 
 from bot.app import extension_names
@@ -64,3 +66,35 @@ def test_core_may_not_import_discord_and_the_rule_fires():
     assert "TID251" in check("polly/memory_utils.py")
     assert "TID251" not in check("polly/background_tasks.py")
     assert "TID251" not in check("cogs/memory.py")
+
+
+class TestUnreachableAdminGuild:
+    """A guild id the bot cannot register commands in is logged; the bot still starts."""
+
+    @pytest.fixture
+    def bot_settings(self, tmp_path):
+        return make_settings(tmp_path, memory_admin_guild_ids="1000000000000000001,1000000000000000002")
+
+    @pytest.fixture
+    def simcord_env(self):  # started by hand below, after the fault is injected
+        return None
+
+    async def test_failed_guild_sync_is_logged_and_the_other_guild_still_works(self, simcord_bot, caplog):
+        import simcord
+
+        env = simcord.Env(simcord_bot)
+        env.inject_error(
+            "PUT",
+            "/applications/*/guilds/1000000000000000001/commands",
+            status=403,
+            code=50001,
+            message="Missing Access",
+        )
+        await env.start()
+        try:
+            assert simcord_bot.is_ready()
+            assert any("Could not register /mem in guild 1000000000000000001" in r.getMessage() for r in caplog.records)
+            synced = await simcord_bot.tree.fetch_commands(guild=discord.Object(1000000000000000002))
+            assert [c.name for c in synced] == ["mem"]
+        finally:
+            await env.shutdown()
