@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from bot import PollyBot, create_bot
+from polly import background_tasks
 from polly.config import Settings, load_settings
+from polly.memory_utils import registry
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The keys get_memory_stats() (the /health/memory payload) must have: the plan's and ours.
@@ -37,6 +39,15 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in Settings.model_fields:
         monkeypatch.delenv(name.upper(), raising=False)
     yield
+
+
+@pytest.fixture(autouse=True)
+def _fresh_failure_tracking() -> Iterator[None]:
+    """Polly's failure tracking is process-global: each test starts empty, with default limits."""
+    background_tasks.message_fetch_failures.clear()
+    yield
+    background_tasks.message_fetch_failures.clear()
+    registry.resize("message_fetch_failures", 1000, 60)
 
 
 def make_settings(tmp_path: Path, **overrides: object) -> Settings:

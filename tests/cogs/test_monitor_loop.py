@@ -32,14 +32,6 @@ def bot_settings(tmp_path):
     )
 
 
-@pytest.fixture(autouse=True)
-def _fresh_failures():
-    bt.message_fetch_failures.clear()
-    yield
-    bt.message_fetch_failures.clear()
-    registry.resize("message_fetch_failures", 1000, 60)
-
-
 @pytest.fixture
 async def ops(simcord_env, simcord_bot):
     """An ops guild whose #ops channel is the alert channel; returns (channel, operator)."""

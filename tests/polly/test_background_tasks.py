@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
 from sqlalchemy import select
 
 from polly import background_tasks as bt
 from polly.memory_utils import registry
 from polly.models import Poll, PollStatus
 from tests.conftest import make_settings
-
-
-@pytest.fixture(autouse=True)
-def _fresh_failures():
-    bt.message_fetch_failures.clear()
-    yield
-    bt.message_fetch_failures.clear()
-    registry.resize("message_fetch_failures", 1000, 60)
 
 
 async def add_poll(bot, channel_id: int, message_id: int, status=PollStatus.ACTIVE) -> int:
