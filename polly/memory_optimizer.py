@@ -254,7 +254,12 @@ def rss_trend(
     if not points:
         return Trend(None, 0, 0.0, None)
     newest = points[-1][0]
-    window = [p for p in points if newest - p[0] <= window_s]
+    window = []
+    for point in reversed(points):  # newest first: stop at the window's edge, not the ring's
+        if newest - point[0] > window_s:
+            break
+        window.append(point)
+    window.reverse()
     start = 0
     for i in range(1, len(window)):
         if window[i][1] < window[i - 1][1] * (1 - TREND_RESET_DROP):
@@ -502,7 +507,7 @@ class MemoryMonitor:
         if self._trend_cache is not None and self._trend_cache[0] == key:
             return self._trend_cache[1]
         threshold = latest.limit * self.settings.alert_memory_percent / 100
-        trend = rss_trend(list(self.history), self.settings.memory_trend_window_minutes * 60, threshold)
+        trend = rss_trend(self.history, self.settings.memory_trend_window_minutes * 60, threshold)
         self._trend_cache = (key, trend)
         return trend
 
