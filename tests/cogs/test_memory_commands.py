@@ -223,3 +223,20 @@ async def test_alerts_changes_a_threshold_persists_it_and_rejects_bad_values(wor
     simcord_bot.cycle.engine.set_threshold("memory_percent", 80)
     await simcord_bot.reload_extension("cogs.memory")
     assert simcord_bot.cycle.engine.thresholds.memory_percent == 85
+
+
+async def test_an_unexpected_error_gets_a_short_apology_and_a_logged_traceback(
+    world, simcord_env, simcord_bot, monkeypatch, caplog
+):
+    _, ops, operator = world
+
+    def broken():
+        raise RuntimeError("pool status exploded")
+
+    monkeypatch.setattr(simcord_bot.db, "get_pool_status", broken)
+    result = await operator.slash(ops, "mem pool")
+    assert result.ephemeral
+    assert "Sorry, that went wrong on our side" in result.response.content
+    assert "exploded" not in result.response.content  # details stay in the log
+    assert any(r.exc_info and "exploded" in str(r.exc_info[1]) for r in caplog.records)
+    assert [type(e).__name__ for e in simcord_env.errors] == ["CommandInvokeError"]  # acknowledged
