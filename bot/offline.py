@@ -309,11 +309,18 @@ def _lines(stream: TextIO, interactive: bool, completer_names: list[str]) -> Ite
 
 
 async def _console(settings: Settings, demo: bool, stdin: TextIO, out: TextIO) -> int:
+    discord_log = logging.getLogger("discord")
+    level = discord_log.level
+    # SimCord's import builds a probe Client with no intents; its warnings (guilds intent, voice)
+    # say nothing about this bot.
+    discord_log.setLevel(logging.ERROR)
     try:
         import simcord
     except ImportError:
         log.error(INSTALL_HINT)
         return 2
+    finally:
+        discord_log.setLevel(level)
     console = OfflineConsole(settings, out)
     await console.open(simcord)
     try:

@@ -45,6 +45,7 @@ def test_piped_commands_print_replies_and_alerts_and_exit_0(tmp_path):
     assert "#ops: 1 message(s)" in out
     assert "Firing (1)" in out  # /mem alerts shows it
     assert (tmp_path / "offline.db").exists()  # the real database from DATABASE_URL
+    assert "Guilds intent" not in result.stderr and "voice will NOT" not in result.stderr  # SimCord's probe
 
 
 def test_bad_input_gets_a_clear_message_the_session_continues_and_exit_is_1(tmp_path):
