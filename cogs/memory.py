@@ -286,16 +286,11 @@ class MemoryCog(commands.Cog):
         engine = self.cycle.engine
         notes = []
         if threshold is not None or value is not None:
-            if threshold is None or value is None:
-                await reply(interaction, render.error_line("Give both, e.g. threshold:memory_percent value:85."))
-                return
             try:
-                engine.set_threshold(threshold, value)
+                notes.append(await self._set_threshold(threshold, value))
             except ValueError as exc:
                 await reply(interaction, render.error_line(str(exc)))
                 return
-            await self.store.save_threshold(threshold, value)
-            notes.append(f"Threshold {threshold} is now {value:g}.")
         if channel is not None:
             await self.store.set_setting(ALERT_CHANNEL_KEY, str(channel.id))
             self.alert_channel_id = channel.id
@@ -311,6 +306,14 @@ class MemoryCog(commands.Cog):
             undelivered=len(self.cycle.outbox),
         )
         await reply(interaction, "\n".join(notes) or None, embed=embed)
+
+    async def _set_threshold(self, name: str | None, value: float | None) -> str:
+        """Change and store one threshold; a ValueError says what is allowed."""
+        if name is None or value is None:
+            raise ValueError("Give both, e.g. threshold:memory_percent value:85.")
+        self.cycle.engine.set_threshold(name, value)
+        await self.store.save_threshold(name, value)
+        return f"Threshold {name} is now {value:g}."
 
     def _channel_text(self) -> str:
         if self.alert_channel_id is None:
