@@ -282,24 +282,30 @@ class OfflineConsole:
         self._errors_seen = len(errors)
 
 
-def _lines(stream: TextIO, interactive: bool, completer_names: list[str]) -> Iterator[str]:
+CONSOLE_VERBS = (":advance", ":channel", ":leak", ":help", ":quit")
+
+
+def completions(typed: str, command_names: list[str]) -> list[str]:
+    """What Tab offers for the line typed so far: slash commands and console verbs."""
+    words = [f"/{name}" for name in command_names] + list(CONSOLE_VERBS)
+    return [word for word in words if word.startswith(typed)]
+
+
+def _lines(stream: TextIO, interactive: bool, command_names: list[str]) -> Iterator[str]:
     if not interactive:
         yield from stream
         return
     try:
         import readline
 
-        words = [f"/{n}" for n in completer_names] + [":advance", ":channel", ":leak", ":help", ":quit"]
-
-        def complete(text: str, state: int) -> str | None:
-            line = readline.get_line_buffer()
-            matches = [w for w in words if w.startswith(line)] or [w for w in words if w.startswith(text)]
+        def complete(_text: str, state: int) -> str | None:
+            matches = completions(readline.get_line_buffer(), command_names)
             return matches[state] if state < len(matches) else None
 
-        readline.set_completer_delims("\n")
+        readline.set_completer_delims("\n")  # complete the whole line: "/mem st" → "/mem stats"
         readline.set_completer(complete)
         readline.parse_and_bind("tab: complete")
-    except ImportError:
+    except ImportError:  # no readline on this platform: no completion, the prompt still works
         pass
     while True:
         try:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 
-from bot.offline import ConsoleInputError, parse_duration, split_command
+from bot.offline import ConsoleInputError, completions, parse_duration, split_command
 from tests.conftest import REPO_ROOT
 
 
@@ -124,3 +126,45 @@ def test_command_lines_split_into_words_and_options():
     )
     with pytest.raises(ConsoleInputError, match="name:value"):
         split_command("/mem checkpoint label:a stray")
+
+
+def test_tab_completes_command_names_and_verbs():
+    names = ["mem alerts", "mem checkpoint", "mem cleanup", "mem pool", "mem stats"]
+    assert completions("/mem st", names) == ["/mem stats"]
+    assert completions("/mem c", names) == ["/mem checkpoint", "/mem cleanup"]
+    assert completions(":a", names) == [":advance"]
+    assert completions("/nothing", names) == []
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed: no terminal to type into")
+def test_in_a_terminal_tab_completes_and_the_reply_shows(tmp_path):
+    """A real terminal (tmux): type '/mem st', press Tab, Enter; the stats reply appears."""
+    session = f"polly-{os.getpid()}"
+    env = f"PYTHONPATH={REPO_ROOT} DATABASE_URL=sqlite+aiosqlite:///{tmp_path / 'tty.db'}"
+    command = f"cd {tmp_path} && env {env} {sys.executable} -m bot --offline"
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "200", "-y", "80", command], check=True)
+    try:
+
+        def screen() -> str:
+            return subprocess.run(
+                ["tmux", "capture-pane", "-p", "-S", "-200", "-t", session], capture_output=True, text=True
+            ).stdout
+
+        def wait_for(text: str) -> str:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                shown = screen()
+                if text in shown:
+                    return shown
+                time.sleep(0.2)
+            raise AssertionError(f"{text!r} never appeared:\n{screen()}")
+
+        wait_for("polly>")
+        subprocess.run(["tmux", "send-keys", "-t", session, "/mem st", "Tab"], check=True)
+        wait_for("/mem stats")
+        subprocess.run(["tmux", "send-keys", "-t", session, "Enter"], check=True)
+        shown = wait_for("Memory of this bot process")
+        assert "(only you can see this)" in shown
+        subprocess.run(["tmux", "send-keys", "-t", session, ":quit", "Enter"], check=True)
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
