@@ -18,16 +18,8 @@ from tabulate import tabulate
 
 from polly.alert_store import StoredAlertEvent
 from polly.alerts import ActiveAlert, AlertTransition, Thresholds, Transition
-from polly.memory_optimizer import (
-    Checkpoint,
-    CheckpointComparison,
-    MemorySample,
-    MonitorHealth,
-    Trend,
-    format_bytes,
-    format_duration,
-    sparkline,
-)
+from polly.formatting import format_bytes, format_duration, sparkline
+from polly.memory_optimizer import Checkpoint, CheckpointComparison, MemorySample, MonitorHealth, Trend
 from polly.memory_utils import CleanupReport
 
 TITLE_LIMIT = 256

@@ -15,7 +15,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from polly.config import Settings
-from polly.memory_optimizer import MemorySample, Trend, format_bytes, format_duration
+from polly.formatting import format_bytes, format_duration
+from polly.memory_optimizer import MemorySample, Trend
 
 
 class Rule(enum.StrEnum):

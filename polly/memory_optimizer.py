@@ -19,7 +19,6 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import psutil
@@ -27,6 +26,8 @@ from sqlalchemy import delete, func, select
 
 from polly.config import Settings
 from polly.enhanced_database import Database
+from polly.formatting import MIB
+from polly.memory_limit import CgroupReader, MemoryLimit, effective_limit
 from polly.memory_utils import StructureRegistry, StructureStat, registry
 from polly.models import MemoryCheckpoint
 
@@ -35,9 +36,6 @@ log = logging.getLogger(__name__)
 P = ParamSpec("P")
 R = TypeVar("R")
 
-MIB = 1024 * 1024
-# cgroup v1 reports "no limit" as a huge number (page-rounded LONG_MAX); anything above this is none.
-UNLIMITED_THRESHOLD = 1 << 60
 # A fall of this fraction between two samples (a restart, a big cleanup) starts a new trend segment.
 TREND_RESET_DROP = 0.10
 TRACEMALLOC_TOP_LINES = 200
@@ -48,48 +46,6 @@ class CheckpointError(ValueError):
     """A checkpoint request that cannot be honoured; the message is one sentence for the operator."""
 
 
-# ---------------------------------------------------------------- formatting (shared by every view)
-
-
-def format_bytes(value: float | None, *, signed: bool = False) -> str:
-    """Sizes for people: MiB or GiB with one decimal; `signed` shows + for growth."""
-    if value is None:
-        return "n/a"
-    sign = "-" if value < 0 else ("+" if signed else "")
-    value = abs(value)
-    if value >= 1024 * MIB:
-        return f"{sign}{value / (1024 * MIB):.1f} GiB"
-    return f"{sign}{value / MIB:.1f} MiB"
-
-
-def format_duration(seconds: float | None) -> str:
-    """Durations for people: ms, s, min, h or d."""
-    if seconds is None:
-        return "n/a"
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    if seconds < 3600:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 86400 * 2:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} d"
-
-
-SPARK_BARS = "▁▂▃▄▅▆▇█"
-
-
-def sparkline(values: Sequence[float]) -> str:
-    if not values:
-        return ""
-    low, high = min(values), max(values)
-    span = high - low
-    if span <= 0:
-        return SPARK_BARS[0] * len(values)
-    return "".join(SPARK_BARS[min(7, int((v - low) / span * 8))] for v in values)
-
-
 async def measure_loop_lag() -> float:
     """Milliseconds one turn of the event loop takes right now (how long callbacks wait)."""
     loop = asyncio.get_running_loop()
@@ -98,73 +54,6 @@ async def measure_loop_lag() -> float:
     loop.call_soon(turn.set_result, None)
     await turn
     return (time.perf_counter() - started) * 1000
-
-
-# ---------------------------------------------------------------- limits
-
-
-@dataclass(frozen=True)
-class MemoryLimit:
-    bytes: int
-    source: str
-
-
-class CgroupReader:
-    """Reads this process's cgroup memory limit; paths are parameters so tests use fixture files."""
-
-    def __init__(self, root: Path = Path("/sys/fs/cgroup"), proc_cgroup: Path = Path("/proc/self/cgroup")) -> None:
-        self.root = root
-        self.proc_cgroup = proc_cgroup
-
-    def _own_paths(self) -> dict[str, str]:
-        """Controller ("" for v2) → this process's cgroup path, from /proc/self/cgroup."""
-        paths: dict[str, str] = {}
-        try:
-            for line in self.proc_cgroup.read_text().splitlines():
-                _, controllers, path = line.split(":", 2)
-                for controller in controllers.split(",") if controllers else [""]:
-                    paths[controller] = path
-        except (OSError, ValueError):
-            pass
-        return paths
-
-    def _candidates(self) -> list[tuple[Path, str]]:
-        paths = self._own_paths()
-        out: list[tuple[Path, str]] = []
-        v2 = paths.get("", "/").lstrip("/")
-        for base in ([self.root / v2] if v2 else []) + [self.root]:
-            out.append((base / "memory.max", "cgroup v2 memory.max"))
-        v1 = paths.get("memory", "/").lstrip("/")
-        for base in ([self.root / "memory" / v1] if v1 else []) + [self.root / "memory"]:
-            out.append((base / "memory.limit_in_bytes", "cgroup v1 memory.limit_in_bytes"))
-        return out
-
-    def limit(self) -> MemoryLimit | None:
-        """The first limit found, or None when unlimited or not in a cgroup."""
-        for path, source in self._candidates():
-            try:
-                text = path.read_text().strip()
-            except OSError:
-                continue
-            if text == "max":
-                return None
-            try:
-                value = int(text)
-            except ValueError:
-                continue
-            return None if value >= UNLIMITED_THRESHOLD else MemoryLimit(value, source)
-        return None
-
-
-def effective_limit(cgroup: MemoryLimit | None, limit_mb: int | None, host_total: int) -> MemoryLimit:
-    """The smallest limit that applies: cgroup, MEMORY_LIMIT_MB, else the host's total memory."""
-    options = [MemoryLimit(host_total, "host total")]
-    if cgroup is not None:
-        options.append(cgroup)
-    if limit_mb is not None:
-        options.append(MemoryLimit(limit_mb * MIB, "MEMORY_LIMIT_MB"))
-    # Prefer a configured limit over the host total when equal; min() keeps the first minimum.
-    return min(reversed(options), key=lambda limit: limit.bytes)
 
 
 # ---------------------------------------------------------------- samples

@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bot.health import HealthServer, HealthServerError
 from polly import background_tasks as bt
 from polly.alerts import Rule
-from polly.memory_optimizer import MIB, format_bytes
+from polly.formatting import MIB, format_bytes
 from tests.cogs.helpers import add_ops_guild, reply_text
 from tests.conftest import STATS_KEYS, make_settings
 

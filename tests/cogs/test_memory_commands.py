@@ -6,7 +6,7 @@ import discord
 import pytest
 
 from polly import background_tasks as bt
-from polly.memory_optimizer import format_bytes
+from polly.formatting import format_bytes
 from polly.memory_utils import registry
 from tests.cogs.helpers import add_ops_guild, assert_within_discord_limits, last_reply, reply_text
 from tests.conftest import make_settings

@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from polly.alerts import AlertEngine, Rule, Thresholds, Transition, evaluate_rules
-from polly.memory_optimizer import MIB, MemorySample, Trend
+from polly.formatting import MIB
+from polly.memory_optimizer import MemorySample, Trend
 from polly.memory_utils import StructureStat
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

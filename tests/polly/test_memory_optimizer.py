@@ -12,22 +12,17 @@ import psutil
 import pytest
 
 from polly.enhanced_database import Database
+from polly.formatting import MIB
+from polly.memory_limit import CgroupReader
 from polly.memory_optimizer import (
-    MIB,
-    CgroupReader,
     CheckpointError,
-    MemoryLimit,
     MemoryMonitor,
     MemorySample,
-    effective_limit,
-    format_bytes,
-    format_duration,
     get_memory_stats,
     memory_profile,
     profile_table,
     rss_trend,
     set_default_monitor,
-    sparkline,
 )
 from polly.memory_utils import StructureRegistry
 from tests.conftest import STATS_KEYS, make_settings
@@ -49,35 +44,6 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
-
-
-# ------------------------------------------------------------- limits
-
-
-def test_cgroup_v2_limit_is_read_from_own_cgroup_path():
-    assert reader("v2").limit() == MemoryLimit(512 * MIB, "cgroup v2 memory.max")
-
-
-def test_cgroup_v1_limit_is_read_from_memory_controller_path():
-    assert reader("v1").limit() == MemoryLimit(256 * MIB, "cgroup v1 memory.limit_in_bytes")
-
-
-@pytest.mark.parametrize("name", ["v1-unlimited", "v2-max"])
-def test_unlimited_cgroups_mean_no_limit(name):
-    assert reader(name).limit() is None
-
-
-def test_missing_cgroup_files_mean_no_limit(tmp_path):
-    assert CgroupReader(root=tmp_path, proc_cgroup=tmp_path / "nope").limit() is None
-
-
-def test_effective_limit_is_the_smallest_that_applies():
-    host = 16 * 1024 * MIB
-    cgroup = MemoryLimit(512 * MIB, "cgroup v2 memory.max")
-    assert effective_limit(None, None, host) == MemoryLimit(host, "host total")
-    assert effective_limit(cgroup, None, host) == cgroup
-    assert effective_limit(cgroup, 256, host) == MemoryLimit(256 * MIB, "MEMORY_LIMIT_MB")
-    assert effective_limit(cgroup, 1024, host) == cgroup
 
 
 def test_sample_uses_the_container_limit_not_the_host(tmp_path):
@@ -317,15 +283,3 @@ async def test_memory_profile_records_sync_and_async_calls():
     assert async_stats.calls == 2
     assert len(profile_table) <= profile_table.max_size
     del kept
-
-
-def test_formatting_for_people():
-    assert format_bytes(1536 * 1024) == "1.5 MiB"
-    assert format_bytes(3 * 1024 * MIB) == "3.0 GiB"
-    assert format_bytes(-2 * MIB) == "-2.0 MiB"
-    assert format_duration(0.0123) == "12 ms"
-    assert format_duration(42) == "42.0 s"
-    assert format_duration(600) == "10 min"
-    assert format_duration(7200) == "2.0 h"
-    assert sparkline([1, 2, 3, 4, 5, 6, 7, 8]) == "▁▂▃▄▅▆▇█"
-    assert sparkline([5, 5]) == "▁▁"
