@@ -124,10 +124,16 @@ def structures_table(sample: MemorySample, limit: int = FIELD_VALUE_LIMIT) -> st
         return "none registered"
     ordered = sorted(sample.structures, key=lambda s: -(s.fill_percent or -1))
     rows = [
-        (short_name(s.name), f"{s.size:,}", f"{s.limit:,}" if s.limit else "∞", percent(s.fill_percent))
+        (
+            short_name(s.name),
+            f"{s.size:,}",
+            f"{s.limit:,}" if s.limit else "∞",
+            percent(s.fill_percent),
+            "—" if s.oldest_age_s is None else format_duration(s.oldest_age_s),
+        )
         for s in ordered
     ]
-    return code_table(rows, ("structure", "size", "limit", "fill"), limit)
+    return code_table(rows, ("structure", "size", "limit", "fill", "oldest"), limit)
 
 
 def pool_summary(pool: dict[str, Any] | None) -> str:

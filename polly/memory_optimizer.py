@@ -352,8 +352,9 @@ class MemoryMonitor:
         limit = self.limit(vm.total)
         pool = self.db.get_pool_status() if self.db is not None else None
         stats = gc.get_stats()
+        at = self.clock()
         return MemorySample(
-            at=self.clock(),
+            at=at,
             rss=mem.rss,
             vms=mem.vms,
             uss=uss,
@@ -370,7 +371,7 @@ class MemoryMonitor:
             limit_source=limit.source,
             gc_counts=gc.get_count(),
             gc_collections=tuple(s["collections"] for s in stats),  # type: ignore[arg-type]
-            structures=self.structures.stats(),
+            structures=self.structures.stats(at.timestamp(), scan=False),  # O(1) each: every tick
             pool=pool,
             loop_lag_ms=loop_lag_ms,
             gc_objects=len(gc.get_objects()) if count_objects else None,

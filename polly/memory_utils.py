@@ -297,12 +297,13 @@ class Tracked:
             return self.max_size
         return getattr(self.target, "max_size", None) or getattr(self.target, "maxlen", None)
 
-    def oldest_age_s(self, now: float) -> float | None:
-        """Age of the oldest entry: O(1) for bounded dicts, O(n) scan otherwise."""
+    def oldest_age_s(self, now: float, *, scan: bool = True) -> float | None:
+        """Age of the oldest entry: O(1) for bounded dicts and deques, an O(n) scan for other
+        mappings (skipped, None, when `scan` is false)."""
         target = self.target
         if isinstance(target, BoundedDict):
             ts = target.oldest_timestamp()
-        elif isinstance(target, MutableMapping):
+        elif isinstance(target, MutableMapping) and scan:
             stamps = [entry_timestamp(v, self.timestamp_key) for v in target.values()]
             ts = min((s for s in stamps if s is not None), default=None)
         elif isinstance(target, deque) and target:
@@ -311,7 +312,7 @@ class Tracked:
             ts = None
         return None if ts is None else max(0.0, now - ts)
 
-    def stat(self, now: float | None = None) -> StructureStat:
+    def stat(self, now: float | None = None, *, scan: bool = True) -> StructureStat:
         return StructureStat(
             name=self.name,
             kind=self.kind,
@@ -319,7 +320,7 @@ class Tracked:
             limit=self.limit(),
             max_age_minutes=self.max_age_minutes,
             bounded=self.bounded,
-            oldest_age_s=None if now is None else self.oldest_age_s(now),
+            oldest_age_s=None if now is None else self.oldest_age_s(now, scan=scan),
         )
 
     def cleanup(self, now: float, *, dry_run: bool = False) -> CleanupRow:
@@ -433,9 +434,10 @@ class StructureRegistry:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def stats(self, now: float | None = None) -> tuple[StructureStat, ...]:
-        """Size and limit of every structure; with `now`, the oldest entry's age too (slower)."""
-        return tuple(entry.stat(now) for entry in self)
+    def stats(self, now: float | None = None, *, scan: bool = True) -> tuple[StructureStat, ...]:
+        """Size and limit of every structure; with `now`, the oldest entry's age too (`scan=False`
+        keeps it O(1) per structure: ages of plain mappings are then left out)."""
+        return tuple(entry.stat(now, scan=scan) for entry in self)
 
     def cleanup(self, *, now: float | None = None, dry_run: bool = False) -> tuple[CleanupRow, ...]:
         now = time.time() if now is None else now

@@ -90,12 +90,18 @@ class MemoryCollector(Collector):
         labels = [INSTANCE_LABEL, "structure"]
         size = GaugeMetricFamily("polly_tracked_structure_size", "Entries in a tracked structure", labels=labels)
         limit = GaugeMetricFamily("polly_tracked_structure_limit", "Size limit of a tracked structure", labels=labels)
+        age = GaugeMetricFamily(
+            "polly_tracked_structure_oldest_age_seconds", "Age of the oldest entry, where known", labels=labels
+        )
         for stat in s.structures:
             size.add_metric([self.instance, stat.name], stat.size)
             if stat.limit:
                 limit.add_metric([self.instance, stat.name], stat.limit)
+            if stat.oldest_age_s is not None:
+                age.add_metric([self.instance, stat.name], stat.oldest_age_s)
         yield size
         yield limit
+        yield age
 
     def _pool(self, pool: dict[str, Any] | None) -> Iterator[Any]:
         if not pool:

@@ -125,6 +125,8 @@ async def test_metrics_parse_with_names_and_labels(simcord_env, simcord_bot):
             assert not {"guild", "guild_id", "user", "user_id", "channel", "channel_id"} & set(entries[0].labels)
     structures = {e.labels["structure"]: e.value for e in samples["polly_tracked_structure_size"]}
     assert structures["message_fetch_failures"] == 1
+    ages = {e.labels["structure"]: e.value for e in samples["polly_tracked_structure_oldest_age_seconds"]}
+    assert ages["message_fetch_failures"] == 60  # recorded, then one 60 s tick of the simulated clock
     firing = {e.labels["rule"]: e.value for e in samples["polly_alerts_firing"]}
     assert set(firing) == {r.value for r in Rule}
     assert firing["structure_fill"] == 1

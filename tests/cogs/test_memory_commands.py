@@ -240,3 +240,12 @@ async def test_an_unexpected_error_gets_a_short_apology_and_a_logged_traceback(
     assert "exploded" not in result.response.content  # details stay in the log
     assert any(r.exc_info and "exploded" in str(r.exc_info[1]) for r in caplog.records)
     assert [type(e).__name__ for e in simcord_env.errors] == ["CommandInvokeError"]  # acknowledged
+
+
+async def test_stats_shows_the_age_of_the_oldest_tracked_entry(world, simcord_env, simcord_bot):
+    _, ops, operator = world
+    bt.record_failure(1, "cached_channel")
+    await simcord_env.advance_time(5 * 60)
+    text = reply_text(await operator.slash(ops, "mem stats"))
+    row = next(line for line in text.splitlines() if line.startswith("message_fetch_failures"))
+    assert row.split()[-2:] == ["5", "min"]
