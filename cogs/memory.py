@@ -89,7 +89,11 @@ class MemoryCog(commands.Cog):
         if change is not None:
             self.monitor_loop.change_interval(seconds=change.interval_s)
         self.cycle.outbox.extend(result.events)
-        await self.deliver_alerts()
+        try:
+            await self.deliver_alerts()
+        except Exception as exc:  # whatever it was, the loop must live: the alerts stay queued
+            log.exception("Alert delivery failed unexpectedly")
+            self._delivery_failed(exc)
 
     @monitor_loop.before_loop
     async def _wait_until_ready(self) -> None:
@@ -159,6 +163,9 @@ class MemoryCog(commands.Cog):
             return True
         except (discord.HTTPException, TypeError) as exc:
             log.warning("Could not post to the alert channel %s: %s", self.alert_channel_id, exc)
+            return False
+        except Exception:
+            log.exception("Could not post to the alert channel %s", self.alert_channel_id)
             return False
 
     # ------------------------------------------------------------ commands

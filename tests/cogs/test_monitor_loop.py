@@ -220,3 +220,25 @@ async def test_every_reply_and_alert_fits_discord_limits_with_50_long_named_stru
     finally:
         for name in names:
             registry.unregister(name)
+
+
+async def test_an_unexpected_error_while_posting_alerts_keeps_them_queued_and_the_loop_alive(
+    simcord_env, simcord_bot, ops, monkeypatch
+):
+    channel, _ = ops
+    cog = simcord_bot.get_cog("MemoryCog")
+    from cogs import _memory_render
+
+    original = _memory_render.alert_embed
+
+    def broken(*args, **kwargs):
+        raise ValueError("rendering bug")
+
+    monkeypatch.setattr(_memory_render, "alert_embed", broken)
+    fill_failures()
+    await simcord_env.advance_time(4 * 60)
+    assert cog.monitor_loop.is_running()
+    assert simcord_bot.cycle.health.undelivered == 1
+    monkeypatch.setattr(_memory_render, "alert_embed", original)
+    await simcord_env.advance_time(60)
+    assert sum("Tracked structure filling up" in t for t in alert_titles(channel)) == 1
