@@ -86,7 +86,8 @@ class HealthServer:
 
     async def health(self, _request: web.Request) -> web.Response:
         lag_ms = await measure_loop_lag()
-        connected = self.bot.is_ready() and not self.bot.is_closed()
+        ws = self.bot.ws  # None until connected; `open` goes False when the gateway drops
+        connected = self.bot.is_ready() and not self.bot.is_closed() and ws is not None and bool(ws.open)
         reasons = []
         if not connected:
             reasons.append("gateway not connected")

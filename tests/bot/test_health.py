@@ -162,3 +162,9 @@ async def test_a_port_in_use_is_a_clear_start_up_error(simcord_env, simcord_bot,
     simcord_bot.settings.health_port = taken
     with pytest.raises(HealthServerError, match=f"HEALTH_PORT={taken} on HEALTH_HOST=127.0.0.1 cannot be used"):
         await HealthServer(simcord_bot).start()
+
+
+async def test_health_is_503_while_the_gateway_is_down(simcord_env, simcord_bot, monkeypatch):
+    monkeypatch.setattr(simcord_bot, "ws", None)  # what discord.py holds between connections
+    status, body, _ = await get(simcord_bot, "/health")
+    assert status == 503 and "gateway not connected" in body and '"gateway_connected": false' in body
