@@ -211,7 +211,14 @@ def stats_embed(
 # ---------------------------------------------------------------- /mem cleanup
 
 
-def cleanup_embed(report: CleanupReport, rss_before: int, rss_after: int) -> discord.Embed:
+def rss_change(report: CleanupReport) -> str:
+    before, after = report.rss_before, report.rss_after
+    if before is None or after is None:
+        return "n/a"
+    return f"{format_bytes(before)} → {format_bytes(after)} ({format_bytes(after - before, signed=True)})"
+
+
+def cleanup_embed(report: CleanupReport) -> discord.Embed:
     verb = "would remove" if report.dry_run else "removed"
     title = "Cleanup dry run: nothing was changed" if report.dry_run else "Cleanup done"
     embed = new_embed(title, f"{verb} **{report.removed:,}** entries in {len(report.rows)} structures")
@@ -230,20 +237,17 @@ def cleanup_embed(report: CleanupReport, rss_before: int, rss_after: int) -> dis
             f"gen {gc.generation}: {gc.collected:,} objects collected, paused {format_duration(gc.pause_ms / 1000)}; "
             f"{trimmed}",
         )
-    add_field(
-        embed,
-        "RSS",
-        f"{format_bytes(rss_before)} → {format_bytes(rss_after)} ({format_bytes(rss_after - rss_before, signed=True)})",
-    )
     if report.dry_run:
         embed.set_footer(text="Run /mem cleanup without dry_run to apply it.")
+    else:
+        add_field(embed, "RSS", rss_change(report))
     return fit_embed(embed)
 
 
-def cleanup_announcement(who: str, report: CleanupReport, rss_before: int, rss_after: int) -> discord.Embed:
+def cleanup_announcement(who: str, report: CleanupReport) -> discord.Embed:
     embed = new_embed(
         f"🧹 Memory cleanup run by {clip(who, 100)}",
-        f"Removed {report.removed:,} entries; RSS {format_bytes(rss_before)} → {format_bytes(rss_after)}.",
+        f"Removed {report.removed:,} entries; RSS {rss_change(report)}.",
     )
     return fit_embed(embed)
 

@@ -206,17 +206,15 @@ class MemoryCog(commands.Cog):
             )
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
-        rss_before = self.monitor.process.memory_info().rss
         try:
             report = await self.cycle.manual_cleanup(str(interaction.user), dry_run=dry_run)
         except CleanupRunningError as exc:
             await reply(interaction, render.error_line(str(exc)))
             return
-        rss_after = self.monitor.process.memory_info().rss
-        await reply(interaction, embed=render.cleanup_embed(report, rss_before, rss_after))
+        await reply(interaction, embed=render.cleanup_embed(report))
         if not dry_run:
             who = f"{interaction.user} ({interaction.user.id})"
-            await self._post_quietly(render.cleanup_announcement(who, report, rss_before, rss_after))
+            await self._post_quietly(render.cleanup_announcement(who, report))
 
     @mem.command(name="pool", description="Database pool: limits, live figures and counters")
     async def pool(self, interaction: discord.Interaction) -> None:

@@ -485,7 +485,8 @@ def _load_malloc_trim() -> Callable[[int], int] | None:
 _malloc_trim = _load_malloc_trim()
 
 
-def _rss() -> int:
+def process_rss() -> int:
+    """This process's resident set size in bytes."""
     return psutil.Process().memory_info().rss
 
 
@@ -497,7 +498,7 @@ def force_garbage_collection(generation: int = 2) -> GCReport:
     """
     if generation not in (0, 1, 2):
         raise ValueError(f"generation must be 0, 1 or 2, not {generation}")
-    rss_before = _rss()
+    rss_before = process_rss()
     start = time.perf_counter()
     collected = gc.collect(generation)
     trimmed = False
@@ -505,7 +506,7 @@ def force_garbage_collection(generation: int = 2) -> GCReport:
         _malloc_trim(0)
         trimmed = True
     pause_ms = (time.perf_counter() - start) * 1000
-    return GCReport(generation, collected, pause_ms, rss_before, _rss(), trimmed)
+    return GCReport(generation, collected, pause_ms, rss_before, process_rss(), trimmed)
 
 
 @dataclass(frozen=True)
@@ -513,6 +514,8 @@ class CleanupReport:
     rows: tuple[CleanupRow, ...]
     gc: GCReport | None
     dry_run: bool
+    rss_before: int | None = None  # around the whole cleanup; None for a dry run
+    rss_after: int | None = None
 
     @property
     def removed(self) -> int:
@@ -531,12 +534,16 @@ def cleanup_background_tasks_memory(
     `dry_run` reports what would be removed and changes nothing (no GC either).
     `gc_generation=None` skips the collection.
     """
+    rss_before = None if dry_run else process_rss()
     rows = (target_registry or registry).cleanup(now=now, dry_run=dry_run)
     report = None if dry_run or gc_generation is None else force_garbage_collection(gc_generation)
     removed = sum(row.removed for row in rows)
-    if removed and not dry_run:
+    if dry_run:
+        return CleanupReport(rows, None, dry_run=True)
+    if removed:
         log.info("Cleanup removed %d entries from tracked structures", removed)
-    return CleanupReport(rows, report, dry_run)
+    rss_after = report.rss_after if report is not None else process_rss()
+    return CleanupReport(rows, report, False, rss_before, rss_after)
 
 
 def memory_cleanup_decorator(

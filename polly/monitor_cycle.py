@@ -194,6 +194,7 @@ class MonitorCycle:
             await asyncio.sleep(0)  # let the bot breathe between the cleanup and a full collection
             if dry_run:
                 return report
-            return CleanupReport(report.rows, force_garbage_collection(gc_generation), dry_run=False)
+            collection = force_garbage_collection(gc_generation)
+            return CleanupReport(report.rows, collection, False, report.rss_before, collection.rss_after)
         finally:
             self.cleanup_owner = None

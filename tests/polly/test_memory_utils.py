@@ -224,6 +224,8 @@ def test_cleanup_background_tasks_memory_reports_per_structure_and_dry_run_chang
     assert real.removed == 16
     assert (len(stale), len(big), len(q)) == (6, 20, 1)
     assert real.gc is not None and real.gc.generation == 0
+    assert real.rss_before and real.rss_after and real.rss_after == real.gc.rss_after
+    assert dry.rss_before is None and dry.rss_after is None
 
 
 def test_force_garbage_collection_collects_cycles_and_trims_heap():
