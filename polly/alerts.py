@@ -12,7 +12,6 @@ import enum
 from collections.abc import Iterable
 from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
-from typing import Any
 
 from polly.config import Settings
 from polly.formatting import format_bytes, format_duration
@@ -343,6 +342,3 @@ class AlertEngine:
 
     def set_threshold(self, name: str, value: float) -> None:
         self.thresholds = self.thresholds.updated(name, value)
-
-    def snapshot(self) -> dict[str, Any]:
-        return {"firing": len(self.active()), "pending": len(self.pending())}

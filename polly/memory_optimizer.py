@@ -17,7 +17,7 @@ import time
 import tracemalloc
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
 
@@ -290,7 +290,6 @@ class MonitorHealth:
     last_error: str | None = None
     backoff_factor: int = 1
     undelivered: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class MemoryMonitor:

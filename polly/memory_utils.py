@@ -466,10 +466,6 @@ class GCReport:
     rss_after: int
     trimmed: bool
 
-    @property
-    def rss_freed(self) -> int:
-        return self.rss_before - self.rss_after
-
 
 def _load_malloc_trim() -> Callable[[int], int] | None:
     if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
