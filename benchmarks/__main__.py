@@ -16,14 +16,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tabulate import tabulate
-
 from benchmarks import bench_bot, bench_core, bench_memory
 from benchmarks._harness import Result, fmt_value
 from polly.config import Settings
+from polly.formatting import text_table
 
 FIGURES: dict[str, Callable[[], list[Result]]] = {
-    "tick": lambda: bench_core.monitor_tick(Settings(_env_file=None)),  # type: ignore[call-arg]
+    "tick": lambda: bench_core.monitor_tick(Settings()),
     "stats": bench_bot.stats_round_trip,
     "bounded-dict": bench_core.bounded_dict,
     "cleanup": bench_core.cleanup_million,
@@ -46,7 +45,7 @@ def table(results: list[Result]) -> str:
         )
         for r in results
     ]
-    return tabulate(rows, headers=("figure", "median", "baseline", "ratio", "budget", "result"), tablefmt="github")
+    return text_table(rows, ("figure", "median", "baseline", "ratio", "budget", "result"), markdown=True)
 
 
 def main(argv: list[str] | None = None) -> int:

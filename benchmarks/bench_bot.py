@@ -23,7 +23,7 @@ from polly.monitor_cycle import MonitorCycle
 
 def _scratch_settings(**overrides: object):
     folder = Path(tempfile.mkdtemp(prefix="polly-bench-"))
-    return load_settings(_env_file=None, database_url=f"sqlite+aiosqlite:///{folder / 'bench.db'}", **overrides)
+    return load_settings(env_file=None, database_url=f"sqlite+aiosqlite:///{folder / 'bench.db'}", **overrides)
 
 
 async def _stats_round_trip() -> tuple[float, float]:
@@ -147,6 +147,6 @@ def cleanup_tick_lag() -> list[Result]:
             extra <= 50,
             None,
             f"max lag {with_tick:.1f} ms with the tick vs {without:.1f} ms without "
-            f"(GC generation {load_settings(_env_file=None).memory_gc_generation})",
+            f"(GC generation {load_settings(env_file=None).memory_gc_generation})",
         )
     ]

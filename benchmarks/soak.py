@@ -52,7 +52,7 @@ async def idle(kind: str) -> dict[str, float]:
     from polly.config import load_settings
 
     folder = Path(tempfile.mkdtemp(prefix="polly-idle-"))
-    settings = load_settings(_env_file=None, database_url=f"sqlite+aiosqlite:///{folder / 'idle.db'}")
+    settings = load_settings(env_file=None, database_url=f"sqlite+aiosqlite:///{folder / 'idle.db'}")
     bot = create_bot(settings)
     # SimCord settles for a moment after every timer it fires: 2,000 ticks take minutes of real time.
     async with simcord.run(bot, settle_timeout=1800) as env:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 import pkgutil
+from typing import TYPE_CHECKING
 
 import discord
 from discord.ext import commands
 
 import cogs
-from bot.health import HealthServer
 from polly import background_tasks
 from polly.alert_store import AlertStore
 from polly.alerts import AlertEngine, Thresholds
@@ -19,7 +19,14 @@ from polly.memory_optimizer import MemoryMonitor, set_default_monitor
 from polly.memory_utils import registry
 from polly.monitor_cycle import MonitorCycle
 
+if TYPE_CHECKING:
+    from bot.health import HealthServer
+
 log = logging.getLogger(__name__)
+
+
+class StartupError(RuntimeError):
+    """The bot cannot start as configured; the message names the setting to change."""
 
 
 def extension_names() -> tuple[str, ...]:
@@ -62,6 +69,9 @@ class PollyBot(commands.Bot):
                 log.exception("Failed to load extension %s", name)
         await self.sync_commands()
         if self.settings.health_port is not None:
+            # aiohttp.web and prometheus_client cost RSS: imported only when the endpoints are on.
+            from bot.health import HealthServer
+
             server = HealthServer(self)
             await server.start()  # a port in use stops start-up with HealthServerError
             self.health_server = server

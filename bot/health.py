@@ -12,10 +12,10 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST
 
+from bot.app import StartupError
 from polly.memory_optimizer import measure_loop_lag
-from polly.metrics import build_registry, render_metrics
+from polly.metrics import CONTENT_TYPE, MetricsRenderer
 
 if TYPE_CHECKING:
     from bot.app import PollyBot
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class HealthServerError(RuntimeError):
+class HealthServerError(StartupError):
     """The health server could not start; the message names the setting to change."""
 
 
@@ -35,7 +35,7 @@ class HealthServer:
         self.settings = bot.settings
         token = self.settings.health_token
         self._token = token.get_secret_value().encode() if token is not None else None
-        self._metrics = build_registry(bot.cycle, self.settings.metrics_instance)
+        self._metrics = MetricsRenderer(bot.cycle, self.settings.metrics_instance)
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
 
@@ -118,5 +118,4 @@ class HealthServer:
         return web.json_response(stats, status=503 if status == "critical" else 200)
 
     async def metrics(self, _request: web.Request) -> web.Response:
-        body = render_metrics(self._metrics)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return web.Response(body=self._metrics.render(), headers={"Content-Type": CONTENT_TYPE})

@@ -10,8 +10,7 @@ import sys
 
 import discord
 
-from bot.app import create_bot
-from bot.health import HealthServerError
+from bot.app import StartupError, create_bot
 from polly.config import ConfigError, Settings, load_settings
 
 log = logging.getLogger("bot")
@@ -104,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     except discord.LoginFailure:
         log.error("Discord rejected DISCORD_TOKEN: copy the token again from the developer portal (Bot tab)")
         return EXIT_CONFIG
-    except HealthServerError as exc:
+    except StartupError as exc:
         log.error("%s", exc)
         return EXIT_CONFIG
     except discord.PrivilegedIntentsRequired as exc:

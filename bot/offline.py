@@ -355,7 +355,7 @@ def run_offline(
     if demo:
         # The tour writes checkpoints and alerts: keep them out of the operator's database.
         scratch = Path(tempfile.mkdtemp(prefix="polly-demo-"))
-        settings = settings.model_copy(update={"database_url": f"sqlite+aiosqlite:///{scratch / 'demo.db'}"})
+        settings = settings.replaced(database_url=f"sqlite+aiosqlite:///{scratch / 'demo.db'}")
     if settings.log_level == "INFO":
         logging.getLogger().setLevel(logging.WARNING)  # replies, not lifecycle chatter, on screen
     return asyncio.run(_console(settings, demo, stdin or sys.stdin, out or sys.stdout))

@@ -14,11 +14,11 @@ from pathlib import PurePath
 from typing import Any
 
 import discord
-from tabulate import tabulate
 
 from polly.alert_store import StoredAlertEvent
 from polly.alerts import ActiveAlert, AlertTransition, Thresholds, Transition
-from polly.formatting import format_bytes, format_duration, sparkline
+from polly.enhanced_database import PoolStatus
+from polly.formatting import format_bytes, format_duration, sparkline, text_table
 from polly.memory_optimizer import Checkpoint, CheckpointComparison, MemorySample, MonitorHealth, Trend
 from polly.memory_utils import CleanupReport
 
@@ -49,11 +49,11 @@ def short_name(name: str, width: int = NAME_WIDTH) -> str:
 
 
 def code_table(rows: Sequence[Sequence[Any]], headers: Sequence[str], limit: int = FIELD_VALUE_LIMIT) -> str:
-    """A tabulate table in a code block, cut to whole rows (with an "… N more" line) to fit."""
+    """A table in a code block, cut to whole rows (with an "… N more" line) to fit."""
     shown = list(rows)
     while True:
         hidden = len(rows) - len(shown)
-        body = tabulate(shown, headers=headers, tablefmt="simple", disable_numparse=True) if shown else ""
+        body = text_table(shown, headers) if shown else ""
         if hidden:
             body += f"\n… and {hidden} more"
         block = f"```\n{body}\n```"
@@ -136,16 +136,14 @@ def structures_table(sample: MemorySample, limit: int = FIELD_VALUE_LIMIT) -> st
     return code_table(rows, ("structure", "size", "limit", "fill", "oldest"), limit)
 
 
-def pool_summary(pool: dict[str, Any] | None) -> str:
-    if not pool:
+def pool_summary(pool: PoolStatus | None) -> str:
+    if pool is None:
         return "no database"
-    if not pool.get("sized"):
-        return (
-            f"{pool['pool_class']}: no sizing; {pool.get('checkouts', 0)} checkouts, {pool.get('checked_out', 0)} out"
-        )
+    if not pool.sized:
+        return f"{pool.pool_class}: no sizing; {pool.checkouts} checkouts, {pool.checked_out} out"
     return (
-        f"{pool['checked_out']}/{pool['pool_size']} + {pool['overflow']}/{pool['max_overflow']} overflow in use; "
-        f"peak {pool['peak_checked_out']}, timeouts {pool['timeouts']}"
+        f"{pool.checked_out}/{pool.pool_size} + {pool.overflow}/{pool.max_overflow} overflow in use; "
+        f"peak {pool.peak_checked_out}, timeouts {pool.timeouts}"
     )
 
 
@@ -255,51 +253,43 @@ def cleanup_announcement(who: str, report: CleanupReport) -> discord.Embed:
 # ---------------------------------------------------------------- /mem pool
 
 
-def pool_status_line(pool: dict[str, Any]) -> tuple[str, discord.Colour]:
-    if pool.get("timeouts"):
-        return f"⛔ timeouts seen: {pool['timeouts']} checkout(s) gave up", COLOR_FIRING
-    if pool.get("sized"):
-        capacity = pool["pool_size"] + pool["max_overflow"]
-        if capacity and pool["checked_out"] >= 0.8 * capacity:
-            return f"⚠ near limit: {pool['checked_out']} of {capacity} connections in use", COLOR_WARN
-    return "✅ ok", COLOR_OK
+POOL_VERDICTS = {"timeouts": ("⛔", COLOR_FIRING), "near_limit": ("⚠", COLOR_WARN), "ok": ("✅", COLOR_OK)}
+POOL_COUNTERS = (
+    "checkouts",
+    "checkins",
+    "connects",
+    "overflow_checkouts",
+    "peak_checked_out",
+    "timeouts",
+    "invalidations",
+)
 
 
-def pool_embed(pool: dict[str, Any]) -> discord.Embed:
-    status, colour = pool_status_line(pool)
-    embed = new_embed(f"Database pool: {pool['pool_class']}", status, colour)
-    if pool.get("sized"):
+def pool_embed(pool: PoolStatus, overflow_alert_percent: float) -> discord.Embed:
+    verdict, line = pool.verdict(overflow_alert_percent)
+    mark, colour = POOL_VERDICTS[verdict]
+    embed = new_embed(f"Database pool: {pool.pool_class}", f"{mark} {line}", colour)
+    if pool.sized:
         add_field(
             embed,
             "Configured",
-            f"size {pool['pool_size']} · max overflow {pool['max_overflow']} · "
-            f"timeout {format_duration(pool['timeout_s'])} · recycle {format_duration(pool['recycle_s'])}",
+            f"size {pool.pool_size} · max overflow {pool.max_overflow} · "
+            f"timeout {format_duration(pool.timeout_s)} · recycle {format_duration(pool.recycle_s)}",
         )
         add_field(
             embed,
             "Now",
-            f"checked out {pool['checked_out']} · checked in {pool['checked_in']} · overflow {pool['overflow']}",
+            f"checked out {pool.checked_out} · checked in {pool.checked_in} · overflow {pool.overflow}",
         )
     else:
-        ignored = ", ".join(pool.get("ignored_settings") or []) or "none"
+        ignored = ", ".join(pool.ignored_settings) or "none"
         add_field(
             embed,
             "No sizing",
-            f"{pool['pool_class']} keeps no sized pool (in-memory SQLite shares one connection), so it has "
+            f"{pool.pool_class} keeps no sized pool (in-memory SQLite shares one connection), so it has "
             f"no size or overflow to show. Settings it ignores: {ignored}.",
         )
-    counters = [
-        (name.replace("_", " "), f"{pool.get(name, 0):,}")
-        for name in (
-            "checkouts",
-            "checkins",
-            "connects",
-            "overflow_checkouts",
-            "peak_checked_out",
-            "timeouts",
-            "invalidations",
-        )
-    ]
+    counters = [(name.replace("_", " "), f"{getattr(pool, name):,}") for name in POOL_COUNTERS]
     add_field(embed, "Counters since start", code_table(counters, ("counter", "value")))
     return fit_embed(embed)
 

@@ -221,7 +221,10 @@ class MemoryCog(commands.Cog):
         """Show the database pool's configuration, live figures and counters."""
         if not await check_operator(interaction, self.settings):
             return
-        await reply(interaction, embed=render.pool_embed(self.bot.db.get_pool_status()))
+        await reply(
+            interaction,
+            embed=render.pool_embed(self.bot.db.get_pool_status(), self.cycle.engine.thresholds.pool_overflow_percent),
+        )
 
     @mem.command(name="checkpoint", description="Store a memory checkpoint and compare it with an earlier one")
     @app_commands.describe(

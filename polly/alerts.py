@@ -166,20 +166,19 @@ def memory_conditions(sample: MemorySample, t: Thresholds) -> list[Condition]:
 
 def pool_conditions(sample: MemorySample, previous: MemorySample | None, t: Thresholds) -> list[Condition]:
     pool = sample.pool
-    if not pool:
+    if pool is None:
         return []
     out = []
-    max_overflow = pool.get("max_overflow") or 0
-    if pool.get("sized") and max_overflow > 0:
-        value = 100.0 * pool.get("overflow", 0) / max_overflow
+    value = pool.overflow_percent
+    if value is not None:
         active, clear = _band(value, t.pool_overflow_percent, t.hysteresis_percent)
         detail = (
-            f"{pool.get('overflow', 0)} of {max_overflow} overflow connections in use "
-            f"({pool.get('checked_out', 0)} checked out, pool size {pool.get('pool_size')})"
+            f"{pool.overflow} of {pool.max_overflow} overflow connections in use "
+            f"({pool.checked_out} checked out, pool size {pool.pool_size})"
         )
         out.append(Condition(Rule.POOL_OVERFLOW, "pool", value, t.pool_overflow_percent, active, clear, detail))
-    before = (previous.pool or {}).get("timeouts", 0) if previous is not None else pool.get("timeouts", 0)
-    new = pool.get("timeouts", 0) - before
+    before = previous.pool.timeouts if previous is not None and previous.pool is not None else pool.timeouts
+    new = pool.timeouts - before
     out.append(
         Condition(
             Rule.POOL_TIMEOUT,
@@ -188,7 +187,7 @@ def pool_conditions(sample: MemorySample, previous: MemorySample | None, t: Thre
             0.0,
             new > 0,
             new <= 0,
-            f"{new} checkout timeout(s) since the last check ({pool.get('timeouts', 0)} in all)",
+            f"{new} checkout timeout(s) since the last check ({pool.timeouts} in all)",
             for_checks=1,  # a timeout already failed a request: no hold time
         )
     )

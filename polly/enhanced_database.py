@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlalchemy import event
@@ -27,6 +28,62 @@ SQLITE_BUSY_TIMEOUT_MS = 5000
 
 class PoolTimeoutError(RuntimeError):
     """No connection became free within the pool timeout."""
+
+
+@dataclass(frozen=True)
+class PoolStatus:
+    """The pool's class, configured limits, live figures and counters at one moment.
+
+    The sizing figures are None for pools without sizing (in-memory SQLite's StaticPool).
+    """
+
+    pool_class: str
+    sized: bool
+    ignored_settings: tuple[str, ...]
+    checked_out: int
+    connects: int
+    checkouts: int
+    checkins: int
+    invalidations: int
+    overflow_checkouts: int
+    peak_checked_out: int
+    timeouts: int
+    pool_size: int | None = None
+    max_overflow: int | None = None
+    timeout_s: float | None = None
+    recycle_s: int | None = None
+    checked_in: int | None = None
+    overflow: int | None = None
+
+    @property
+    def overflow_percent(self) -> float | None:
+        """Overflow connections in use as a percent of DB_MAX_OVERFLOW (None without overflow)."""
+        if not self.sized or not self.max_overflow:
+            return None
+        return 100.0 * (self.overflow or 0) / self.max_overflow
+
+    def verdict(self, overflow_alert_percent: float) -> tuple[str, str]:
+        """("timeouts" | "near_limit" | "ok", one line for people); near the limit is the same
+        overflow share the pool-overflow alert fires at."""
+        if self.timeouts:
+            return "timeouts", f"timeouts seen: {self.timeouts} checkout(s) gave up"
+        overflow = self.overflow_percent
+        if overflow is not None and overflow >= overflow_alert_percent:
+            return "near_limit", (
+                f"near limit: {self.overflow} of {self.max_overflow} overflow connections in use "
+                f"({self.checked_out} checked out)"
+            )
+        return "ok", "ok"
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["ignored_settings"] = list(self.ignored_settings)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PoolStatus:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**{**known, "ignored_settings": tuple(known.get("ignored_settings") or ())})
 
 
 class PoolMonitor:
@@ -164,26 +221,27 @@ class Database:
             "DB_MAX_OVERFLOW, or look for sessions held open too long."
         )
 
-    def get_pool_status(self) -> dict[str, Any]:
+    def get_pool_status(self) -> PoolStatus:
         """Pool class, configured limits, live figures (where the class has them) and counters."""
         pool = self.engine.sync_engine.pool
-        status: dict[str, Any] = {
-            "pool_class": type(pool).__name__,
-            "sized": isinstance(pool, QueuePool),
-            "ignored_settings": list(self.ignored_settings),
-            "checked_out": self.monitor.checked_out(),
-            **self.monitor.counters(),
-        }
+        sizing: dict[str, Any] = {}
         if isinstance(pool, QueuePool):
-            status.update(
-                pool_size=pool.size(),
-                max_overflow=self.settings.db_max_overflow,
-                timeout_s=pool.timeout(),
-                recycle_s=self.settings.db_pool_recycle,
-                checked_in=pool.checkedin(),
-                overflow=max(0, pool.overflow()),
-            )
-        return status
+            sizing = {
+                "pool_size": pool.size(),
+                "max_overflow": self.settings.db_max_overflow,
+                "timeout_s": pool.timeout(),
+                "recycle_s": self.settings.db_pool_recycle,
+                "checked_in": pool.checkedin(),
+                "overflow": max(0, pool.overflow()),
+            }
+        return PoolStatus(
+            pool_class=type(pool).__name__,
+            sized=isinstance(pool, QueuePool),
+            ignored_settings=tuple(self.ignored_settings),
+            checked_out=self.monitor.checked_out(),
+            **self.monitor.counters(),
+            **sizing,
+        )
 
     async def dispose(self) -> None:
         self.monitor.detach()

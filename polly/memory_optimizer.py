@@ -25,7 +25,7 @@ import psutil
 from sqlalchemy import delete, func, select
 
 from polly.config import Settings
-from polly.enhanced_database import Database
+from polly.enhanced_database import Database, PoolStatus
 from polly.formatting import MIB
 from polly.memory_limit import CgroupReader, MemoryLimit, effective_limit
 from polly.memory_utils import StructureRegistry, StructureStat, registry
@@ -81,7 +81,7 @@ class MemorySample:
     gc_counts: tuple[int, int, int]
     gc_collections: tuple[int, int, int]
     structures: tuple[StructureStat, ...] = ()
-    pool: dict[str, Any] | None = None
+    pool: PoolStatus | None = None
     loop_lag_ms: float | None = None
     gc_objects: int | None = None
 
@@ -94,6 +94,7 @@ class MemorySample:
         data["at"] = self.at.isoformat()
         data["percent_of_limit"] = round(self.percent_of_limit, 2)
         data["structures"] = [{**asdict(s), "fill_percent": s.fill_percent} for s in self.structures]
+        data["pool"] = None if self.pool is None else self.pool.as_dict()
         return data
 
     @classmethod
@@ -106,6 +107,8 @@ class MemorySample:
         values["structures"] = tuple(
             StructureStat(**{k: v for k, v in s.items() if k in fields}) for s in values.get("structures", [])
         )
+        if values.get("pool") is not None:
+            values["pool"] = PoolStatus.from_dict(values["pool"])
         return cls(**values)
 
 
@@ -236,7 +239,7 @@ def compare_checkpoints(before: Checkpoint, after: Checkpoint, top: int = 10) ->
     gc_change = None if a.gc_objects is None or b.gc_objects is None else b.gc_objects - a.gc_objects
     pool_change = None
     if a.pool is not None and b.pool is not None:
-        pool_change = b.pool.get("checked_out", 0) - a.pool.get("checked_out", 0)
+        pool_change = b.pool.checked_out - a.pool.checked_out
     allocations: tuple[AllocationGrowth, ...] = ()
     if before.allocations is not None and after.allocations is not None:
         growth = []
@@ -567,7 +570,7 @@ def memory_stats_payload(sample: MemorySample, trend: Trend, checkpoints_count: 
             {"name": s.name, "size": s.size, "limit": s.limit, "fill_percent": s.fill_percent}
             for s in sample.structures
         ],
-        "pool": sample.pool,
+        "pool": None if sample.pool is None else sample.pool.as_dict(),
         "gc_counts": list(sample.gc_counts),
         "loop_lag_ms": sample.loop_lag_ms,
         "threads": sample.threads,
@@ -589,7 +592,7 @@ def set_default_monitor(monitor: MemoryMonitor | None) -> None:
 def get_default_monitor() -> MemoryMonitor:
     global _default_monitor
     if _default_monitor is None:
-        _default_monitor = MemoryMonitor(Settings(_env_file=None))  # type: ignore[call-arg]
+        _default_monitor = MemoryMonitor(Settings())
     return _default_monitor
 
 

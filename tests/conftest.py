@@ -10,7 +10,7 @@ import pytest
 
 from bot import PollyBot, create_bot
 from polly import background_tasks
-from polly.config import Settings, load_settings
+from polly.config import Settings, load_settings, setting_names
 from polly.memory_utils import registry
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -36,8 +36,8 @@ STATS_KEYS = (
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """No setting of the machine running the tests leaks into them."""
-    for name in Settings.model_fields:
-        monkeypatch.delenv(name.upper(), raising=False)
+    for name in setting_names():
+        monkeypatch.delenv(name, raising=False)
     yield
 
 
@@ -54,7 +54,7 @@ def make_settings(tmp_path: Path, **overrides: object) -> Settings:
     """Settings for a test: no .env, a SQLite file in tmp_path, `overrides` on top."""
     values: dict[str, object] = {"database_url": f"sqlite+aiosqlite:///{tmp_path / 'polly.db'}"}
     values.update(overrides)
-    return load_settings(_env_file=None, **values)
+    return load_settings(env_file=None, **values)
 
 
 @pytest.fixture

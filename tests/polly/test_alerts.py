@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from polly.alerts import AlertEngine, Rule, Thresholds, Transition, evaluate_rules
+from polly.enhanced_database import PoolStatus
 from polly.formatting import MIB
 from polly.memory_optimizer import MemorySample, Trend
 from polly.memory_utils import StructureStat
@@ -132,15 +133,23 @@ def test_a_structure_that_disappears_resolves():
     assert "no longer reported" in out[0].detail
 
 
-def pool(overflow: int, timeouts: int = 0) -> dict:
-    return {
-        "sized": True,
-        "pool_size": 10,
-        "max_overflow": 20,
-        "overflow": overflow,
-        "checked_out": 10 + overflow,
-        "timeouts": timeouts,
-    }
+def pool(overflow: int, timeouts: int = 0) -> PoolStatus:
+    return PoolStatus(
+        pool_class="AsyncAdaptedQueuePool",
+        sized=True,
+        ignored_settings=(),
+        checked_out=10 + overflow,
+        connects=10,
+        checkouts=100,
+        checkins=90,
+        invalidations=0,
+        overflow_checkouts=overflow,
+        peak_checked_out=10 + overflow,
+        timeouts=timeouts,
+        pool_size=10,
+        max_overflow=20,
+        overflow=overflow,
+    )
 
 
 def test_pool_overflow_rule():
@@ -165,7 +174,9 @@ def test_any_new_checkout_timeout_fires_at_once_and_resolves_when_none_follow():
 
 
 def test_pool_without_sizing_has_no_overflow_rule():
-    conditions = evaluate_rules(make_sample(pool={"sized": False, "timeouts": 0}), FLAT, T)
+    conditions = evaluate_rules(
+        make_sample(pool=replace(pool(0), sized=False, pool_size=None, max_overflow=None, overflow=None)), FLAT, T
+    )
     assert {c.rule for c in conditions} == {Rule.MEMORY, Rule.POOL_TIMEOUT, Rule.LEAK_TREND}
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from polly.config import DEFAULT_DATABASE_URL, ConfigError, load_settings
+from polly.config import DEFAULT_DATABASE_URL, ConfigError, load_settings, setting_names
 from tests.conftest import REPO_ROOT
 
 
@@ -29,9 +29,7 @@ def test_defaults_match_the_documented_values(tmp_path, monkeypatch):
 def test_every_setting_is_documented_in_env_example():
     """.env.example lists every variable the settings object reads."""
     text = (REPO_ROOT / ".env.example").read_text()
-    from polly.config import Settings
-
-    missing = [name.upper() for name in Settings.model_fields if f"{name.upper()}=" not in text]
+    missing = [name for name in setting_names() if f"{name}=" not in text]
     assert missing == []
 
 
@@ -108,3 +106,54 @@ def test_python_m_bot_without_token_says_how_to_set_one_and_exits_2(tmp_path):
     assert len(lines) == 1, result.stderr
     assert "DISCORD_TOKEN" in lines[0] and ".env" in lines[0]
     assert "Traceback" not in result.stderr
+
+
+def test_secrets_never_show_in_repr_or_errors(tmp_path, monkeypatch):
+    """The token's value is readable only through get_secret_value(), never in repr or an error."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DISCORD_TOKEN", "MTIz.secret-token-value")
+    monkeypatch.setenv("HEALTH_TOKEN", "another-secret-value-123")
+    settings = load_settings()
+    assert "secret-token-value" not in repr(settings)
+    assert "another-secret" not in repr(settings) + str(settings.health_token)
+    assert settings.discord_token.get_secret_value() == "MTIz.secret-token-value"
+
+
+def test_empty_values_mean_unset_as_env_example_says(tmp_path, monkeypatch):
+    """`NAME=` takes the default (or None where the setting is optional), as .env.example documents."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("DB_POOL_SIZE=\nMEMORY_LIMIT_MB=\nHEALTH_PORT=\nMEMORY_ADMIN_USER_IDS=\n")
+    s = load_settings()
+    assert (s.db_pool_size, s.memory_limit_mb, s.health_port, s.memory_admin_user_ids) == (10, None, None, [])
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "-inf", "true"])
+def test_non_finite_numbers_are_refused(tmp_path, monkeypatch, value):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MEMORY_CHECK_INTERVAL_SECONDS", value)
+    with pytest.raises(ConfigError, match="MEMORY_CHECK_INTERVAL_SECONDS"):
+        load_settings()
+
+
+@pytest.mark.parametrize(("text", "expected"), [("yes", True), ("On", True), ("0", False), ("false", False)])
+def test_booleans_read_the_usual_spellings(tmp_path, monkeypatch, text, expected):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MEMORY_MONITORING", text)
+    assert load_settings().memory_monitoring is expected
+
+
+def test_every_error_is_reported_at_once_on_one_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DB_POOL_SIZE", "0")
+    monkeypatch.setenv("HEALTH_PORT", "70000")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    message = str(info.value)
+    assert "\n" not in message and "DB_POOL_SIZE='0'" in message and "HEALTH_PORT='70000'" in message
+
+
+def test_replaced_validates_the_new_values(tmp_path):
+    settings = load_settings(env_file=None)
+    assert settings.replaced(db_pool_size=3).db_pool_size == 3
+    with pytest.raises(ConfigError, match="DB_POOL_SIZE"):
+        settings.replaced(db_pool_size=0)

@@ -46,20 +46,20 @@ async def test_concurrent_sessions_drive_checked_out_overflow_and_peak_exactly(s
         await ready.acquire()
 
     busy = db.get_pool_status()
-    assert busy["pool_class"] == "AsyncAdaptedQueuePool"
-    assert (busy["pool_size"], busy["max_overflow"]) == (2, 1)
-    assert busy["checked_out"] == 3
-    assert busy["overflow"] == 1
-    assert busy["overflow_checkouts"] - before["overflow_checkouts"] == 1
-    assert busy["peak_checked_out"] == 3
+    assert busy.pool_class == "AsyncAdaptedQueuePool"
+    assert (busy.pool_size, busy.max_overflow) == (2, 1)
+    assert busy.checked_out == 3
+    assert busy.overflow == 1
+    assert busy.overflow_checkouts - before.overflow_checkouts == 1
+    assert busy.peak_checked_out == 3
 
     release.set()
     await asyncio.gather(*tasks)
     idle = db.get_pool_status()
-    assert idle["checked_out"] == 0
-    assert idle["overflow"] == 0
-    assert idle["checked_in"] == 2  # the overflow connection was closed, the pool keeps its size
-    assert idle["checkins"] - idle["checkouts"] == before["checkins"] - before["checkouts"]
+    assert idle.checked_out == 0
+    assert idle.overflow == 0
+    assert idle.checked_in == 2  # the overflow connection was closed, the pool keeps its size
+    assert idle.checkins - idle.checkouts == before.checkins - before.checkouts
 
 
 async def test_exhausted_pool_raises_clear_error_and_counts_one_timeout(small_pool_db):
@@ -73,11 +73,11 @@ async def test_exhausted_pool_raises_clear_error_and_counts_one_timeout(small_po
         async with db.session_scope() as session:
             await session.execute(text("SELECT 1"))
     assert "2 + 1 overflow" in str(info.value)
-    assert db.get_pool_status()["timeouts"] == 1
+    assert db.get_pool_status().timeouts == 1
 
     release.set()
     await asyncio.gather(*tasks)
-    assert db.get_pool_status()["checked_out"] == 0
+    assert db.get_pool_status().checked_out == 0
 
 
 async def test_invalidation_is_counted(small_pool_db):
@@ -85,8 +85,8 @@ async def test_invalidation_is_counted(small_pool_db):
     async with db.engine.connect() as conn:
         await conn.execute(text("SELECT 1"))
         await conn.invalidate()
-    assert db.get_pool_status()["invalidations"] == 1
-    assert db.get_pool_status()["checked_out"] == 0
+    assert db.get_pool_status().invalidations == 1
+    assert db.get_pool_status().checked_out == 0
 
 
 async def test_session_scope_commits(small_pool_db):
@@ -95,7 +95,7 @@ async def test_session_scope_commits(small_pool_db):
         session.add(Poll(name="p", question="q?", options=["a", "b"], server_id=1, channel_id=2, creator_id=3))
     async with db.session_scope() as session:
         assert await session.scalar(select(func.count(Poll.id))) == 1
-    assert db.get_pool_status()["checked_out"] == 0
+    assert db.get_pool_status().checked_out == 0
 
 
 async def test_session_scope_rolls_back_on_error_and_releases_connection(small_pool_db):
@@ -105,7 +105,7 @@ async def test_session_scope_rolls_back_on_error_and_releases_connection(small_p
             session.add(Poll(name="p", question="q?", options=[], server_id=1, channel_id=2, creator_id=3))
             await session.flush()
             raise RuntimeError("boom")
-    assert db.get_pool_status()["checked_out"] == 0
+    assert db.get_pool_status().checked_out == 0
     async with db.session_scope() as session:
         assert await session.scalar(select(func.count(Poll.id))) == 0
 
@@ -138,11 +138,11 @@ async def test_memory_sqlite_reports_ignored_settings_and_has_no_live_sizing(tmp
         async with db.session_scope() as session:
             await session.execute(text("SELECT 1"))
         status = db.get_pool_status()
-        assert status["pool_class"] == "StaticPool"
-        assert status["sized"] is False
-        assert "DB_POOL_SIZE" in status["ignored_settings"]
-        assert "pool_size" not in status and "overflow" not in status
-        assert status["checkouts"] >= 1 and status["checked_out"] == 0
+        assert status.pool_class == "StaticPool"
+        assert status.sized is False
+        assert "DB_POOL_SIZE" in status.ignored_settings
+        assert status.pool_size is None and status.overflow is None and status.overflow_percent is None
+        assert status.checkouts >= 1 and status.checked_out == 0
     finally:
         await db.dispose()
 

@@ -1,0 +1,111 @@
+"""Child processes for Polly's own footprint: each starts from a clean interpreter.
+
+python -m benchmarks.footprint started bare|polly|polly-health   -> JSON {"rss_mib": ...}
+python -m benchmarks.footprint imports                          -> JSON {"steps": [[name, rss_mib], ...]}
+
+"bare" is the bot Polly is compared with: discord.py's commands.Bot with an async SQLAlchemy
+engine on aiosqlite, one table created. Both bots run in SimCord (set up, commands synced, ten
+monitor intervals passed), so SimCord's own memory is on both sides and cancels out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from benchmarks.soak import rss_mib
+
+# What a bare discord.py + SQLAlchemy + driver bot imports anyway.
+BARE_IMPORTS = ("discord", "discord.ext.commands", "discord.ext.tasks", "sqlalchemy.ext.asyncio", "aiosqlite")
+# Polly's additions in the order the bot imports them; each step's cost is the RSS it adds.
+POLLY_IMPORT_STEPS = (
+    ("psutil", ("psutil",)),
+    ("lru-dict", ("lru",)),
+    ("python-dotenv (only with a .env file)", ("dotenv",)),
+    ("polly core", ("polly.config", "polly.memory_utils", "polly.memory_optimizer", "polly.monitor_cycle")),
+    ("polly database and models", ("polly.enhanced_database", "polly.alert_store", "polly.background_tasks")),
+    ("cogs.memory", ("cogs.memory",)),
+    ("bot.app", ("bot.app",)),
+    ("aiohttp.web (HEALTH_PORT set)", ("aiohttp.web",)),
+    ("prometheus_client (HEALTH_PORT set)", ("prometheus_client",)),
+    ("bot.health and polly.metrics (HEALTH_PORT set)", ("bot.health",)),
+)
+INTERVALS = 10
+
+
+def imports() -> dict[str, object]:
+    for name in BARE_IMPORTS:
+        importlib.import_module(name)
+    steps: list[tuple[str, float]] = [("bare discord.py + SQLAlchemy + aiosqlite", rss_mib())]
+    for label, modules in POLLY_IMPORT_STEPS:
+        for name in modules:
+            importlib.import_module(name)
+        steps.append((label, rss_mib()))
+    return {"steps": steps}
+
+
+async def _bare_bot(folder: Path) -> float:
+    import discord
+    import simcord
+    from discord.ext import commands
+    from sqlalchemy import Column, Integer, MetaData, Table
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    bot = commands.Bot(command_prefix=commands.when_mentioned, intents=discord.Intents.default(), help_command=None)
+    engine = create_async_engine(f"sqlite+aiosqlite:///{folder / 'bare.db'}")
+    metadata = MetaData()
+    Table("polls", metadata, Column("id", Integer, primary_key=True))
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    async with simcord.run(bot) as env:
+        env.create_guild().create_text_channel("ops")
+        await bot.tree.sync()
+        await env.advance_time(60 * INTERVALS)
+        rss = rss_mib()
+        await bot.close()
+    await engine.dispose()
+    return rss
+
+
+async def _polly_bot(folder: Path, health: bool) -> float:
+    import simcord
+
+    from bot.app import create_bot
+    from polly.config import load_settings
+
+    overrides = {"health_port": 0} if health else {}
+    settings = load_settings(
+        env_file=None, environ={}, database_url=f"sqlite+aiosqlite:///{folder / 'polly.db'}", **overrides
+    )
+    bot = create_bot(settings)
+    async with simcord.run(bot) as env:
+        env.create_guild().create_text_channel("ops")
+        await env.advance_time(settings.memory_check_interval_seconds * INTERVALS)
+        rss = rss_mib()
+        await bot.close()
+    return rss
+
+
+def started(kind: str) -> dict[str, float]:
+    import logging
+
+    logging.disable(logging.WARNING)  # SimCord's probe client warns about intents; not measured
+    folder = Path(tempfile.mkdtemp(prefix="polly-footprint-"))
+    if kind == "bare":
+        rss = asyncio.run(_bare_bot(folder))
+    else:
+        rss = asyncio.run(_polly_bot(folder, health=kind == "polly-health"))
+    return {"rss_mib": rss, "modules": len(sys.modules)}
+
+
+def main(argv: list[str]) -> None:
+    result = imports() if argv[0] == "imports" else started(argv[1])
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
