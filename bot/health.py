@@ -102,18 +102,13 @@ class HealthServer:
         return web.json_response(body, status=200 if not reasons else 503)
 
     async def health_memory(self, _request: web.Request) -> web.Response:
-        monitor, engine = self.bot.monitor, self.bot.cycle.engine
-        stats = monitor.stats_dict()
-        firing = engine.active()
-        if stats["percent_of_limit"] >= self.settings.alert_critical_memory_percent:
-            status = "critical"
-        elif firing:
-            status = "warning"
-        else:
-            status = "healthy"
+        cycle = self.bot.cycle
+        stats = self.bot.monitor.stats_dict()
+        status = cycle.memory_status(self.bot.monitor.latest or self.bot.monitor.sample())
         stats["status"] = status
         stats["alerts_firing"] = [
-            {"rule": a.rule.value, "subject": a.subject, "value": a.value, "threshold": a.threshold} for a in firing
+            {"rule": a.rule.value, "subject": a.subject, "value": a.value, "threshold": a.threshold}
+            for a in cycle.engine.active()
         ]
         return web.json_response(stats, status=503 if status == "critical" else 200)
 

@@ -21,6 +21,7 @@ import discord
 from discord import app_commands
 
 from bot.app import PollyBot, create_bot
+from cogs.memory import answered_in_discord
 from polly import background_tasks
 from polly.config import Settings
 
@@ -278,6 +279,8 @@ class OfflineConsole:
     def _report_bot_errors(self) -> None:
         errors = self.env.errors
         for error in errors[self._errors_seen :]:
+            if answered_in_discord(error):
+                continue  # the reply already said what was wrong
             self._fail(f"The bot raised {type(error).__name__}: {error}")
         self._errors_seen = len(errors)
 

@@ -1,9 +1,5 @@
-"""Embeds and code blocks for the memory cog; every one fits Discord's limits.
-
-discord.py does not check Discord's limits, so every builder here clips what it writes and
-`fit_embed` makes the final embed fit: 256 title, 4096 description, 256/1024 per field name/value,
-25 fields, 6000 in all.
-"""
+"""Embeds for the memory cog: core results in, embeds that fit Discord's limits out
+(the fitting itself is in `_discord_limits`)."""
 
 from __future__ import annotations
 
@@ -11,86 +7,31 @@ from collections.abc import Iterable, Sequence
 from dataclasses import fields as dc_fields
 from datetime import datetime
 from pathlib import PurePath
-from typing import Any
 
 import discord
 
+from cogs._discord_limits import (
+    FIELD_VALUE_LIMIT,
+    add_field,
+    clip,
+    code_table,
+    fit_embed,
+    new_embed,
+    short_name,
+)
 from polly.alert_store import StoredAlertEvent
 from polly.alerts import ActiveAlert, AlertTransition, Thresholds, Transition
+from polly.checkpoints import Checkpoint, CheckpointComparison
 from polly.enhanced_database import PoolStatus
-from polly.formatting import format_bytes, format_duration, sparkline, text_table
-from polly.memory_optimizer import Checkpoint, CheckpointComparison, MemorySample, MonitorHealth, Trend
+from polly.formatting import format_bytes, format_duration, sparkline
 from polly.memory_utils import CleanupReport
-
-TITLE_LIMIT = 256
-DESCRIPTION_LIMIT = 4096
-FIELD_NAME_LIMIT = 256
-FIELD_VALUE_LIMIT = 1024
-FIELD_COUNT_LIMIT = 25
-EMBED_TOTAL_LIMIT = 6000
-CONTENT_LIMIT = 2000
-NAME_WIDTH = 28
+from polly.monitor_cycle import MonitorHealth
+from polly.samples import MemorySample
+from polly.trend import Trend
 
 COLOR_OK = discord.Colour.green()
-COLOR_INFO = discord.Colour.blurple()
 COLOR_WARN = discord.Colour.orange()
 COLOR_FIRING = discord.Colour.red()
-
-
-# ---------------------------------------------------------------- limits
-
-
-def clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def short_name(name: str, width: int = NAME_WIDTH) -> str:
-    return clip(name, width)
-
-
-def code_table(rows: Sequence[Sequence[Any]], headers: Sequence[str], limit: int = FIELD_VALUE_LIMIT) -> str:
-    """A table in a code block, cut to whole rows (with an "… N more" line) to fit."""
-    shown = list(rows)
-    while True:
-        hidden = len(rows) - len(shown)
-        body = text_table(shown, headers) if shown else ""
-        if hidden:
-            body += f"\n… and {hidden} more"
-        block = f"```\n{body}\n```"
-        if len(block) <= limit or not shown:
-            return block if len(block) <= limit else clip(block, limit)
-        shown.pop()
-
-
-def add_field(embed: discord.Embed, name: str, value: str, *, inline: bool = False) -> None:
-    if len(embed.fields) >= FIELD_COUNT_LIMIT:
-        return
-    embed.add_field(name=clip(name, FIELD_NAME_LIMIT), value=clip(value or "—", FIELD_VALUE_LIMIT), inline=inline)
-
-
-def fit_embed(embed: discord.Embed) -> discord.Embed:
-    """Clip title/description and drop trailing fields until the embed fits in 6000 characters."""
-    if embed.title:
-        embed.title = clip(embed.title, TITLE_LIMIT)
-    if embed.description:
-        embed.description = clip(embed.description, DESCRIPTION_LIMIT)
-    while len(embed) > EMBED_TOTAL_LIMIT and embed.fields:
-        embed.remove_field(len(embed.fields) - 1)
-    if len(embed) > EMBED_TOTAL_LIMIT and embed.description:
-        embed.description = clip(embed.description, max(1, len(embed.description) - (len(embed) - EMBED_TOTAL_LIMIT)))
-    return embed
-
-
-def new_embed(title: str, description: str = "", colour: discord.Colour = COLOR_INFO) -> discord.Embed:
-    return discord.Embed(
-        title=clip(title, TITLE_LIMIT),
-        description=clip(description, DESCRIPTION_LIMIT) or None,
-        colour=colour,
-    )
-
-
-def error_line(text: str) -> str:
-    return clip(f"❌ {text}", CONTENT_LIMIT)
 
 
 def percent(value: float | None) -> str:

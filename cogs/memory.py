@@ -16,10 +16,12 @@ from discord.ext import commands, tasks
 
 from cogs import _memory_render as render
 from cogs._access import check_operator, is_operator
+from cogs._discord_limits import error_line, new_embed
 from polly.alert_store import ALERT_CHANNEL_KEY
-from polly.alerts import THRESHOLD_NAMES
-from polly.memory_optimizer import CheckpointError, compare_checkpoints, measure_loop_lag
+from polly.alerts import THRESHOLD_NAMES, ThresholdError
+from polly.checkpoints import CheckpointError, compare_checkpoints
 from polly.monitor_cycle import AlertEventOut, CleanupRunningError
+from polly.samples import measure_loop_lag
 
 if TYPE_CHECKING:
     from bot.app import PollyBot
@@ -28,6 +30,16 @@ log = logging.getLogger(__name__)
 
 APOLOGY = "Sorry, that went wrong on our side; the details are in the bot's log."
 SEND_PERMISSIONS_HINT = "give me View Channel, Send Messages and Embed Links there"
+# Refusals whose message is one sentence for the operator: answered as one ephemeral line.
+DOMAIN_ERRORS = (CheckpointError, CleanupRunningError, ThresholdError)
+
+
+def answered_in_discord(error: BaseException) -> bool:
+    """True for errors the cog answers with one ephemeral line (refused operators, domain errors):
+    expected outcomes, not faults of the bot."""
+    if isinstance(error, app_commands.CheckFailure):
+        return True
+    return isinstance(getattr(error, "original", None), DOMAIN_ERRORS)
 
 
 async def reply(interaction: discord.Interaction, content: str | None = None, **kwargs: Any) -> None:
@@ -88,7 +100,7 @@ class MemoryCog(commands.Cog):
         change = self.cycle.record_success(result.sample.at)
         if change is not None:
             self.monitor_loop.change_interval(seconds=change.interval_s)
-        self.cycle.outbox.extend(result.events)
+        self.cycle.queue(result.events)
         try:
             await self.deliver_alerts()
         except Exception as exc:  # whatever it was, the loop must live: the alerts stay queued
@@ -140,15 +152,13 @@ class MemoryCog(commands.Cog):
                     await self.store.mark_delivered(event.event_id)
                 except Exception:
                     log.exception("Could not mark alert event %d delivered", event.event_id)
-        self.cycle.health.undelivered = 0
+        self.cycle.delivered_all()
 
     def _delivery_failed(self, exc: BaseException) -> None:
-        health = self.cycle.health
-        health.errors += 1
-        health.undelivered = len(self.cycle.outbox)
+        waiting = self.cycle.delivery_failed()
         log.warning(
             "Could not post %d alert(s) to channel %s (%s); retrying next tick",
-            health.undelivered,
+            waiting,
             self.alert_channel_id,
             exc,
         )
@@ -170,15 +180,14 @@ class MemoryCog(commands.Cog):
 
     # ------------------------------------------------------------ commands
 
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:  # type: ignore[override]
+        """Every /mem command is for the bot's operators only (refused ones get an ephemeral line)."""
+        return await check_operator(interaction, self.settings)
+
     @mem.command(name="stats", description="Process memory, limit, trend, tracked structures, pool and loop lag")
     async def stats(self, interaction: discord.Interaction) -> None:
         """Show the latest memory sample of this bot process."""
-        if not await check_operator(interaction, self.settings):
-            return
-        sample = self.monitor.latest
-        max_age = self.settings.memory_check_interval_seconds * self.cycle.health.backoff_factor
-        if sample is None or (self.monitor.clock() - sample.at).total_seconds() > max_age:
-            sample = self.monitor.sample(await measure_loop_lag())
+        sample = self.cycle.current_sample()
         embed = render.stats_embed(
             sample,
             self.monitor.trend(),
@@ -196,21 +205,9 @@ class MemoryCog(commands.Cog):
     @app_commands.describe(dry_run="Only report what would be removed; change nothing")
     async def cleanup(self, interaction: discord.Interaction, dry_run: bool = False) -> None:
         """Clean the tracked structures, collect garbage and trim the heap."""
-        if not await check_operator(interaction, self.settings):
-            return
-        if self.cycle.cleanup_owner is not None:
-            owner, since = self.cycle.cleanup_owner
-            await reply(
-                interaction,
-                render.error_line(f"A cleanup is already running (started by {owner} at {since:%H:%M:%S} UTC)."),
-            )
-            return
+        self.cycle.ensure_no_cleanup_running()  # refused at once, before the deferral
         await interaction.response.defer(ephemeral=True, thinking=True)
-        try:
-            report = await self.cycle.manual_cleanup(str(interaction.user), dry_run=dry_run)
-        except CleanupRunningError as exc:
-            await reply(interaction, render.error_line(str(exc)))
-            return
+        report = await self.cycle.manual_cleanup(str(interaction.user), dry_run=dry_run)
         await reply(interaction, embed=render.cleanup_embed(report))
         if not dry_run:
             who = f"{interaction.user} ({interaction.user.id})"
@@ -219,8 +216,6 @@ class MemoryCog(commands.Cog):
     @mem.command(name="pool", description="Database pool: limits, live figures and counters")
     async def pool(self, interaction: discord.Interaction) -> None:
         """Show the database pool's configuration, live figures and counters."""
-        if not await check_operator(interaction, self.settings):
-            return
         await reply(
             interaction,
             embed=render.pool_embed(self.bot.db.get_pool_status(), self.cycle.engine.thresholds.pool_overflow_percent),
@@ -240,18 +235,12 @@ class MemoryCog(commands.Cog):
         trace: bool | None = None,
     ) -> None:
         """Store a checkpoint and show what changed since another one."""
-        if not await check_operator(interaction, self.settings):
-            return
-        try:
-            before = await self.monitor.compare_target(compare_to)
-            if trace is not None:
-                self.monitor.set_tracing(trace)
-            await interaction.response.defer(ephemeral=True, thinking=True)
-            stored = await self.monitor.checkpoint(label)
-            before = before or await self.monitor.previous_checkpoint(stored)
-        except CheckpointError as exc:
-            await reply(interaction, render.error_line(str(exc)))
-            return
+        before = await self.monitor.compare_target(compare_to)
+        if trace is not None:
+            self.monitor.set_tracing(trace)
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        stored = await self.monitor.checkpoint(label)
+        before = before or await self.monitor.previous_checkpoint(stored)
         comparison = compare_checkpoints(before, stored) if before is not None else None
         embed = render.checkpoint_embed(
             stored,
@@ -289,16 +278,10 @@ class MemoryCog(commands.Cog):
         value: float | None = None,
     ) -> None:
         """Show and configure memory alerts."""
-        if not await check_operator(interaction, self.settings):
-            return
         engine = self.cycle.engine
         notes = []
         if threshold is not None or value is not None:
-            try:
-                notes.append(await self._set_threshold(threshold, value))
-            except ValueError as exc:
-                await reply(interaction, render.error_line(str(exc)))
-                return
+            notes.append(await self._set_threshold(threshold, value))
         if channel is not None:
             await self.store.set_setting(ALERT_CHANNEL_KEY, str(channel.id))
             self.alert_channel_id = channel.id
@@ -316,9 +299,9 @@ class MemoryCog(commands.Cog):
         await reply(interaction, "\n".join(notes) or None, embed=embed)
 
     async def _set_threshold(self, name: str | None, value: float | None) -> str:
-        """Change and store one threshold; a ValueError says what is allowed."""
+        """Change and store one threshold; a ThresholdError says what is allowed."""
         if name is None or value is None:
-            raise ValueError("Give both, e.g. threshold:memory_percent value:85.")
+            raise ThresholdError("Give both, e.g. threshold:memory_percent value:85.")
         self.cycle.engine.set_threshold(name, value)
         await self.store.save_threshold(name, value)
         return f"Threshold {name} is now {value:g}."
@@ -331,7 +314,7 @@ class MemoryCog(commands.Cog):
     async def _test_post(self, interaction: discord.Interaction) -> str:
         if self.alert_channel_id is None:
             return "❌ No alert channel is set: add channel:#your-ops-channel to choose one."
-        notice = render.new_embed("✅ Test alert", f"Requested by {interaction.user}; alerts will appear here.")
+        notice = new_embed("✅ Test alert", f"Requested by {interaction.user}; alerts will appear here.")
         try:
             channel = await self._alert_channel()
             assert channel is not None
@@ -347,6 +330,15 @@ class MemoryCog(commands.Cog):
     async def cog_app_command_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError
     ) -> None:
+        """Refused operators were answered by the check; domain errors become one ephemeral line;
+        anything else gets an apology and a logged traceback."""
+        if isinstance(error, app_commands.CheckFailure):
+            return
+        original = getattr(error, "original", error)
+        if isinstance(original, DOMAIN_ERRORS):
+            with contextlib.suppress(discord.HTTPException):
+                await reply(interaction, error_line(str(original)))
+            return
         log.error(
             "Unexpected error in /%s",
             interaction.command.qualified_name if interaction.command else "?",

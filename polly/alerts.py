@@ -49,6 +49,10 @@ RULE_HINTS = {
 PERCENT_OF_LIMIT = ("memory_percent", "pool_overflow_percent", "dict_fill_percent")
 
 
+class ThresholdError(ValueError):
+    """A runtime threshold change that is not allowed; the message says what is."""
+
+
 class Transition(enum.StrEnum):
     FIRED = "fired"
     REPEATED = "repeated"
@@ -87,13 +91,13 @@ class Thresholds:
         """A copy with one threshold changed; unknown names and bad values are ValueErrors."""
         known = {f.name: f.type for f in fields(self)}
         if name not in known:
-            raise ValueError(f"Unknown threshold '{name}': choose one of {', '.join(known)}.")
+            raise ThresholdError(f"Unknown threshold '{name}': choose one of {', '.join(known)}.")
         if value <= 0 and name != "hysteresis_percent":
-            raise ValueError(f"Threshold '{name}' must be above 0, not {value:g}.")
+            raise ThresholdError(f"Threshold '{name}' must be above 0, not {value:g}.")
         if value < 0:
-            raise ValueError(f"Threshold '{name}' must be 0 or more, not {value:g}.")
+            raise ThresholdError(f"Threshold '{name}' must be 0 or more, not {value:g}.")
         if name in PERCENT_OF_LIMIT and value > 100:
-            raise ValueError(f"Threshold '{name}' is a percentage: 100 at most, not {value:g}.")
+            raise ThresholdError(f"Threshold '{name}' is a percentage: 100 at most, not {value:g}.")
         if name == "for_checks":
             return replace(self, for_checks=max(1, int(value)))
         return replace(self, **{name: float(value)})

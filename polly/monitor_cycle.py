@@ -8,24 +8,37 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from polly.alert_store import AlertStore
 from polly.alerts import AlertEngine, AlertTransition, evaluate_rules
+from polly.checkpoints import Checkpoint
 from polly.config import Settings
-from polly.memory_optimizer import Checkpoint, MemoryMonitor, MemorySample, Trend
-from polly.memory_utils import (
-    CleanupReport,
-    StructureRegistry,
-    cleanup_background_tasks_memory,
-    force_garbage_collection,
-)
+from polly.gc_tools import CleanupReport, cleanup_background_tasks_memory, force_garbage_collection
+from polly.memory_optimizer import MemoryMonitor
+from polly.registry import StructureRegistry
+from polly.samples import MemorySample
+from polly.trend import Trend
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_FACTOR = 16
 OUTBOX_SIZE = 100
+
+
+@dataclass
+class MonitorHealth:
+    """How the monitor loop itself is doing (rendered by /mem stats and /health)."""
+
+    ticks: int = 0
+    errors: int = 0
+    consecutive_errors: int = 0
+    last_tick_at: datetime | None = None
+    last_error: str | None = None
+    backoff_factor: int = 1
+    undelivered: int = 0
 
 
 class CleanupRunningError(RuntimeError):
@@ -74,7 +87,7 @@ class MonitorCycle:
         self.engine = engine
         self.store = store
         self.structures = structures
-        self.health = monitor.health
+        self.health = MonitorHealth()
         self.last_cleanup_at: datetime | None = None
         self.last_checkpoint_at: datetime | None = None
         self.growth_percent: float | None = None
@@ -103,7 +116,7 @@ class MonitorCycle:
         previous = self.monitor.latest
         sample = self.monitor.sample(loop_lag_ms)
         checkpoint = None
-        if self.monitor.db is not None and (
+        if self.monitor.checkpoints.persistent and (
             self.last_checkpoint_at is None
             or self._due(self.last_checkpoint_at, self.settings.memory_auto_checkpoint_minutes, now)
         ):
@@ -142,6 +155,32 @@ class MonitorCycle:
             log.exception("Could not store alert event %s/%s", transition.rule, transition.subject)
             return AlertEventOut(None, transition)
 
+    def current_sample(self) -> MemorySample:
+        """The sample commands and endpoints show: the latest, unless the loop has not produced
+        one within its (backed-off) interval, then a fresh one."""
+        max_age = self.settings.memory_check_interval_seconds * self.health.backoff_factor
+        return self.monitor.fresh_sample(max_age)
+
+    def memory_status(self, sample: MemorySample) -> str:
+        """ "critical" at ALERT_CRITICAL_MEMORY_PERCENT, "warning" while any alert fires, else "healthy"."""
+        if sample.percent_of_limit >= self.settings.alert_critical_memory_percent:
+            return "critical"
+        return "warning" if self.engine.active() else "healthy"
+
+    # -- alert delivery bookkeeping (the cog posts; this keeps the queue and the counters)
+
+    def queue(self, events: Iterable[AlertEventOut]) -> None:
+        self.outbox.extend(events)
+
+    def delivery_failed(self) -> int:
+        """Count a failed delivery; return how many alerts are still waiting."""
+        self.health.errors += 1
+        self.health.undelivered = len(self.outbox)
+        return self.health.undelivered
+
+    def delivered_all(self) -> None:
+        self.health.undelivered = 0
+
     # -- health and back-off
 
     def record_success(self, now: datetime) -> BackoffChange | None:
@@ -177,14 +216,18 @@ class MonitorCycle:
 
     # -- manual cleanup, one at a time
 
-    async def manual_cleanup(self, who: str, *, dry_run: bool, gc_generation: int = 2) -> CleanupReport:
-        """Clean every tracked structure and collect garbage; one caller at a time."""
+    def ensure_no_cleanup_running(self) -> None:
+        """Raise CleanupRunningError naming who started the running cleanup, if one runs."""
         if self.cleanup_owner is not None:
             owner, since = self.cleanup_owner
             raise CleanupRunningError(
                 f"A cleanup is already running (started by {owner} at {since:%H:%M:%S} UTC): "
                 "wait for it to finish, then run /mem cleanup again."
             )
+
+    async def manual_cleanup(self, who: str, *, dry_run: bool, gc_generation: int = 2) -> CleanupReport:
+        """Clean every tracked structure and collect garbage; one caller at a time."""
+        self.ensure_no_cleanup_running()
         self.cleanup_owner = (who, self.monitor.clock())
         try:
             now = self.monitor.clock().timestamp()

@@ -13,9 +13,9 @@ import pytest
 
 from cogs import _memory_render as render
 from polly.alerts import AlertEngine, Thresholds
-from polly.memory_optimizer import MemoryMonitor, MonitorHealth
+from polly.memory_optimizer import MemoryMonitor
 from polly.memory_utils import StructureRegistry
-from polly.monitor_cycle import MonitorCycle
+from polly.monitor_cycle import MonitorCycle, MonitorHealth
 from tests.cogs.helpers import add_ops_guild
 from tests.conftest import make_settings
 

@@ -305,3 +305,45 @@ def test_decorator_cleanup_failure_never_hides_the_result():
         return 1
 
     assert work() == 1
+
+
+def test_bounded_dict_reading_a_key_keeps_it_but_membership_tests_do_not():
+    """The bound keeps entries in use: d[k] and d.get(k) refresh a key, `k in d` does not."""
+    d = BoundedDict(2)
+    d["a"], d["b"] = 1, 2
+    assert d["a"] == 1  # a is now the most recent
+    d["c"] = 3
+    assert list(d) == ["a", "c"]
+    assert "a" in d
+    d["e"] = 5  # a is the least recently used: membership did not refresh it
+    assert list(d) == ["c", "e"]
+
+
+def test_bounded_dict_oldest_timestamp_is_the_least_recently_used_entry():
+    d = BoundedDict(3)
+    d[1], d[2] = {"last_attempt": 100.0}, {"last_attempt": 200.0}
+    assert d.oldest_timestamp() == 100.0
+    d[1] = {"last_attempt": 300.0}
+    assert d.oldest_timestamp() == 200.0
+    assert BoundedDict(1).oldest_timestamp() is None
+
+
+def test_bounded_dict_update_takes_pairs_and_pickles_with_its_limits():
+    import pickle
+
+    d = BoundedDict(2, max_age_minutes=5, timestamp_key="at")
+    d.update([(1, "a"), (2, "b"), (3, "c")], four="d")
+    assert list(d.items()) == [(3, "c"), ("four", "d")]
+    copy = pickle.loads(pickle.dumps(d))
+    assert (type(copy), copy.max_size, copy.max_age_minutes, copy.timestamp_key) == (BoundedDict, 2, 5, "at")
+    assert list(copy.items()) == list(d.items())
+
+
+def test_cleanup_global_dict_on_a_bounded_dict_keeps_the_newest_by_timestamp():
+    d = BoundedDict(10)
+    for i, age in enumerate([50, 5, 40, 1, 30]):
+        d[i] = {"last_attempt": minutes_ago(age)}
+    assert cleanup_global_dict(d, max_size=2, max_age_minutes=None, now=NOW.timestamp()) == 3
+    assert sorted(d) == [1, 3]
+    with pytest.raises(ValueError, match=">= 1"):
+        d.resize(0)

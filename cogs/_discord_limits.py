@@ -1,0 +1,79 @@
+"""Discord's message and embed limits, and the helpers that make anything we send fit them.
+
+discord.py does not check Discord's limits: 2000 characters of content; embeds of 256 title, 4096
+description, 256/1024 per field name/value, 25 fields, 6000 in all. Every builder clips what it
+writes and `fit_embed` makes the final embed fit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import discord
+
+from polly.formatting import text_table
+
+TITLE_LIMIT = 256
+DESCRIPTION_LIMIT = 4096
+FIELD_NAME_LIMIT = 256
+FIELD_VALUE_LIMIT = 1024
+FIELD_COUNT_LIMIT = 25
+EMBED_TOTAL_LIMIT = 6000
+CONTENT_LIMIT = 2000
+NAME_WIDTH = 28
+
+COLOR_INFO = discord.Colour.blurple()
+
+
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def short_name(name: str, width: int = NAME_WIDTH) -> str:
+    return clip(name, width)
+
+
+def code_table(rows: Sequence[Sequence[Any]], headers: Sequence[str], limit: int = FIELD_VALUE_LIMIT) -> str:
+    """A table in a code block, cut to whole rows (with an "… N more" line) to fit."""
+    shown = list(rows)
+    while True:
+        hidden = len(rows) - len(shown)
+        body = text_table(shown, headers) if shown else ""
+        if hidden:
+            body += f"\n… and {hidden} more"
+        block = f"```\n{body}\n```"
+        if len(block) <= limit or not shown:
+            return block if len(block) <= limit else clip(block, limit)
+        shown.pop()
+
+
+def add_field(embed: discord.Embed, name: str, value: str, *, inline: bool = False) -> None:
+    if len(embed.fields) >= FIELD_COUNT_LIMIT:
+        return
+    embed.add_field(name=clip(name, FIELD_NAME_LIMIT), value=clip(value or "—", FIELD_VALUE_LIMIT), inline=inline)
+
+
+def fit_embed(embed: discord.Embed) -> discord.Embed:
+    """Clip title/description and drop trailing fields until the embed fits in 6000 characters."""
+    if embed.title:
+        embed.title = clip(embed.title, TITLE_LIMIT)
+    if embed.description:
+        embed.description = clip(embed.description, DESCRIPTION_LIMIT)
+    while len(embed) > EMBED_TOTAL_LIMIT and embed.fields:
+        embed.remove_field(len(embed.fields) - 1)
+    if len(embed) > EMBED_TOTAL_LIMIT and embed.description:
+        embed.description = clip(embed.description, max(1, len(embed.description) - (len(embed) - EMBED_TOTAL_LIMIT)))
+    return embed
+
+
+def new_embed(title: str, description: str = "", colour: discord.Colour = COLOR_INFO) -> discord.Embed:
+    return discord.Embed(
+        title=clip(title, TITLE_LIMIT),
+        description=clip(description, DESCRIPTION_LIMIT) or None,
+        colour=colour,
+    )
+
+
+def error_line(text: str) -> str:
+    return clip(f"❌ {text}", CONTENT_LIMIT)

@@ -1,0 +1,204 @@
+"""Checkpoints: stored samples under a label, their store (database or memory), and comparisons."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+from sqlalchemy import delete, func, select
+
+from polly.enhanced_database import Database
+from polly.models import MemoryCheckpoint
+from polly.samples import MemorySample
+
+LABEL_MAX_LENGTH = 100
+
+
+class CheckpointError(ValueError):
+    """A checkpoint request that cannot be honoured; the message is one sentence for the operator."""
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    label: str
+    created_at: datetime
+    automatic: bool
+    sample: MemorySample
+    allocations: dict[str, list[int]] | None = None
+
+
+@dataclass(frozen=True)
+class StructureChange:
+    name: str
+    before: int | None
+    after: int | None
+
+    @property
+    def change(self) -> int:
+        return (self.after or 0) - (self.before or 0)
+
+
+@dataclass(frozen=True)
+class AllocationGrowth:
+    where: str
+    size_change: int
+    count_change: int
+
+
+@dataclass(frozen=True)
+class CheckpointComparison:
+    before: Checkpoint
+    after: Checkpoint
+    rss_change: int
+    rss_change_percent: float
+    uss_change: int | None
+    uss_change_percent: float | None
+    structures: tuple[StructureChange, ...]
+    gc_objects_change: int | None
+    pool_checked_out_change: int | None
+    top_allocations: tuple[AllocationGrowth, ...] = ()
+
+    @property
+    def elapsed_s(self) -> float:
+        return (self.after.created_at - self.before.created_at).total_seconds()
+
+
+def _percent_change(before: float | None, after: float | None) -> float | None:
+    if before is None or after is None or before == 0:
+        return None
+    return 100.0 * (after - before) / before
+
+
+def compare_checkpoints(before: Checkpoint, after: Checkpoint, top: int = 10) -> CheckpointComparison:
+    a, b = before.sample, after.sample
+    sizes_a = {s.name: s.size for s in a.structures}
+    sizes_b = {s.name: s.size for s in b.structures}
+    names = list(dict.fromkeys([*sizes_a, *sizes_b]))
+    structures = tuple(StructureChange(n, sizes_a.get(n), sizes_b.get(n)) for n in names)
+    uss_change = None if a.uss is None or b.uss is None else b.uss - a.uss
+    gc_change = None if a.gc_objects is None or b.gc_objects is None else b.gc_objects - a.gc_objects
+    pool_change = None
+    if a.pool is not None and b.pool is not None:
+        pool_change = b.pool.checked_out - a.pool.checked_out
+    allocations: tuple[AllocationGrowth, ...] = ()
+    if before.allocations is not None and after.allocations is not None:
+        growth = []
+        for where, (size, count) in after.allocations.items():
+            old_size, old_count = before.allocations.get(where, (0, 0))
+            if size - old_size > 0:
+                growth.append(AllocationGrowth(where, size - old_size, count - old_count))
+        allocations = tuple(sorted(growth, key=lambda g: -g.size_change)[:top])
+    return CheckpointComparison(
+        before=before,
+        after=after,
+        rss_change=b.rss - a.rss,
+        rss_change_percent=_percent_change(a.rss, b.rss) or 0.0,
+        uss_change=uss_change,
+        uss_change_percent=_percent_change(a.uss, b.uss),
+        structures=structures,
+        gc_objects_change=gc_change,
+        pool_checked_out_change=pool_change,
+        top_allocations=allocations,
+    )
+
+
+def checked_label(label: str) -> str:
+    """The label to store, stripped; a CheckpointError says what is allowed."""
+    label = label.strip()
+    if not label or len(label) > LABEL_MAX_LENGTH:
+        raise CheckpointError(f"A checkpoint label must be 1 to {LABEL_MAX_LENGTH} characters long.")
+    return label
+
+
+# ---------------------------------------------------------------- stores
+
+
+class CheckpointStore(Protocol):
+    """Where checkpoints live; keeps the newest `keep` and lists newest first."""
+
+    persistent: bool
+
+    async def add(self, checkpoint: Checkpoint) -> int:
+        """Store one checkpoint, trim to the retention; return how many are kept."""
+        ...
+
+    async def get(self, label: str) -> Checkpoint | None: ...
+
+    async def newest(self, *, automatic: bool | None = None, limit: int = 25) -> list[Checkpoint]: ...
+
+    async def count(self) -> int: ...
+
+
+class MemoryCheckpointStore:
+    """Checkpoints in this process only (no database): gone at exit."""
+
+    persistent = False
+
+    def __init__(self, keep: int) -> None:
+        self.keep = keep
+        self._items: OrderedDict[str, Checkpoint] = OrderedDict()
+
+    async def add(self, checkpoint: Checkpoint) -> int:
+        self._items[checkpoint.label] = checkpoint
+        while len(self._items) > self.keep:
+            self._items.popitem(last=False)
+        return len(self._items)
+
+    async def get(self, label: str) -> Checkpoint | None:
+        return self._items.get(label)
+
+    async def newest(self, *, automatic: bool | None = None, limit: int = 25) -> list[Checkpoint]:
+        items = [c for c in reversed(self._items.values()) if automatic in (None, c.automatic)]
+        return items[:limit]
+
+    async def count(self) -> int:
+        return len(self._items)
+
+
+class DatabaseCheckpointStore:
+    """Checkpoints in the `memory_checkpoints` table: they survive restarts."""
+
+    persistent = True
+
+    def __init__(self, db: Database, keep: int) -> None:
+        self.db = db
+        self.keep = keep
+
+    async def add(self, checkpoint: Checkpoint) -> int:
+        async with self.db.session_scope() as session:
+            session.add(
+                MemoryCheckpoint(
+                    label=checkpoint.label,
+                    created_at=checkpoint.created_at,
+                    automatic=checkpoint.automatic,
+                    sample=checkpoint.sample.to_dict(),
+                    allocations=checkpoint.allocations,
+                )
+            )
+            await session.flush()
+            newest = select(MemoryCheckpoint.id).order_by(MemoryCheckpoint.id.desc()).limit(self.keep)
+            await session.execute(delete(MemoryCheckpoint).where(MemoryCheckpoint.id.not_in(newest)))
+            return await session.scalar(select(func.count(MemoryCheckpoint.id))) or 0
+
+    async def get(self, label: str) -> Checkpoint | None:
+        async with self.db.session_scope() as session:
+            row = await session.scalar(select(MemoryCheckpoint).where(MemoryCheckpoint.label == label))
+            return _from_row(row) if row is not None else None
+
+    async def newest(self, *, automatic: bool | None = None, limit: int = 25) -> list[Checkpoint]:
+        async with self.db.session_scope() as session:
+            query = select(MemoryCheckpoint).order_by(MemoryCheckpoint.id.desc()).limit(limit)
+            if automatic is not None:
+                query = query.where(MemoryCheckpoint.automatic == automatic)
+            return [_from_row(row) for row in await session.scalars(query)]
+
+    async def count(self) -> int:
+        async with self.db.session_scope() as session:
+            return await session.scalar(select(func.count(MemoryCheckpoint.id))) or 0
+
+
+def _from_row(row: MemoryCheckpoint) -> Checkpoint:
+    created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
+    return Checkpoint(row.label, created, row.automatic, MemorySample.from_dict(row.sample), row.allocations)

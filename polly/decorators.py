@@ -1,0 +1,133 @@
+"""Decorators that tie memory work to function calls: cleanup after a call, profile of each call."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ParamSpec, TypeVar
+
+import psutil
+
+from polly.gc_tools import cleanup_background_tasks_memory
+from polly.registry import registry
+
+log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def memory_cleanup_decorator(
+    cleanup_func: Callable[[], Any] | None = None,
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Run `cleanup_func` (default: clean the tracked structures, no GC) after each call.
+
+    Works on sync and async functions; the cleanup runs after the body, also when it raised,
+    and never replaces the body's exception. An async `cleanup_func` is awaited in async code.
+    """
+
+    def default_cleanup() -> None:
+        cleanup_background_tasks_memory(gc_generation=None)
+
+    cleanup = cleanup_func or default_cleanup
+
+    def run_sync_cleanup() -> Any:
+        try:
+            return cleanup()
+        except Exception:
+            log.exception("Cleanup after a decorated call failed")
+            return None
+
+    def decorate(func: Callable[P, R]) -> Callable[P, R]:
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+                try:
+                    return await func(*args, **kwargs)
+                finally:
+                    result = run_sync_cleanup()
+                    if inspect.isawaitable(result):
+                        try:
+                            await result
+                        except Exception:
+                            log.exception("Cleanup after a decorated call failed")
+
+            return async_wrapper  # type: ignore[return-value]
+
+        @functools.wraps(func)
+        def sync_wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return func(*args, **kwargs)
+            finally:
+                result = run_sync_cleanup()
+                if inspect.iscoroutine(result):
+                    result.close()
+                    log.warning("Async cleanup %r cannot run after sync %s", cleanup, func.__qualname__)
+
+        return sync_wrapper
+
+    return decorate
+
+
+# ---------------------------------------------------------------- memory_profile
+
+
+@dataclass
+class ProfileStats:
+    calls: int = 0
+    total_s: float = 0.0
+    max_s: float = 0.0
+    rss_delta_total: int = 0
+    rss_delta_max: int = 0
+    last_at: float = 0.0
+
+
+profile_table = registry.bounded_dict(
+    "memory_profile", max_size=200, timestamp_key="last_at", description="memory_profile results per function"
+)
+
+
+def _record_profile(name: str, started: float, rss_before: int, proc: psutil.Process) -> None:
+    duration = time.perf_counter() - started
+    delta = proc.memory_info().rss - rss_before
+    stats = profile_table.get(name) or ProfileStats()
+    stats.calls += 1
+    stats.total_s += duration
+    stats.max_s = max(stats.max_s, duration)
+    stats.rss_delta_total += delta
+    stats.rss_delta_max = max(stats.rss_delta_max, delta)
+    stats.last_at = time.time()
+    profile_table[name] = stats
+
+
+def memory_profile(func: Callable[P, R]) -> Callable[P, R]:
+    """Record the RSS change and duration of each call of `func` (sync or async) in `profile_table`."""
+    name = f"{func.__module__}.{func.__qualname__}"
+    proc = psutil.Process()
+
+    if inspect.iscoroutinefunction(func):
+
+        @functools.wraps(func)
+        async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+            rss, started = proc.memory_info().rss, time.perf_counter()
+            try:
+                return await func(*args, **kwargs)
+            finally:
+                _record_profile(name, started, rss, proc)
+
+        return async_wrapper  # type: ignore[return-value]
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        rss, started = proc.memory_info().rss, time.perf_counter()
+        try:
+            return func(*args, **kwargs)
+        finally:
+            _record_profile(name, started, rss, proc)
+
+    return wrapper

@@ -1,0 +1,83 @@
+"""One consistent memory sample of the process, the system and the bot's own structures."""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from polly.enhanced_database import PoolStatus
+from polly.registry import StructureStat
+
+
+async def measure_loop_lag() -> float:
+    """Milliseconds one turn of the event loop takes right now (how long callbacks wait)."""
+    loop = asyncio.get_running_loop()
+    started = time.perf_counter()
+    turn = loop.create_future()
+    loop.call_soon(turn.set_result, None)
+    await turn
+    return (time.perf_counter() - started) * 1000
+
+
+@dataclass(frozen=True)
+class MemorySample:
+    """One consistent reading of the process, the system and the bot's own structures."""
+
+    at: datetime
+    rss: int
+    vms: int
+    uss: int | None
+    pss: int | None
+    swap: int | None
+    peak_rss: int | None
+    threads: int
+    open_fds: int | None
+    system_total: int
+    system_available: int
+    system_used: int
+    system_percent: float
+    limit: int
+    limit_source: str
+    gc_counts: tuple[int, int, int]
+    gc_collections: tuple[int, int, int]
+    structures: tuple[StructureStat, ...] = ()
+    pool: PoolStatus | None = None
+    loop_lag_ms: float | None = None
+    gc_objects: int | None = None
+
+    @property
+    def percent_of_limit(self) -> float:
+        return 100.0 * self.rss / self.limit if self.limit else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["at"] = self.at.isoformat()
+        data["percent_of_limit"] = round(self.percent_of_limit, 2)
+        data["structures"] = [{**asdict(s), "fill_percent": s.fill_percent} for s in self.structures]
+        data["pool"] = None if self.pool is None else self.pool.as_dict()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MemorySample:
+        values = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        values["at"] = datetime.fromisoformat(values["at"])
+        values["gc_counts"] = tuple(values.get("gc_counts") or (0, 0, 0))
+        values["gc_collections"] = tuple(values.get("gc_collections") or (0, 0, 0))
+        fields = StructureStat.__dataclass_fields__
+        values["structures"] = tuple(
+            StructureStat(**{k: v for k, v in s.items() if k in fields}) for s in values.get("structures", [])
+        )
+        if values.get("pool") is not None:
+            values["pool"] = PoolStatus.from_dict(values["pool"])
+        return cls(**values)
+
+
+def _peak_rss() -> int | None:
+    try:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    except (OSError, ValueError):
+        return None
