@@ -29,6 +29,7 @@ FIGURES: dict[str, Callable[[], list[Result]]] = {
     "soak": bench_memory.leak_soak,
     "loop-lag": bench_bot.cleanup_tick_lag,
     "idle": bench_memory.idle_cog,
+    "footprint": bench_memory.footprint,
 }
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "latest.json"
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 import time
-from datetime import UTC, datetime, timedelta
 
 import psutil
 
@@ -13,20 +12,9 @@ from polly.alerts import AlertEngine, Thresholds, evaluate_rules
 from polly.config import Settings
 from polly.memory_optimizer import MemoryMonitor
 from polly.memory_utils import BoundedDict, StructureRegistry, cleanup_global_dict
+from tests.clocks import FakeClock
 
 CORE_SHARE_BUDGET = 0.0001  # 0.01 % of one core
-
-
-class StepClock:
-    """Advances one check interval per reading, so the trend window holds what it would in production."""
-
-    def __init__(self, step_s: float) -> None:
-        self.now = datetime(2026, 1, 1, tzinfo=UTC)
-        self.step = timedelta(seconds=step_s)
-
-    def __call__(self) -> datetime:
-        self.now += self.step
-        return self.now
 
 
 def monitor_tick(settings: Settings) -> list[Result]:
@@ -34,7 +22,9 @@ def monitor_tick(settings: Settings) -> list[Result]:
     for i in range(20):
         d = registry.bounded_dict(f"structure_{i}", max_size=1000, max_age_minutes=60)
         d.update({k: {"last_attempt": time.time()} for k in range(100)})
-    monitor = MemoryMonitor(settings, structures=registry, clock=StepClock(settings.memory_check_interval_seconds))
+    monitor = MemoryMonitor(
+        settings, structures=registry, clock=FakeClock(step_s=settings.memory_check_interval_seconds)
+    )
     engine = AlertEngine(Thresholds.from_settings(settings))
     for _ in range(120):  # a full trend window first
         monitor.sample()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -72,3 +74,47 @@ def idle_cog() -> list[Result]:
             None,
         ),
     ]
+
+
+FOOTPRINT_BUDGETS_MIB = {"polly": 3.0, "polly-health": 5.0}
+FOOTPRINT_RUNS = 3
+
+
+def footprint_child(*args: str) -> dict:
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.footprint", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    ).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def footprint() -> list[Result]:
+    """Started bot minus the bare discord.py + SQLAlchemy + aiosqlite bot, fresh processes, interleaved."""
+    runs: dict[str, list[float]] = {"bare": [], "polly": [], "polly-health": []}
+    for _ in range(FOOTPRINT_RUNS):
+        for kind in runs:
+            runs[kind].append(footprint_child("started", kind)["rss_mib"])
+    bare = statistics.median(runs["bare"])
+    results = []
+    for kind, budget in FOOTPRINT_BUDGETS_MIB.items():
+        cost = statistics.median(runs[kind]) - bare
+        results.append(
+            Result(
+                f"Polly's own footprint, HEALTH_PORT {'set' if kind == 'polly-health' else 'unset'}",
+                cost,
+                bare,
+                "MiB",
+                f"≤ {budget:g} MiB over the bare bot",
+                cost <= budget,
+                None,
+                f"medians of {FOOTPRINT_RUNS} fresh processes each; bare bot {bare:.1f} MiB",
+            )
+        )
+    steps = footprint_child("imports")["steps"]
+    for (_, before), (label, after) in itertools.pairwise(steps):
+        results.append(Result(f"  import: {label}", after - before, 0.0, "MiB", "breakdown", True))
+    return results

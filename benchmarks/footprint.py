@@ -31,7 +31,6 @@ POLLY_IMPORT_STEPS = (
     ("cogs.memory", ("cogs.memory",)),
     ("bot.app", ("bot.app",)),
     ("aiohttp.web (HEALTH_PORT set)", ("aiohttp.web",)),
-    ("prometheus_client (HEALTH_PORT set)", ("prometheus_client",)),
     ("bot.health and polly.metrics (HEALTH_PORT set)", ("bot.health",)),
 )
 INTERVALS = 10

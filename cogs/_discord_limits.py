@@ -21,6 +21,7 @@ FIELD_VALUE_LIMIT = 1024
 FIELD_COUNT_LIMIT = 25
 EMBED_TOTAL_LIMIT = 6000
 CONTENT_LIMIT = 2000
+FOOTER_LIMIT = 2048
 NAME_WIDTH = 28
 
 COLOR_INFO = discord.Colour.blurple()
@@ -55,11 +56,18 @@ def add_field(embed: discord.Embed, name: str, value: str, *, inline: bool = Fal
 
 
 def fit_embed(embed: discord.Embed) -> discord.Embed:
-    """Clip title/description and drop trailing fields until the embed fits in 6000 characters."""
+    """Make any embed fit: clip title, description, footer and every field; keep at most 25 fields;
+    then drop trailing fields (and clip the description last) until the whole is 6000 or less."""
     if embed.title:
         embed.title = clip(embed.title, TITLE_LIMIT)
     if embed.description:
         embed.description = clip(embed.description, DESCRIPTION_LIMIT)
+    if embed.footer.text:
+        embed.set_footer(text=clip(embed.footer.text, FOOTER_LIMIT), icon_url=embed.footer.icon_url)
+    fields = embed.fields[:FIELD_COUNT_LIMIT]
+    embed.clear_fields()
+    for f in fields:
+        add_field(embed, f.name or "—", f.value or "—", inline=bool(f.inline))
     while len(embed) > EMBED_TOTAL_LIMIT and embed.fields:
         embed.remove_field(len(embed.fields) - 1)
     if len(embed) > EMBED_TOTAL_LIMIT and embed.description:

@@ -13,7 +13,7 @@ from typing import Any
 import discord
 from sqlalchemy import delete, select
 
-from polly.config import Settings
+from polly.config import Settings, environment_settings
 from polly.enhanced_database import Database
 from polly.memory_utils import cleanup_background_tasks_memory, registry
 from polly.models import Poll, PollStatus
@@ -33,10 +33,13 @@ WARNING_KINDS = (
     "message_fix_failed",
 )
 
+# Sized from MAX_FAILURE_ENTRIES / FAILURE_CLEANUP_AGE at import, so the bound holds before (and
+# without) a bot; `configure()` re-applies the settings a bot was built with.
+_settings_at_import = environment_settings()
 message_fetch_failures = registry.bounded_dict(
     "message_fetch_failures",
-    max_size=1000,
-    max_age_minutes=60,
+    max_size=_settings_at_import.max_failure_entries,
+    max_age_minutes=_settings_at_import.failure_cleanup_age,
     timestamp_key="last_attempt",
     description="poll id -> failed message fetches",
 )

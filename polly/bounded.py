@@ -49,7 +49,7 @@ def entry_timestamp(value: Any, key: str) -> float | None:
     return to_epoch(raw)
 
 
-def _check_limits(max_size: int | None, max_age_minutes: float | None) -> None:
+def check_limits(max_size: int | None, max_age_minutes: float | None) -> None:
     if max_size is not None and max_size < 0:
         raise ValueError(f"max_size must be >= 0 or None, not {max_size}")
     if max_age_minutes is not None and max_age_minutes < 0:
@@ -75,7 +75,7 @@ def cleanup_global_dict(
     never removed by age; for the size pass they count as older than any timestamped entry and
     keep their insertion order. `max_age_minutes=None` skips the age pass. O(n log n) at worst.
     """
-    _check_limits(max_size, max_age_minutes)
+    check_limits(max_size, max_age_minutes)
     if not target:
         return 0
     now = time.time() if now is None else now
@@ -151,7 +151,7 @@ class BoundedDict(LRU):
         max_age_minutes: float | None = None,
         timestamp_key: str = DEFAULT_TIMESTAMP_KEY,
     ) -> None:
-        _check_limits(max_size, max_age_minutes)
+        check_limits(max_size, max_age_minutes)
         if max_size < 1:
             raise ValueError(f"max_size of a bounded dict must be >= 1, not {max_size}")
         super().__init__(max_size)
@@ -184,7 +184,7 @@ class BoundedDict(LRU):
 
     def resize(self, max_size: int, max_age_minutes: float | None = None) -> None:
         """Change the limits; drops the least recently used entries at once if now above the size."""
-        _check_limits(max_size, max_age_minutes)
+        check_limits(max_size, max_age_minutes)
         if max_size < 1:
             raise ValueError(f"max_size of a bounded dict must be >= 1, not {max_size}")
         self.set_size(max_size)

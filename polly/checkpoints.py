@@ -65,7 +65,7 @@ class CheckpointComparison:
         return (self.after.created_at - self.before.created_at).total_seconds()
 
 
-def _percent_change(before: float | None, after: float | None) -> float | None:
+def percent_change(before: float | None, after: float | None) -> float | None:
     if before is None or after is None or before == 0:
         return None
     return 100.0 * (after - before) / before
@@ -94,9 +94,9 @@ def compare_checkpoints(before: Checkpoint, after: Checkpoint, top: int = 10) ->
         before=before,
         after=after,
         rss_change=b.rss - a.rss,
-        rss_change_percent=_percent_change(a.rss, b.rss) or 0.0,
+        rss_change_percent=percent_change(a.rss, b.rss) or 0.0,
         uss_change=uss_change,
-        uss_change_percent=_percent_change(a.uss, b.uss),
+        uss_change_percent=percent_change(a.uss, b.uss),
         structures=structures,
         gc_objects_change=gc_change,
         pool_checked_out_change=pool_change,

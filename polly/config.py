@@ -324,3 +324,12 @@ def load_settings(
     if problems:
         raise ConfigError("Invalid setting: " + "; ".join(problems))
     return Settings(**values)
+
+
+def environment_settings() -> Settings:
+    """Settings as the environment and `.env` give them, for module-level structures built before
+    any bot exists; the defaults where those are invalid (the launcher reports that at start)."""
+    try:
+        return load_settings()
+    except ConfigError:
+        return Settings()

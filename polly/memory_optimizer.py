@@ -28,16 +28,16 @@ from polly.checkpoints import (
     CheckpointStore,
     DatabaseCheckpointStore,
     MemoryCheckpointStore,
-    _percent_change,
     checked_label,
     compare_checkpoints,
+    percent_change,
 )
 from polly.config import Settings
 from polly.decorators import ProfileStats, memory_profile, profile_table
 from polly.enhanced_database import Database
 from polly.memory_limit import CgroupReader, MemoryLimit, effective_limit
 from polly.registry import StructureRegistry, registry
-from polly.samples import MemorySample, _peak_rss, measure_loop_lag
+from polly.samples import MemorySample, measure_loop_lag, peak_rss
 from polly.stats_payload import get_default_monitor, get_memory_stats, memory_stats_payload, set_default_monitor
 from polly.trend import RssPoint, Trend, rss_trend
 
@@ -132,7 +132,7 @@ class MemoryMonitor:
             uss=uss,
             pss=pss,
             swap=swap,
-            peak_rss=_peak_rss(),
+            peak_rss=peak_rss(),
             threads=threads,
             open_fds=fds,
             system_total=vm.total,
@@ -248,7 +248,7 @@ class MemoryMonitor:
         pair = await self.checkpoints.newest(automatic=True, limit=2)
         if len(pair) < 2:
             return None
-        return _percent_change(pair[1].sample.rss, pair[0].sample.rss)
+        return percent_change(pair[1].sample.rss, pair[0].sample.rss)
 
     # -- the /health/memory payload
 

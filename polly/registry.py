@@ -16,7 +16,7 @@ from polly.bounded import (
     DEFAULT_TIMESTAMP_KEY,
     BoundedDict,
     BoundedSet,
-    _check_limits,
+    check_limits,
     cleanup_global_dict,
     entry_timestamp,
 )
@@ -155,7 +155,7 @@ class StructureRegistry:
         description: str = "",
     ) -> R:
         """Track `target` under `name` and return it (a module reload replaces the old entry)."""
-        _check_limits(max_size, max_age_minutes)
+        check_limits(max_size, max_age_minutes)
         if not hasattr(target, "__len__"):
             raise TypeError(f"cannot track {type(target).__name__}: it has no size")
         self._entries[name] = Tracked(name, target, max_size, max_age_minutes, timestamp_key, description)
@@ -188,7 +188,7 @@ class StructureRegistry:
     def resize(self, name: str, max_size: int, max_age_minutes: float | None = None) -> None:
         """Change the limits of a tracked structure (settings are known only at start-up)."""
         entry = self._entries[name]
-        _check_limits(max_size, max_age_minutes)
+        check_limits(max_size, max_age_minutes)
         if isinstance(entry.target, (BoundedDict, BoundedSet)):
             if isinstance(entry.target, BoundedDict):
                 entry.target.resize(max_size, max_age_minutes)

@@ -76,7 +76,7 @@ class MemorySample:
         return cls(**values)
 
 
-def _peak_rss() -> int | None:
+def peak_rss() -> int | None:
     try:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
     except (OSError, ValueError):

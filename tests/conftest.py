@@ -11,8 +11,9 @@ import pytest
 from bot import PollyBot, create_bot
 from cogs.memory import answered_in_discord
 from polly import background_tasks
-from polly.config import Settings, load_settings, setting_names
+from polly.config import Settings, setting_names
 from polly.memory_utils import registry
+from tests.settings import make_settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The keys get_memory_stats() (the /health/memory payload) must have: the plan's and ours.
@@ -60,14 +61,8 @@ def _fresh_failure_tracking() -> Iterator[None]:
     background_tasks.message_fetch_failures.clear()
     yield
     background_tasks.message_fetch_failures.clear()
-    registry.resize("message_fetch_failures", 1000, 60)
-
-
-def make_settings(tmp_path: Path, **overrides: object) -> Settings:
-    """Settings for a test: no .env, a SQLite file in tmp_path, `overrides` on top."""
-    values: dict[str, object] = {"database_url": f"sqlite+aiosqlite:///{tmp_path / 'polly.db'}"}
-    values.update(overrides)
-    return load_settings(env_file=None, **values)
+    defaults = Settings()
+    registry.resize("message_fetch_failures", defaults.max_failure_entries, defaults.failure_cleanup_age)
 
 
 @pytest.fixture

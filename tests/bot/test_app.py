@@ -11,7 +11,8 @@ from sqlalchemy import event
 
 from bot.app import extension_names
 from bot.launcher import setup_logging
-from tests.conftest import REPO_ROOT, make_settings
+from tests.conftest import REPO_ROOT
+from tests.settings import make_settings
 
 
 async def test_bot_starts_with_memory_extension_and_close_disposes_engine(simcord_env, simcord_bot):

@@ -13,7 +13,8 @@ from polly import background_tasks as bt
 from polly.alerts import Rule
 from polly.formatting import MIB, format_bytes
 from tests.cogs.helpers import add_ops_guild, reply_text
-from tests.conftest import STATS_KEYS, make_settings
+from tests.conftest import STATS_KEYS
+from tests.settings import make_settings
 
 TOKEN = "s3cret-health-token"
 

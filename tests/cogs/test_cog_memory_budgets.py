@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import gc
 import time
-from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -16,17 +15,9 @@ from polly.alerts import AlertEngine, Thresholds
 from polly.memory_optimizer import MemoryMonitor
 from polly.memory_utils import StructureRegistry
 from polly.monitor_cycle import MonitorCycle, MonitorHealth
+from tests.clocks import FakeClock
 from tests.cogs.helpers import add_ops_guild
-from tests.conftest import make_settings
-
-
-class StepClock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 1, 1, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(seconds=60)
-        return self.now
+from tests.settings import make_settings
 
 
 def cycle_with_structures(tmp_path, count: int = 20) -> MonitorCycle:
@@ -35,7 +26,7 @@ def cycle_with_structures(tmp_path, count: int = 20) -> MonitorCycle:
         d = registry.bounded_dict(f"structure_{i:02d}_with_a_long_descriptive_name", max_size=1000)
         d.update({k: {"last_attempt": time.time()} for k in range(100)})
     settings = make_settings(tmp_path, memory_history_size=1440)
-    monitor = MemoryMonitor(settings, structures=registry, clock=StepClock())
+    monitor = MemoryMonitor(settings, structures=registry, clock=FakeClock(step_s=60))
     return MonitorCycle(settings, monitor, AlertEngine(Thresholds.from_settings(settings)), None, registry)
 
 

@@ -9,7 +9,7 @@ import pytest
 from simcord import SetupError
 
 from tests.cogs.helpers import make_operator
-from tests.conftest import make_settings
+from tests.settings import make_settings
 
 OPS_GUILD_ID = 1_000_000_000_000_000_001
 SUBCOMMANDS = {"mem stats": {}, "mem cleanup": {}, "mem pool": {}, "mem checkpoint": {"label": "x"}, "mem alerts": {}}

@@ -9,7 +9,7 @@ from polly import background_tasks as bt
 from polly.formatting import format_bytes
 from polly.memory_utils import registry
 from tests.cogs.helpers import add_ops_guild, assert_within_discord_limits, last_reply, reply_text
-from tests.conftest import make_settings
+from tests.settings import make_settings
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from sqlalchemy.exc import OperationalError
 from polly import background_tasks as bt
 from polly.memory_utils import registry
 from tests.cogs.helpers import add_ops_guild, assert_within_discord_limits, reply_text
-from tests.conftest import make_settings
+from tests.settings import make_settings
 
 LOOP_TASK = "discord-ext-tasks: MemoryCog.monitor_loop"
 

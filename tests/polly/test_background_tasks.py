@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
+import pytest
 from sqlalchemy import select
 
 from polly import background_tasks as bt
 from polly.memory_utils import registry
 from polly.models import Poll, PollStatus
-from tests.conftest import make_settings
+from tests.conftest import REPO_ROOT
+from tests.settings import make_settings
 
 
 async def add_poll(bot, channel_id: int, message_id: int, status=PollStatus.ACTIVE) -> int:
@@ -110,3 +116,26 @@ async def test_missing_channel_counts_as_missing_and_warnings_are_throttled(simc
     assert bt.startup_warning_counts["channel_not_found"] - before == bt.WARNINGS_LOGGED_PER_KIND + 3
     logged = [r for r in caplog.records if "channel 123456789 not found" in r.getMessage()]
     assert len(logged) <= bt.WARNINGS_LOGGED_PER_KIND
+
+
+@pytest.mark.parametrize(
+    ("environment", "expected"),
+    [({"MAX_FAILURE_ENTRIES": "7", "FAILURE_CLEANUP_AGE": "3"}, [7, 3]), ({"MAX_FAILURE_ENTRIES": "x"}, [1000, 60])],
+)
+def test_failure_tracking_is_bounded_by_the_settings_before_any_bot_exists(tmp_path, environment, expected):
+    """Importing the module sizes it from MAX_FAILURE_ENTRIES / FAILURE_CLEANUP_AGE; an invalid
+    value leaves the defaults (the launcher reports it), and the import never fails."""
+    code = (
+        "import json\nfrom polly.background_tasks import message_fetch_failures as f\n"
+        "print(json.dumps([f.max_size, f.max_age_minutes]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin", **environment},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    assert json.loads(out) == expected

@@ -9,7 +9,7 @@ from sqlalchemy import event, func, select, text
 
 from polly.enhanced_database import Database, PoolTimeoutError
 from polly.models import Poll
-from tests.conftest import make_settings
+from tests.settings import make_settings
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

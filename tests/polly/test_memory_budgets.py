@@ -12,7 +12,7 @@ import pytest
 from polly.alerts import AlertEngine, Thresholds, evaluate_rules
 from polly.memory_optimizer import MemoryMonitor
 from polly.memory_utils import StructureRegistry, cleanup_global_dict
-from tests.conftest import make_settings
+from tests.settings import make_settings
 
 
 def monitor_with_structures(tmp_path, history: int) -> MemoryMonitor:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psutil
@@ -25,25 +24,15 @@ from polly.memory_optimizer import (
     set_default_monitor,
 )
 from polly.memory_utils import StructureRegistry
-from tests.conftest import STATS_KEYS, make_settings
+from tests.clocks import START, FakeClock
+from tests.conftest import STATS_KEYS
+from tests.settings import make_settings
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "cgroup"
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def reader(name: str) -> CgroupReader:
     return CgroupReader(root=FIXTURES / name / "sys", proc_cgroup=FIXTURES / name / "proc_cgroup")
-
-
-class FakeClock:
-    def __init__(self, start: datetime = T0) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
 
 
 def test_sample_uses_the_container_limit_not_the_host(tmp_path):
@@ -103,7 +92,7 @@ def test_sample_round_trips_through_json(tmp_path):
 
 
 def series(values_mib: list[float], step_s: float = 60) -> list[tuple[float, int]]:
-    start = T0.timestamp()
+    start = START.timestamp()
     return [(start + i * step_s, int(v * MIB)) for i, v in enumerate(values_mib)]
 
 

@@ -13,7 +13,7 @@ from polly.memory_optimizer import MemoryMonitor
 from polly.memory_utils import StructureRegistry
 from polly.metrics import MetricsRenderer, family
 from polly.monitor_cycle import MonitorCycle
-from tests.conftest import make_settings
+from tests.settings import make_settings
 
 
 def test_label_values_and_help_are_escaped_so_the_reference_parser_reads_them_back():
