@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import pkgutil
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord.ext import commands
 
 import cogs
+from cogs._cache_census import take_census
 from polly import background_tasks
 from polly.alert_store import AlertStore
 from polly.alerts import AlertEngine, Thresholds
@@ -34,16 +36,38 @@ def extension_names() -> tuple[str, ...]:
     return tuple(f"cogs.{m.name}" for m in pkgutil.iter_modules(cogs.__path__) if not m.name.startswith("_"))
 
 
+MEMBER_CACHE_FLAGS = {
+    "none": discord.MemberCacheFlags.none,
+    "voice": lambda: discord.MemberCacheFlags(voice=True, joined=False),
+    "joined": lambda: discord.MemberCacheFlags(voice=False, joined=True),
+    "all": discord.MemberCacheFlags.all,
+}
+
+
+def discord_cache_options(settings: Settings) -> dict[str, Any]:
+    """Intents and cache options for discord.py from DISCORD_* settings (validated in polly.config)."""
+    intents = discord.Intents.default()
+    intents.members = settings.discord_members_intent
+    return {
+        "intents": intents,
+        # discord.py reads max_messages <= 0 as its default of 1,000: None turns the cache off.
+        "max_messages": settings.discord_max_messages or None,
+        "member_cache_flags": MEMBER_CACHE_FLAGS[settings.discord_member_cache](),
+        "chunk_guilds_at_startup": settings.discord_chunk_guilds_at_startup,
+    }
+
+
 class PollyBot(commands.Bot):
     """Polly's bot; owns the settings and the database for its lifetime."""
 
     def __init__(self, settings: Settings) -> None:
-        intents = discord.Intents.default()
-        super().__init__(command_prefix=commands.when_mentioned, intents=intents, help_command=None)
+        super().__init__(command_prefix=commands.when_mentioned, help_command=None, **discord_cache_options(settings))
         self.settings = settings
         self.db = Database(settings)
         # discord.utils.utcnow: the same clock as discord.py's tasks (and SimCord's virtual one).
-        self.monitor = MemoryMonitor(settings, self.db, clock=discord.utils.utcnow)
+        self.monitor = MemoryMonitor(
+            settings, self.db, clock=discord.utils.utcnow, census=functools.partial(take_census, self)
+        )
         set_default_monitor(self.monitor)
         background_tasks.configure(settings)
         self.alert_store = AlertStore(self.db, settings.alert_history_size)

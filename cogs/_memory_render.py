@@ -21,6 +21,7 @@ from cogs._discord_limits import (
 )
 from polly.alert_store import StoredAlertEvent
 from polly.alerts import ActiveAlert, AlertTransition, Thresholds, Transition
+from polly.caches import CacheCensus
 from polly.checkpoints import Checkpoint, CheckpointComparison
 from polly.enhanced_database import PoolStatus
 from polly.formatting import format_bytes, format_duration, sparkline
@@ -77,6 +78,20 @@ def structures_table(sample: MemorySample, limit: int = FIELD_VALUE_LIMIT) -> st
     return code_table(rows, ("structure", "size", "limit", "fill", "oldest"), limit)
 
 
+def caches_text(census: CacheCensus) -> str:
+    """Entries per discord.py cache, the message cache's fill, and the settings that decide them."""
+    rows = [(name.replace("_", " "), f"{count:,}") for name, count in census.counts]
+    if census.message_limit is None:
+        messages = "message cache off (DISCORD_MAX_MESSAGES=0)"
+    else:
+        messages = f"message cache {percent(census.message_fill_percent)} full of {census.message_limit:,}"
+    settings = (
+        f"{messages} · member cache {census.member_cache} · chunk at start "
+        f"{'on' if census.chunk_at_startup else 'off'}\nintents: {', '.join(census.intents) or 'none'}"
+    )
+    return code_table(rows, ("cache", "entries"), FIELD_VALUE_LIMIT - len(settings) - 1) + "\n" + settings
+
+
 def pool_summary(pool: PoolStatus | None) -> str:
     if pool is None:
         return "no database"
@@ -124,6 +139,8 @@ def stats_embed(
     )
     add_field(embed, "RSS trend", trend_text(trend, threshold_percent))
     add_field(embed, f"Tracked structures ({len(sample.structures)})", structures_table(sample))
+    if sample.discord_caches is not None:
+        add_field(embed, "Discord caches", caches_text(sample.discord_caches))
     gc_line = " · ".join(
         f"gen{i}: {count} pending, {runs} runs"
         for i, (count, runs) in enumerate(zip(sample.gc_counts, sample.gc_collections, strict=True))
@@ -281,6 +298,20 @@ def checkpoint_embed(
             add_field(embed, "Structures", code_table(rows, ("structure", "before", "after", "change")))
         else:
             add_field(embed, "Structures", "no size changes")
+        cache_changes = [c for c in comparison.caches if c.change]
+        if cache_changes:
+            rows = [
+                (c.name.replace("_", " "), f"{c.before or 0:,}", f"{c.after or 0:,}", f"{c.change:+,}")
+                for c in sorted(cache_changes, key=lambda c: -abs(c.change))
+            ]
+            add_field(embed, "Discord caches", code_table(rows, ("cache", "before", "after", "change")))
+        if comparison.types:
+            rows = [(clip(t.name, 48), f"{t.before:,}", f"{t.after:,}", f"{t.change:+,}") for t in comparison.types]
+            add_field(
+                embed,
+                "Growing types (inspect one with /mem inspect)",
+                code_table(rows, ("type", "before", "after", "change")),
+            )
         gc_change = "n/a" if comparison.gc_objects_change is None else f"{comparison.gc_objects_change:+,}"
         pool_change = "n/a" if comparison.pool_checked_out_change is None else f"{comparison.pool_checked_out_change:+}"
         add_field(embed, "GC objects / pool", f"GC-tracked objects {gc_change} · pool checked out {pool_change}")

@@ -10,6 +10,7 @@ from typing import Protocol
 from sqlalchemy import delete, func, select
 
 from polly.enhanced_database import Database
+from polly.heap_types import TypeGrowth, type_growth
 from polly.models import MemoryCheckpoint
 from polly.samples import MemorySample
 
@@ -59,6 +60,8 @@ class CheckpointComparison:
     gc_objects_change: int | None
     pool_checked_out_change: int | None
     top_allocations: tuple[AllocationGrowth, ...] = ()
+    caches: tuple[StructureChange, ...] = ()  # discord.py's caches, where both samples counted them
+    types: tuple[TypeGrowth, ...] = ()  # the types that grew most (checkpoints count them)
 
     @property
     def elapsed_s(self) -> float:
@@ -73,10 +76,10 @@ def percent_change(before: float | None, after: float | None) -> float | None:
 
 def compare_checkpoints(before: Checkpoint, after: Checkpoint, top: int = 10) -> CheckpointComparison:
     a, b = before.sample, after.sample
-    sizes_a = {s.name: s.size for s in a.structures}
-    sizes_b = {s.name: s.size for s in b.structures}
-    names = list(dict.fromkeys([*sizes_a, *sizes_b]))
-    structures = tuple(StructureChange(n, sizes_a.get(n), sizes_b.get(n)) for n in names)
+    structures = _changes({s.name: s.size for s in a.structures}, {s.name: s.size for s in b.structures})
+    caches: tuple[StructureChange, ...] = ()
+    if a.discord_caches is not None and b.discord_caches is not None:
+        caches = _changes(dict(a.discord_caches.counts), dict(b.discord_caches.counts))
     uss_change = None if a.uss is None or b.uss is None else b.uss - a.uss
     gc_change = None if a.gc_objects is None or b.gc_objects is None else b.gc_objects - a.gc_objects
     pool_change = None
@@ -101,7 +104,14 @@ def compare_checkpoints(before: Checkpoint, after: Checkpoint, top: int = 10) ->
         gc_objects_change=gc_change,
         pool_checked_out_change=pool_change,
         top_allocations=allocations,
+        caches=caches,
+        types=type_growth(a.type_counts, b.type_counts, top),
     )
+
+
+def _changes(before: dict[str, int], after: dict[str, int]) -> tuple[StructureChange, ...]:
+    names = list(dict.fromkeys([*before, *after]))
+    return tuple(StructureChange(n, before.get(n), after.get(n)) for n in names)
 
 
 def checked_label(label: str) -> str:

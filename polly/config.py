@@ -128,6 +128,16 @@ def _database_url(value: Any) -> str:
     return f"{driver}://{rest}"
 
 
+MEMBER_CACHE_CHOICES = ("none", "voice", "joined", "all")
+
+
+def _member_cache(value: Any) -> str:
+    choice = str(value).strip().lower()
+    if choice not in MEMBER_CACHE_CHOICES:
+        raise ValueError("unknown member cache")
+    return choice
+
+
 def _log_level(value: Any) -> str:
     level = str(value).strip().upper()
     if level not in _LOG_LEVELS:
@@ -193,6 +203,14 @@ class Settings:
         None, Spec(_secret, "the bot token from the developer portal", optional=True, secret=True)
     )
     log_level: str = _setting("INFO", Spec(_log_level, "one of DEBUG, INFO, WARNING, ERROR"))
+    # discord.py's caches. Polly fetches poll messages over HTTP and reads no cached member, so by
+    # default both caches are off (the saving is measured in the README).
+    discord_max_messages: int = whole(0, "messages, a whole number 0-1000000 (0: no message cache)", 0, high=1_000_000)
+    discord_member_cache: str = _setting(
+        "none", Spec(_member_cache, "none, voice, joined or all (joined and all need DISCORD_MEMBERS_INTENT=true)")
+    )
+    discord_members_intent: bool = flag(False)
+    discord_chunk_guilds_at_startup: bool = flag(False)
 
     # Database
     database_url: str = _setting(
@@ -207,6 +225,7 @@ class Settings:
     # Polly's background tasks
     max_failure_entries: int = whole(1000)
     failure_cleanup_age: int = whole(60, "minutes, a whole number >= 1")
+    poll_check_interval_minutes: float = number(30.0, "minutes, a number > 0", 0, low_open=True)
 
     # Memory monitor
     memory_monitoring: bool = flag(True)
@@ -219,6 +238,8 @@ class Settings:
     memory_limit_mb: int | None = whole(None, "MiB, a whole number >= 1, or empty", optional=True)
     memory_max_consecutive_errors: int = whole(5)
     memory_gc_generation: int = whole(1, "0, 1 or 2", 0, high=2)
+    memory_trace_frames: int = whole(10, "frames, a whole number 1-100", 1, high=100)
+    memory_size_estimate_minutes: float = number(5.0, "minutes, a number > 0", 0, low_open=True)
 
     # Who may use /mem, and where alerts go
     memory_admin_user_ids: list[int] = id_list("comma-separated user ids")
@@ -323,7 +344,28 @@ def load_settings(
             problems.append(_describe(name, spec, value, str(exc)))
     if problems:
         raise ConfigError("Invalid setting: " + "; ".join(problems))
-    return Settings(**values)
+    settings = Settings(**values)
+    conflict = _intents_conflict(settings)
+    if conflict:
+        raise ConfigError(f"Invalid setting: {conflict}")
+    return settings
+
+
+def _intents_conflict(s: Settings) -> str | None:
+    """Combinations discord.py would refuse at start (with a traceback), said as one line."""
+    if s.discord_members_intent:
+        return None
+    why = (
+        "it needs the privileged Server Members intent: set DISCORD_MEMBERS_INTENT=true and enable "
+        "it in the developer portal (Bot tab)"
+    )
+    if s.discord_member_cache in ("joined", "all"):
+        return (
+            f"DISCORD_MEMBER_CACHE={s.discord_member_cache!r} is not allowed ({why}); allowed without it: none or voice"
+        )
+    if s.discord_chunk_guilds_at_startup:
+        return f"DISCORD_CHUNK_GUILDS_AT_STARTUP=true is not allowed ({why})"
+    return None
 
 
 def environment_settings() -> Settings:

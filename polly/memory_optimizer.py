@@ -21,6 +21,7 @@ from typing import Any
 import psutil
 
 from polly import allocations
+from polly.caches import CacheCensus
 from polly.checkpoints import (
     Checkpoint,
     CheckpointComparison,
@@ -35,6 +36,7 @@ from polly.checkpoints import (
 from polly.config import Settings
 from polly.decorators import ProfileStats, memory_profile, profile_table
 from polly.enhanced_database import Database
+from polly.heap_types import count_types, type_counts
 from polly.memory_limit import CgroupReader, MemoryLimit, effective_limit
 from polly.registry import StructureRegistry, registry
 from polly.samples import MemorySample, measure_loop_lag, peak_rss
@@ -75,8 +77,10 @@ class MemoryMonitor:
         cgroup: CgroupReader | None = None,
         process: psutil.Process | None = None,
         clock: Callable[[], datetime] | None = None,
+        census: Callable[[], CacheCensus] | None = None,
     ) -> None:
         self.settings = settings
+        self.census = census  # counts discord.py's caches; set by the Discord side
         self.db = db
         self.structures = structures if structures is not None else registry
         self.cgroup = cgroup or CgroupReader()
@@ -124,6 +128,7 @@ class MemoryMonitor:
         limit = self.limit(vm.total)
         pool = self.db.get_pool_status() if self.db is not None else None
         stats = gc.get_stats()
+        by_type = count_types() if count_objects else None
         at = self.clock()
         return MemorySample(
             at=at,
@@ -146,8 +151,19 @@ class MemoryMonitor:
             structures=self.structures.stats(at.timestamp(), scan=False),  # O(1) each: every tick
             pool=pool,
             loop_lag_ms=loop_lag_ms,
-            gc_objects=len(gc.get_objects()) if count_objects else None,
+            gc_objects=sum(by_type.values()) if by_type is not None else None,
+            discord_caches=self._census(),
+            type_counts=type_counts(by_type) if by_type is not None else None,
         )
+
+    def _census(self) -> CacheCensus | None:
+        if self.census is None:
+            return None
+        try:
+            return self.census()
+        except Exception:  # a census that fails must not cost the sample
+            log.exception("Counting discord.py's caches failed")
+            return None
 
     def _process_memory(self) -> tuple[Any, int | None, int | None, int | None]:
         if not self._full_info_denied:

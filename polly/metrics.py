@@ -116,6 +116,7 @@ class MetricsRenderer:
                 self._one(s.loop_lag_ms / 1000),
             )
         yield from self._structures(s)
+        yield from self._caches(s)
         yield from self._pool(s)
         runs = [
             sample
@@ -142,6 +143,16 @@ class MetricsRenderer:
             "Age of the oldest entry, where known",
             rows("oldest_age_s"),
         )
+
+    def _caches(self, s: MemorySample) -> Iterator[str]:
+        census = s.discord_caches
+        if census is None:
+            return
+        entries = [row for name, n in census.counts for row in self._one(n, cache=name)]
+        yield family("polly_discord_cache_entries", "gauge", "Entries in one of discord.py's caches", entries)
+        if census.message_limit is not None:
+            limit = self._one(census.message_limit)
+            yield family("polly_discord_message_cache_limit", "gauge", "discord.py's max_messages", limit)
 
     def _pool(self, s: MemorySample) -> Iterator[str]:
         pool = s.pool

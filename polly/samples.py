@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
+from polly.caches import CacheCensus
 from polly.enhanced_database import PoolStatus
 from polly.registry import StructureStat
 
@@ -48,6 +49,8 @@ class MemorySample:
     pool: PoolStatus | None = None
     loop_lag_ms: float | None = None
     gc_objects: int | None = None
+    discord_caches: CacheCensus | None = None
+    type_counts: dict[str, int] | None = None  # at checkpoints only: the most common types
 
     @property
     def percent_of_limit(self) -> float:
@@ -59,6 +62,7 @@ class MemorySample:
         data["percent_of_limit"] = round(self.percent_of_limit, 2)
         data["structures"] = [{**asdict(s), "fill_percent": s.fill_percent} for s in self.structures]
         data["pool"] = None if self.pool is None else self.pool.as_dict()
+        data["discord_caches"] = None if self.discord_caches is None else self.discord_caches.as_dict()
         return data
 
     @classmethod
@@ -73,6 +77,8 @@ class MemorySample:
         )
         if values.get("pool") is not None:
             values["pool"] = PoolStatus.from_dict(values["pool"])
+        if values.get("discord_caches") is not None:
+            values["discord_caches"] = CacheCensus.from_dict(values["discord_caches"])
         return cls(**values)
 
 

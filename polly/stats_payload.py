@@ -45,6 +45,7 @@ def memory_stats_payload(sample: MemorySample, trend: Trend, checkpoints_count: 
             for s in sample.structures
         ],
         "pool": None if sample.pool is None else sample.pool.as_dict(),
+        "discord_caches": None if sample.discord_caches is None else sample.discord_caches.as_dict(),
         "gc_counts": list(sample.gc_counts),
         "loop_lag_ms": sample.loop_lag_ms,
         "threads": sample.threads,

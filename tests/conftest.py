@@ -32,6 +32,7 @@ STATS_KEYS = (
     "trend",
     "structures",
     "pool",
+    "discord_caches",
 )
 
 

@@ -118,6 +118,7 @@ async def test_metrics_parse_with_names_and_labels(simcord_env, simcord_bot):
         "polly_monitor_tick_errors_total",
         "polly_alerts_firing",
         "process_resident_memory_bytes",
+        "polly_discord_cache_entries",
     ):
         assert name in samples, name
     for name, entries in samples.items():
@@ -128,6 +129,9 @@ async def test_metrics_parse_with_names_and_labels(simcord_env, simcord_bot):
     assert structures["message_fetch_failures"] == 1
     ages = {e.labels["structure"]: e.value for e in samples["polly_tracked_structure_oldest_age_seconds"]}
     assert ages["message_fetch_failures"] == 60  # recorded, then one 60 s tick of the simulated clock
+    caches = {e.labels["cache"]: e.value for e in samples["polly_discord_cache_entries"]}
+    assert caches["guilds"] >= 1 and "messages" in caches and "members" in caches
+    assert all(set(e.labels) == {"polly_instance", "cache"} for e in samples["polly_discord_cache_entries"])
     firing = {e.labels["rule"]: e.value for e in samples["polly_alerts_firing"]}
     assert set(firing) == {r.value for r in Rule}
     assert firing["structure_fill"] == 1

@@ -1,0 +1,61 @@
+"""Object counts by type, and which types grew: what objgraph's `typestats` and `growth` do.
+
+Why not objgraph: importing it adds 0.5 MiB of RSS to the running bot (measured after the bot's
+own imports), and automatic checkpoints would load it in every bot within the first hour; the
+count itself is one line here, `Counter(map(type, gc.get_objects()))`, which runs in C
+(about 50 ms at 1,000,000 objects, measured in the benchmarks). Runs at checkpoints, never per tick.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections import Counter
+from dataclasses import dataclass
+
+TYPES_KEPT = 300  # the most common types a checkpoint stores; growth below that rank is not seen
+
+
+def type_name(kind: type) -> str:
+    """`dict`, `list` for builtins; `discord.message.Message` for everything else."""
+    module = getattr(kind, "__module__", None)
+    qualname = getattr(kind, "__qualname__", kind.__name__)
+    return qualname if module in (None, "builtins") else f"{module}.{qualname}"
+
+
+def count_types() -> Counter[type]:
+    """Live GC-tracked objects by type (one pass over the heap, in C)."""
+    return Counter(map(type, gc.get_objects()))
+
+
+def type_counts(counts: Counter[type] | None = None, top: int = TYPES_KEPT) -> dict[str, int]:
+    """The `top` most common types by name, most common first."""
+    counts = count_types() if counts is None else counts
+    named: Counter[str] = Counter()
+    for kind, n in counts.most_common(top):
+        named[type_name(kind)] += n  # two classes can share a qualified name (reloaded modules)
+    return dict(named.most_common())
+
+
+@dataclass(frozen=True)
+class TypeGrowth:
+    name: str
+    before: int
+    after: int
+
+    @property
+    def change(self) -> int:
+        return self.after - self.before
+
+    def short(self) -> str:
+        """`Message +600`: the class name without its module, and the change."""
+        return f"{self.name.rsplit('.', 1)[-1]} {self.change:+,}"
+
+
+def type_growth(before: dict[str, int] | None, after: dict[str, int] | None, top: int = 10) -> tuple[TypeGrowth, ...]:
+    """The types whose count grew most from `before` to `after` (a type missing from `before`
+    was below its top ranks: counted from 0, so its growth may be overstated)."""
+    if not before or not after:
+        return ()
+    grown = [TypeGrowth(name, before.get(name, 0), n) for name, n in after.items() if n > before.get(name, 0)]
+    grown.sort(key=lambda g: (-g.change, g.name))
+    return tuple(grown[:top])
