@@ -25,6 +25,7 @@ from polly.caches import CacheCensus
 from polly.checkpoints import Checkpoint, CheckpointComparison
 from polly.enhanced_database import PoolStatus
 from polly.formatting import format_bytes, format_duration, sparkline
+from polly.heap_inspect import Inspection
 from polly.memory_utils import CleanupReport
 from polly.monitor_cycle import MonitorHealth
 from polly.samples import MemorySample
@@ -404,3 +405,36 @@ def backoff_embed(factor: int, interval_s: float, last_error: str | None) -> dis
             COLOR_WARN,
         )
     )
+
+
+# ---------------------------------------------------------------- /mem inspect
+
+
+def inspect_embed(result: Inspection) -> discord.Embed:
+    size = "n/a"
+    if result.mean_bytes is not None:
+        size = (
+            f"estimated **{format_bytes(result.estimated_bytes)}** "
+            f"(≈ {result.mean_bytes:,.0f} bytes each, from {result.sampled} sampled)"
+        )
+    embed = new_embed(f"Inspect: {result.type_name}", f"**{result.count:,}** live objects · {size}")
+    chain = result.chain
+    if chain is not None and chain.found:
+        holder = f"```\n{chain.text()}\n```"
+    elif chain is not None and chain.timed_out:
+        holder = (
+            f"The search stopped at its {format_duration(result.budget_s)} budget after {chain.levels} level(s): "
+            "try again when the bot is quieter."
+        )
+    else:
+        holder = "No module global or bot attribute holds the sampled objects (they may be on their way out)."
+    add_field(embed, "Who holds one", holder)
+    add_field(
+        embed,
+        "How this was measured",
+        "Counted over objects the garbage collector tracks. Size: the mean of a random sample times the "
+        "count; an object owns its attributes and builtin containers, not other objects it points to. "
+        "Only type, attribute and key names are shown, never contents.",
+    )
+    embed.set_footer(text=f"took {format_duration(result.elapsed_s)} of a {format_duration(result.budget_s)} budget")
+    return fit_embed(embed)

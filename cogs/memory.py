@@ -20,6 +20,7 @@ from cogs._discord_limits import error_line, new_embed
 from polly.alert_store import ALERT_CHANNEL_KEY
 from polly.alerts import THRESHOLD_NAMES, ThresholdError
 from polly.checkpoints import CheckpointError, compare_checkpoints
+from polly.heap_inspect import UnknownTypeError, inspect_type
 from polly.monitor_cycle import AlertEventOut, CleanupRunningError
 from polly.samples import measure_loop_lag
 
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 APOLOGY = "Sorry, that went wrong on our side; the details are in the bot's log."
 SEND_PERMISSIONS_HINT = "give me View Channel, Send Messages and Embed Links there"
 # Refusals whose message is one sentence for the operator: answered as one ephemeral line.
-DOMAIN_ERRORS = (CheckpointError, CleanupRunningError, ThresholdError)
+DOMAIN_ERRORS = (CheckpointError, CleanupRunningError, ThresholdError, UnknownTypeError)
 
 
 def answered_in_discord(error: BaseException) -> bool:
@@ -242,6 +243,7 @@ class MemoryCog(commands.Cog):
         stored = await self.monitor.checkpoint(label)
         before = before or await self.monitor.previous_checkpoint(stored)
         comparison = compare_checkpoints(before, stored) if before is not None else None
+        self.cycle.note_types(comparison.types if comparison else (), stored.sample.type_counts)
         embed = render.checkpoint_embed(
             stored,
             comparison,
@@ -260,6 +262,22 @@ class MemoryCog(commands.Cog):
         needle = current.lower()
         labels = [c.label for c in await self.monitor.list_checkpoints(limit=100) if needle in c.label.lower()]
         return [app_commands.Choice(name=label[:100], value=label) for label in labels[:25]]
+
+    @mem.command(name="inspect", description="Count a type's live objects, estimate their size, show who holds one")
+    @app_commands.describe(type="A type name, e.g. Message or discord.message.Message (suggestions: what grew)")
+    async def inspect(self, interaction: discord.Interaction, type: app_commands.Range[str, 1, 200]) -> None:
+        """Count a type's live objects, estimate their size and show one reference chain to them."""
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        structures = [(tracked.name, tracked.target) for tracked in self.cycle.structures]
+        result = await inspect_type(type, named_roots={"bot": self.bot}, structures=structures)
+        await reply(interaction, embed=render.inspect_embed(result))
+
+    @inspect.autocomplete("type")
+    async def _type_names(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        assert isinstance(interaction.client, commands.Bot)
+        if not await is_operator(interaction.client, self.settings, interaction.user, interaction.guild):
+            return []
+        return [app_commands.Choice(name=name[:100], value=name[:100]) for name in self.cycle.type_suggestions(current)]
 
     @mem.command(name="alerts", description="Alert channel, thresholds, firing alerts and recent alert events")
     @app_commands.describe(

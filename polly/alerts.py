@@ -9,13 +9,15 @@ resolves only once the value falls below the threshold minus the hysteresis marg
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 
 from polly.config import Settings
 from polly.formatting import format_bytes, format_duration
-from polly.memory_optimizer import MemorySample, Trend
+from polly.heap_types import TypeGrowth
+from polly.samples import MemorySample
+from polly.trend import Trend
 
 
 class Rule(enum.StrEnum):
@@ -210,11 +212,18 @@ def structure_conditions(sample: MemorySample, t: Thresholds) -> list[Condition]
     return out
 
 
-def growth_conditions(growth_percent: float | None, t: Thresholds) -> list[Condition]:
+def growing_text(growing: Sequence[TypeGrowth]) -> str:
+    """`; growing: Message +600, Member +300, User +300` (empty without type counts)."""
+    return "; growing: " + ", ".join(g.short() for g in growing) if growing else ""
+
+
+def growth_conditions(
+    growth_percent: float | None, t: Thresholds, growing: Sequence[TypeGrowth] = ()
+) -> list[Condition]:
     if growth_percent is None:
         return []
     active, clear = _band(growth_percent, t.checkpoint_growth_percent, t.hysteresis_percent)
-    detail = f"RSS grew {growth_percent:+.1f} % between the last two automatic checkpoints"
+    detail = f"RSS grew {growth_percent:+.1f} % between the last two automatic checkpoints{growing_text(growing)}"
     return [
         Condition(
             Rule.CHECKPOINT_GROWTH,
@@ -229,7 +238,7 @@ def growth_conditions(growth_percent: float | None, t: Thresholds) -> list[Condi
     ]
 
 
-def leak_conditions(trend: Trend, t: Thresholds) -> list[Condition]:
+def leak_conditions(trend: Trend, t: Thresholds, growing: Sequence[TypeGrowth] = ()) -> list[Condition]:
     if trend.slope_mib_per_hour is None:
         return []
     slope, eta = trend.slope_mib_per_hour, trend.seconds_to_threshold
@@ -240,6 +249,7 @@ def leak_conditions(trend: Trend, t: Thresholds) -> list[Condition]:
     clear = slope < t.leak_min_mib_per_hour * 0.5 or eta is None or eta > horizon * 1.5
     reach = f"reaches {t.memory_percent:g} % of the limit in {format_duration(eta)}" if eta is not None else ""
     detail = f"RSS rising {slope:.1f} MiB/h over {format_duration(trend.span_s)}; {reach}".rstrip("; ")
+    detail += growing_text(growing)
     return [Condition(Rule.LEAK_TREND, "process", slope, t.leak_min_mib_per_hour, active, clear, detail)]
 
 
@@ -250,14 +260,16 @@ def evaluate_rules(
     *,
     previous: MemorySample | None = None,
     checkpoint_growth_percent: float | None = None,
+    growing_types: Sequence[TypeGrowth] = (),
 ) -> list[Condition]:
-    """Every rule's conditions for one sample."""
+    """Every rule's conditions for one sample; `growing_types` are named in the growth and
+    leak-trend details."""
     return [
         *memory_conditions(sample, thresholds),
         *pool_conditions(sample, previous, thresholds),
         *structure_conditions(sample, thresholds),
-        *growth_conditions(checkpoint_growth_percent, thresholds),
-        *leak_conditions(trend, thresholds),
+        *growth_conditions(checkpoint_growth_percent, thresholds, growing_types),
+        *leak_conditions(trend, thresholds, growing_types),
     ]
 
 

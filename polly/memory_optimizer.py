@@ -36,7 +36,7 @@ from polly.checkpoints import (
 from polly.config import Settings
 from polly.decorators import ProfileStats, memory_profile, profile_table
 from polly.enhanced_database import Database
-from polly.heap_types import count_types, type_counts
+from polly.heap_types import TypeGrowth, count_types, type_counts, type_growth
 from polly.memory_limit import CgroupReader, MemoryLimit, effective_limit
 from polly.registry import StructureRegistry, registry
 from polly.samples import MemorySample, measure_loop_lag, peak_rss
@@ -259,12 +259,18 @@ class MemoryMonitor:
                 return candidate
         return None
 
-    async def automatic_growth_percent(self) -> float | None:
-        """RSS growth between the two newest automatic checkpoints, in percent."""
+    async def automatic_growth(self) -> tuple[float | None, tuple[TypeGrowth, ...]]:
+        """RSS growth in percent between the two newest automatic checkpoints, and the types
+        that grew most between them."""
         pair = await self.checkpoints.newest(automatic=True, limit=2)
         if len(pair) < 2:
-            return None
-        return percent_change(pair[1].sample.rss, pair[0].sample.rss)
+            return None, ()
+        newer, older = pair[0].sample, pair[1].sample
+        return percent_change(older.rss, newer.rss), type_growth(older.type_counts, newer.type_counts)
+
+    async def automatic_growth_percent(self) -> float | None:
+        """RSS growth between the two newest automatic checkpoints, in percent."""
+        return (await self.automatic_growth())[0]
 
     # -- the /health/memory payload
 

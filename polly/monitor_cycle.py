@@ -17,6 +17,7 @@ from polly.alerts import AlertEngine, AlertTransition, evaluate_rules
 from polly.checkpoints import Checkpoint
 from polly.config import Settings
 from polly.gc_tools import CleanupReport, cleanup_background_tasks_memory, force_garbage_collection
+from polly.heap_types import TypeGrowth
 from polly.memory_optimizer import MemoryMonitor
 from polly.registry import StructureRegistry
 from polly.samples import MemorySample
@@ -25,6 +26,7 @@ from polly.trend import Trend
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_FACTOR = 16
+GROWING_TYPES_NAMED = 3  # in leak-trend and checkpoint-growth alerts
 OUTBOX_SIZE = 100
 
 
@@ -91,6 +93,10 @@ class MonitorCycle:
         self.last_cleanup_at: datetime | None = None
         self.last_checkpoint_at: datetime | None = None
         self.growth_percent: float | None = None
+        self.growing_types: tuple[TypeGrowth, ...] = ()  # since the previous automatic checkpoint
+        # For /mem inspect's suggestions: the latest comparison's growth, the latest counts.
+        self._grown_type_names: tuple[str, ...] = ()
+        self._common_type_names: tuple[str, ...] = ()
         self.cleanup_owner: tuple[str, datetime] | None = None
         # Alerts waiting for delivery; bounded so a long outage of the channel cannot grow it.
         self.outbox = structures.bounded_deque("alert_outbox", OUTBOX_SIZE, "alerts waiting for delivery")
@@ -122,7 +128,8 @@ class MonitorCycle:
         ):
             self.last_checkpoint_at = now
             checkpoint = await self.monitor.checkpoint(automatic=True)  # unique "auto <UTC time>" label
-            self.growth_percent = await self.monitor.automatic_growth_percent()
+            self.growth_percent, self.growing_types = await self.monitor.automatic_growth()
+            self.note_types(self.growing_types, checkpoint.sample.type_counts)
         trend = self.monitor.trend()
         conditions = evaluate_rules(
             sample,
@@ -130,6 +137,7 @@ class MonitorCycle:
             self.engine.thresholds,
             previous=previous,
             checkpoint_growth_percent=self.growth_percent,
+            growing_types=self.growing_types[:GROWING_TYPES_NAMED],
         )
         transitions = self.engine.evaluate(conditions, sample.at)
         events = tuple([await self._store(t) for t in transitions])
@@ -154,6 +162,20 @@ class MonitorCycle:
             self.health.errors += 1
             log.exception("Could not store alert event %s/%s", transition.rule, transition.subject)
             return AlertEventOut(None, transition)
+
+    def note_types(self, growth: Iterable[TypeGrowth], counts: dict[str, int] | None) -> None:
+        """Remember the latest checkpoint's growing and most common types (for suggestions)."""
+        grown = tuple(g.name for g in growth)
+        if grown:
+            self._grown_type_names = grown
+        if counts:
+            self._common_type_names = tuple(counts)
+
+    def type_suggestions(self, typed: str, limit: int = 25) -> list[str]:
+        """Types that grew most in the latest comparison, then the most common, matching `typed`."""
+        needle = typed.lower()
+        names = dict.fromkeys([*self._grown_type_names, *self._common_type_names])
+        return [name for name in names if needle in name.lower()][:limit]
 
     def current_sample(self) -> MemorySample:
         """The sample commands and endpoints show: the latest, unless the loop has not produced

@@ -22,9 +22,7 @@ async def traffic(env, guild, channel, count: int) -> None:
 class TestWithCaches:
     @pytest.fixture
     def bot_settings(self, tmp_path):
-        return make_settings(
-            tmp_path, discord_members_intent=True, discord_member_cache="all", discord_max_messages=50
-        )
+        return make_settings(tmp_path, discord_members_intent=True, discord_member_cache="all", discord_max_messages=50)
 
     async def test_the_census_follows_members_joining_and_messages_posted(self, simcord_env, simcord_bot):
         guild, ops, operator = add_ops_guild(simcord_env, simcord_bot)

@@ -12,7 +12,14 @@ from tests.cogs.helpers import make_operator
 from tests.settings import make_settings
 
 OPS_GUILD_ID = 1_000_000_000_000_000_001
-SUBCOMMANDS = {"mem stats": {}, "mem cleanup": {}, "mem pool": {}, "mem checkpoint": {"label": "x"}, "mem alerts": {}}
+SUBCOMMANDS = {
+    "mem stats": {},
+    "mem cleanup": {},
+    "mem pool": {},
+    "mem checkpoint": {"label": "x"},
+    "mem alerts": {},
+    "mem inspect": {"type": "dict"},
+}
 
 
 def admin_role(guild):

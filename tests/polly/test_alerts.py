@@ -209,3 +209,15 @@ def test_active_and_pending_views():
     run(engine, make_sample(850), 2)
     [active] = engine.active()
     assert active.rule == Rule.MEMORY and active.since == T0 + timedelta(minutes=2)
+
+
+def test_leak_and_growth_alerts_name_the_top_growing_types():
+    from polly.heap_types import TypeGrowth
+
+    growing = (TypeGrowth("discord.message.Message", 400, 1000), TypeGrowth("discord.member.Member", 0, 300))
+    rising = Trend(12.0, 30, 3600.0, 3600.0)
+    conditions = evaluate_rules(make_sample(), rising, T, checkpoint_growth_percent=35.0, growing_types=growing)
+    details = {c.rule: c.detail for c in conditions}
+    assert details[Rule.LEAK_TREND].endswith("; growing: Message +600, Member +300")
+    assert "growing: Message +600, Member +300" in details[Rule.CHECKPOINT_GROWTH]
+    assert "growing" not in evaluate_rules(make_sample(), rising, T)[-1].detail

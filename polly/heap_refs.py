@@ -1,0 +1,194 @@
+"""Who holds an object: one chain of references from a module global (or a named root such as the
+bot) down to it, rendered with type, attribute and key names only, never contents or repr.
+
+Why not objgraph's `find_backref_chain`: it scans the whole heap once per object it expands and
+has no time bound. Here each level of the search is one `gc.get_referrers()` call for the whole
+frontier (one heap scan), the event loop runs between levels, and a deadline ends the search.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import sys
+import time
+import types
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+MAX_DEPTH = 12
+SEQUENCES = (list, tuple, deque, set, frozenset)
+KEY_MAX_LENGTH = 40
+
+
+@dataclass(frozen=True)
+class RefChain:
+    """`parts` from the root to the object, e.g. ("bot", "_connection", "_messages (deque)", "Message")."""
+
+    parts: tuple[str, ...]
+    levels: int
+    timed_out: bool
+
+    @property
+    def found(self) -> bool:
+        return bool(self.parts)
+
+    def text(self) -> str:
+        return " → ".join(self.parts)
+
+
+def safe_key(key: object) -> str:
+    """A dict key as shown to operators: ints and identifier-like names; anything else only its type
+    (a key can be user data)."""
+    if isinstance(key, int) and not isinstance(key, bool):
+        return str(key)
+    if isinstance(key, str) and key.isidentifier() and len(key) <= KEY_MAX_LENGTH:
+        return key
+    return f"<{type(key).__name__} key>"
+
+
+def short_type(obj: object) -> str:
+    return type(obj).__name__
+
+
+def _key_of(mapping: Mapping[Any, Any], value: object) -> str:
+    for key, candidate in mapping.items():
+        if candidate is value:
+            return safe_key(key)
+    return "?"
+
+
+def _slot_of(holder: object, value: object) -> str:
+    for kind in type(holder).__mro__:
+        for name in getattr(kind, "__slots__", ()):
+            if getattr(holder, name, None) is value:
+                return safe_key(name)
+    return "?"
+
+
+def _is_attr_dict(holder: object, mapping: object) -> bool:
+    return isinstance(mapping, dict) and getattr(holder, "__dict__", None) is mapping
+
+
+class _Roots:
+    """What a chain may start from: named objects (the bot), modules and their globals."""
+
+    def __init__(self, named: Mapping[str, object]) -> None:
+        self.names: dict[int, str] = {id(obj): name for name, obj in named.items()}
+        for name, obj in named.items():
+            if isinstance(getattr(obj, "__dict__", None), dict):
+                self.names.setdefault(id(obj.__dict__), name)
+        for module_name, module in list(sys.modules.items()):
+            if module is not None:
+                self.names.setdefault(id(module), module_name)
+                self.names.setdefault(id(vars(module)), module_name)
+
+    def name(self, obj: object) -> str | None:
+        return self.names.get(id(obj))
+
+
+def render_chain(path: list[Any], root_name: str) -> tuple[str, ...]:
+    """Parts of a path [root, ..., target]: attribute and key names, containers with their type."""
+    parts = [root_name]
+    i = 1
+    while i < len(path):
+        parent, node = path[i - 1], path[i]
+        if isinstance(node, dict) and (_is_attr_dict(parent, node) or isinstance(parent, types.ModuleType)):
+            if i + 1 >= len(path):
+                break
+            label, node, i = _key_of(node, path[i + 1]), path[i + 1], i + 1
+        elif isinstance(parent, dict) and i == 1 and root_name == parts[0]:
+            label = _key_of(parent, node)  # a module's globals: the root is the module itself
+        elif isinstance(parent, dict):
+            label = f"[{_key_of(parent, node)}]"
+        elif isinstance(parent, SEQUENCES):
+            label = ""  # the container's part already names it
+        elif isinstance(getattr(parent, "__dict__", None), dict) and _key_of(parent.__dict__, node) != "?":
+            label = _key_of(parent.__dict__, node)  # 3.11+ instances refer to attribute values directly
+        elif hasattr(type(parent), "__slots__"):
+            label = _slot_of(parent, node)
+        else:
+            label = f"<{short_type(parent)} reference>"
+        last = i == len(path) - 1
+        if last:
+            if label:
+                parts.append(label)
+            parts.append(short_type(node))
+        elif isinstance(node, (*SEQUENCES, dict)):
+            parts.append(f"{label} ({short_type(node)})".strip())
+        elif label:
+            parts.append(label)
+        i += 1
+    # "bot._demo_leak" + "leaked (list)" read better joined, as Python would write them
+    if len(parts) > 2 and parts[0] in sys.modules:
+        parts[0:2] = [f"{parts[0]}.{parts[1]}"]
+    return tuple(parts)
+
+
+def _in_tracked_structure(target: object, structures: Iterable[tuple[str, Any]]) -> str | None:
+    """The tracked structure holding `target` directly: their C containers are invisible to the GC."""
+    for name, container in structures:
+        values = container.values() if isinstance(container, Mapping) else container
+        if any(value is target for value in values):
+            return name
+    return None
+
+
+async def find_chain(
+    target: object,
+    *,
+    named_roots: Mapping[str, object],
+    structures: Iterable[tuple[str, Any]] = (),
+    deadline: float,
+    ignore: Iterable[object] = (),
+    max_depth: int = MAX_DEPTH,
+) -> RefChain:
+    """Search upwards from `target` for a root, one heap scan per level, until `deadline`
+    (time.perf_counter()). `ignore` are the caller's own references to the target."""
+    holder = _in_tracked_structure(target, structures)
+    if holder is not None:
+        return RefChain((f"tracked structure {holder}", short_type(target)), 0, False)
+    roots = _Roots(named_roots)
+    skip = {id(obj) for obj in ignore}
+    via: dict[int, Any] = {}  # id(holder) -> what it holds on the way to the target
+    frontier: list[Any] = [target]
+    seen = {id(target)}
+    for level in range(1, max_depth + 1):
+        if time.perf_counter() > deadline:
+            return RefChain((), level - 1, True)
+        skip.add(id(frontier))
+        wanted = {id(obj) for obj in frontier}
+        found: list[Any] = []
+        for holder_obj in gc.get_referrers(*frontier):
+            hid = id(holder_obj)
+            if hid in seen or hid in skip or isinstance(holder_obj, types.FrameType) or holder_obj is via:
+                continue
+            if (
+                isinstance(holder_obj, tuple)
+                and len(holder_obj) == len(frontier)
+                and set(map(id, holder_obj)) == wanted
+            ):
+                continue  # the argument tuple of the get_referrers call itself
+            child = next((c for c in gc.get_referents(holder_obj) if id(c) in wanted), None)
+            if child is None:
+                continue
+            seen.add(hid)
+            via[hid] = child
+            name = roots.name(holder_obj)
+            if name is not None:
+                return RefChain(render_chain(_path(holder_obj, via, target), name), level, False)
+            found.append(holder_obj)
+        if not found:
+            return RefChain((), level, False)
+        frontier = found
+        await asyncio.sleep(0)  # one heap scan per level: let the bot run between them
+    return RefChain((), max_depth, False)
+
+
+def _path(root: object, via: Mapping[int, Any], target: object) -> list[Any]:
+    path = [root]
+    while path[-1] is not target:
+        path.append(via[id(path[-1])])
+    return path

@@ -1,0 +1,82 @@
+"""The leak hunt through the real bot: a checkpoint comparison names the leaking type, /mem inspect
+counts it and shows who holds it, and no reply ever carries an object's contents."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot import _demo_leak
+from tests.cogs.helpers import add_ops_guild, assert_within_discord_limits, last_reply, reply_text
+
+SECRET = "hunter2-do-not-show-this"
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_widgets():
+    _demo_leak.release()
+    yield
+    _demo_leak.release()
+
+
+def all_reply_text(result) -> str:
+    """Everything a user could see in a reply, including the raw embed payloads."""
+    messages = [m for m in [result.response, *result.followups] if m is not None]
+    return reply_text(result) + "".join(str([e.to_dict() for e in m.embeds]) for m in messages)
+
+
+async def test_a_leaked_type_is_named_by_the_comparison_and_inspect_shows_who_holds_it(simcord_env, simcord_bot):
+    _, ops, operator = add_ops_guild(simcord_env, simcord_bot)
+    await operator.slash(ops, "mem checkpoint", label="a")
+    _demo_leak.leak(3000, secret=SECRET)
+    compared = await operator.slash(ops, "mem checkpoint", label="b", compare_to="a")
+    embed = last_reply(compared).embeds[0]
+    growing = next(f.value for f in embed.fields if f.name.startswith("Growing types"))
+    first_row = growing.splitlines()[3]  # ```, header, rule, then the biggest growth
+    assert first_row.startswith("bot._demo_leak.LeakyWidget") and "+3,000" in first_row
+
+    result = await operator.slash(ops, "mem inspect", type="LeakyWidget")
+    assert result.ephemeral
+    text = reply_text(result)
+    assert "Inspect: bot._demo_leak.LeakyWidget" in text
+    assert "**3,000** live objects" in text
+    assert "bot._demo_leak.leaked_widgets (list) → LeakyWidget" in text
+    assert_within_discord_limits(last_reply(result).content, last_reply(result).embeds)
+    for reply in (compared, result):
+        assert SECRET not in all_reply_text(reply)
+        assert "LeakyWidget(number=" not in all_reply_text(reply)
+
+
+async def test_inspect_suggests_what_grew_first(simcord_env, simcord_bot):
+    _, ops, operator = add_ops_guild(simcord_env, simcord_bot)
+    await operator.slash(ops, "mem checkpoint", label="a")
+    _demo_leak.leak(2000)
+    await operator.slash(ops, "mem checkpoint", label="b", compare_to="a")
+    choices = await operator.autocomplete(ops, "mem inspect", "type", "")
+    assert choices[0]["value"] == "bot._demo_leak.LeakyWidget"
+    narrowed = await operator.autocomplete(ops, "mem inspect", "type", "leaky")
+    assert [c["value"] for c in narrowed] == ["bot._demo_leak.LeakyWidget"]
+
+
+async def test_an_unknown_type_gets_close_matches_and_an_untracked_one_says_why(simcord_env, simcord_bot):
+    _, ops, operator = add_ops_guild(simcord_env, simcord_bot)
+    _demo_leak.leak(10)
+    typo = await operator.slash(ops, "mem inspect", type="LeakyWidgit")
+    assert "No live object has the type 'LeakyWidgit'" in last_reply(typo).content
+    assert "bot._demo_leak.LeakyWidget" in last_reply(typo).content
+    untracked = await operator.slash(ops, "mem inspect", type="str")
+    assert "not tracked by the garbage collector" in last_reply(untracked).content
+
+
+async def test_a_repr_holding_a_secret_never_appears_in_any_reply(simcord_env, simcord_bot):
+    """A planted object whose repr carries a secret, inspected and compared in every way."""
+    _, ops, operator = add_ops_guild(simcord_env, simcord_bot)
+    _demo_leak.leak(50, secret=SECRET)
+    simcord_bot.planted = _demo_leak.leaked_widgets[0]
+    replies = [
+        await operator.slash(ops, "mem checkpoint", label="x"),
+        await operator.slash(ops, "mem inspect", type="bot._demo_leak.LeakyWidget"),
+        await operator.slash(ops, "mem stats"),
+        await operator.slash(ops, "mem checkpoint", label="y", compare_to="x"),
+    ]
+    for result in replies:
+        assert SECRET not in all_reply_text(result)
