@@ -73,10 +73,11 @@ def structures_table(sample: MemorySample, limit: int = FIELD_VALUE_LIMIT) -> st
             f"{s.limit:,}" if s.limit else "∞",
             percent(s.fill_percent),
             "—" if s.oldest_age_s is None else format_duration(s.oldest_age_s),
+            "—" if s.estimated_bytes is None else format_bytes(s.estimated_bytes),
         )
         for s in ordered
     ]
-    return code_table(rows, ("structure", "size", "limit", "fill", "oldest"), limit)
+    return code_table(rows, ("structure", "size", "limit", "fill", "oldest", "est. size"), limit)
 
 
 def caches_text(census: CacheCensus) -> str:

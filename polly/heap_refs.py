@@ -80,16 +80,20 @@ class _Roots:
         for name, obj in named.items():
             if isinstance(getattr(obj, "__dict__", None), dict):
                 self.names.setdefault(id(obj.__dict__), name)
+        self.modules: set[int] = set()
         for module_name, module in list(sys.modules.items()):
-            if module is not None:
-                self.names.setdefault(id(module), module_name)
-                self.names.setdefault(id(vars(module)), module_name)
+            if module is not None and id(module) not in self.names:
+                self.names[id(module)] = self.names[id(vars(module))] = module_name
+                self.modules.update((id(module), id(vars(module))))
 
     def name(self, obj: object) -> str | None:
         return self.names.get(id(obj))
 
+    def is_module(self, obj: object) -> bool:
+        return id(obj) in self.modules
 
-def render_chain(path: list[Any], root_name: str) -> tuple[str, ...]:
+
+def render_chain(path: list[Any], root_name: str, *, module_root: bool = False) -> tuple[str, ...]:
     """Parts of a path [root, ..., target]: attribute and key names, containers with their type."""
     parts = [root_name]
     i = 1
@@ -121,8 +125,8 @@ def render_chain(path: list[Any], root_name: str) -> tuple[str, ...]:
         elif label:
             parts.append(label)
         i += 1
-    # "bot._demo_leak" + "leaked (list)" read better joined, as Python would write them
-    if len(parts) > 2 and parts[0] in sys.modules:
+    # a module and its global read better joined, as Python writes them: "bot._demo_leak.leaked (list)"
+    if module_root and len(parts) > 2:
         parts[0:2] = [f"{parts[0]}.{parts[1]}"]
     return tuple(parts)
 
@@ -178,7 +182,8 @@ async def find_chain(
             via[hid] = child
             name = roots.name(holder_obj)
             if name is not None:
-                return RefChain(render_chain(_path(holder_obj, via, target), name), level, False)
+                parts = render_chain(_path(holder_obj, via, target), name, module_root=roots.is_module(holder_obj))
+                return RefChain(parts, level, False)
             found.append(holder_obj)
         if not found:
             return RefChain((), level, False)

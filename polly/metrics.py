@@ -143,6 +143,12 @@ class MetricsRenderer:
             "Age of the oldest entry, where known",
             rows("oldest_age_s"),
         )
+        yield family(
+            "polly_tracked_structure_estimated_bytes",
+            "gauge",
+            "Estimated size of a tracked structure and its entries (sampled, refreshed every few minutes)",
+            rows("estimated_bytes"),
+        )
 
     def _caches(self, s: MemorySample) -> Iterator[str]:
         census = s.discord_caches

@@ -92,6 +92,7 @@ class MonitorCycle:
         self.health = MonitorHealth()
         self.last_cleanup_at: datetime | None = None
         self.last_checkpoint_at: datetime | None = None
+        self.last_size_estimate_at: datetime | None = None
         self.growth_percent: float | None = None
         self.growing_types: tuple[TypeGrowth, ...] = ()  # since the previous automatic checkpoint
         # For /mem inspect's suggestions: the latest comparison's growth, the latest counts.
@@ -119,6 +120,11 @@ class MonitorCycle:
                     target_registry=self.structures,
                     now=now.timestamp(),
                 )
+        if self.last_size_estimate_at is None or self._due(
+            self.last_size_estimate_at, self.settings.memory_size_estimate_minutes, now
+        ):
+            self.last_size_estimate_at = now
+            self.structures.estimate_sizes()
         previous = self.monitor.latest
         sample = self.monitor.sample(loop_lag_ms)
         checkpoint = None

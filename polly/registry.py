@@ -20,6 +20,7 @@ from polly.bounded import (
     cleanup_global_dict,
     entry_timestamp,
 )
+from polly.heap_sizes import estimate_container_bytes
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ class StructureStat:
     max_age_minutes: float | None
     bounded: bool
     oldest_age_s: float | None = None
+    estimated_bytes: int | None = None  # sampled now and then (MEMORY_SIZE_ESTIMATE_MINUTES)
 
     @property
     def fill_percent(self) -> float | None:
@@ -59,6 +61,7 @@ class Tracked:
     max_age_minutes: float | None
     timestamp_key: str
     description: str = ""
+    estimated_bytes: int | None = None
 
     @property
     def kind(self) -> str:
@@ -100,6 +103,7 @@ class Tracked:
             max_age_minutes=self.max_age_minutes,
             bounded=self.bounded,
             oldest_age_s=None if now is None else self.oldest_age_s(now, scan=scan),
+            estimated_bytes=self.estimated_bytes,
         )
 
     def cleanup(self, now: float, *, dry_run: bool = False) -> CleanupRow:
@@ -212,6 +216,14 @@ class StructureRegistry:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def estimate_sizes(self) -> None:
+        """Re-estimate every structure's size from a sample of its entries (see polly.heap_sizes)."""
+        for entry in self:
+            try:
+                entry.estimated_bytes = estimate_container_bytes(entry.target)
+            except Exception:
+                log.exception("Estimating the size of tracked structure %s failed", entry.name)
 
     def stats(self, now: float | None = None, *, scan: bool = True) -> tuple[StructureStat, ...]:
         """Size and limit of every structure; with `now`, the oldest entry's age too (`scan=False`

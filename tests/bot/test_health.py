@@ -119,6 +119,7 @@ async def test_metrics_parse_with_names_and_labels(simcord_env, simcord_bot):
         "polly_alerts_firing",
         "process_resident_memory_bytes",
         "polly_discord_cache_entries",
+        "polly_tracked_structure_estimated_bytes",
     ):
         assert name in samples, name
     for name, entries in samples.items():

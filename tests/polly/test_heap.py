@@ -1,0 +1,103 @@
+"""Heap analysis in the core: type counts and growth, owned sizes, reference chains."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections import deque
+
+from polly.alerts import AlertEngine, Thresholds
+from polly.bounded import BoundedDict
+from polly.heap_refs import find_chain, safe_key
+from polly.heap_sizes import deep_size, estimate_container_bytes
+from polly.heap_types import type_counts, type_growth
+from polly.memory_optimizer import MemoryMonitor
+from polly.monitor_cycle import MonitorCycle
+from polly.registry import StructureRegistry
+from tests.clocks import FakeClock
+from tests.settings import make_settings
+
+
+class Widget:
+    def __init__(self) -> None:
+        self.payload = bytes(1000)
+        self.neighbour: Widget | None = None
+
+
+def test_type_counts_see_new_objects_and_growth_ranks_them():
+    before = type_counts()
+    held = [Widget() for _ in range(5000)]
+    after = type_counts()
+    growth = type_growth(before, after)
+    assert growth[0].name == f"{__name__}.Widget" and growth[0].change == 5000
+    assert growth[0].short() == "Widget +5,000"
+    assert len(held) == 5000
+
+
+def test_an_object_owns_its_attributes_but_not_the_objects_it_points_to():
+    alone = Widget()
+    linked = Widget()
+    linked.neighbour = Widget()
+    assert deep_size(alone) >= 1000 + sys.getsizeof(alone)
+    assert abs(deep_size(linked) - deep_size(alone)) < 100  # the neighbour is not counted
+
+
+def test_a_structure_estimate_scales_with_its_entries_and_sees_inside_a_bounded_dict():
+    small, large = BoundedDict(10_000), BoundedDict(10_000)
+    for i in range(100):
+        small[i] = {"payload": bytes(500)}
+    for i in range(1000):
+        large[i] = {"payload": bytes(500)}
+    estimate_small, estimate_large = estimate_container_bytes(small), estimate_container_bytes(large)
+    assert 100 * 500 <= estimate_small < 100 * 1500
+    assert 9 < estimate_large / estimate_small < 11
+
+
+async def test_sizes_are_estimated_at_the_first_tick_then_only_every_few_minutes(tmp_path):
+    settings = make_settings(tmp_path, memory_size_estimate_minutes=5)
+    structures = StructureRegistry()
+    cache = structures.bounded_dict("cache", max_size=1000)
+    cache.update((i, {"payload": bytes(1000)}) for i in range(100))
+    clock = FakeClock(step_s=0)
+    monitor = MemoryMonitor(settings, structures=structures, clock=clock)
+    cycle = MonitorCycle(settings, monitor, AlertEngine(Thresholds()), None, structures)
+    first = (await cycle.tick()).sample.structures[0].estimated_bytes
+    assert first is not None and first > 100_000
+    cache.update((i, {"payload": bytes(1000)}) for i in range(100, 200))
+    clock.advance(60)
+    assert (await cycle.tick()).sample.structures[0].estimated_bytes == first  # not due yet
+    clock.advance(5 * 60)
+    assert (await cycle.tick()).sample.structures[0].estimated_bytes > first * 1.5
+
+
+async def test_a_chain_names_attributes_and_containers_and_hides_keys_that_could_be_data():
+    class Bot:
+        pass
+
+    bot = Bot()
+    bot.state = Bot()
+    bot.state.by_user = {"someone@example.com": deque([Widget()])}
+    target = bot.state.by_user["someone@example.com"][0]
+    chain = await find_chain(target, named_roots={"bot": bot}, deadline=time.perf_counter() + 5)
+    assert chain.text() == "bot → state → by_user (dict) → [<str key>] (deque) → Widget"
+    assert safe_key("guild_id") == "guild_id" and safe_key(12) == "12" and safe_key("a b") == "<str key>"
+
+
+async def test_a_chain_search_past_its_deadline_says_so():
+    chain = await find_chain(Widget(), named_roots={}, deadline=time.perf_counter() - 1)
+    assert chain.timed_out and not chain.found
+
+
+async def test_an_object_in_a_tracked_bounded_dict_is_found_although_the_gc_cannot_see_inside():
+    structures = StructureRegistry()
+    holder = structures.bounded_dict("widgets", max_size=10)
+    holder[1] = Widget()
+    chain = await find_chain(
+        holder[1],
+        named_roots={},
+        structures=[(t.name, t.target) for t in structures],
+        deadline=time.perf_counter() + 5,
+    )
+    assert chain.text() == "tracked structure widgets → Widget"
+    await asyncio.sleep(0)
