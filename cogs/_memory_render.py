@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import fields as dc_fields
 from datetime import datetime
-from pathlib import PurePath
 
 import discord
 
@@ -21,6 +20,7 @@ from cogs._discord_limits import (
 )
 from polly.alert_store import StoredAlertEvent
 from polly.alerts import ActiveAlert, AlertTransition, Thresholds, Transition
+from polly.allocations import AllocationGrowth
 from polly.caches import CacheCensus
 from polly.checkpoints import Checkpoint, CheckpointComparison
 from polly.enhanced_database import PoolStatus
@@ -257,10 +257,27 @@ def pool_embed(pool: PoolStatus, overflow_alert_percent: float) -> discord.Embed
 # ---------------------------------------------------------------- /mem checkpoint
 
 
-def _where(path: str) -> str:
-    file, _, line = path.rpartition(":")
-    parts = PurePath(file).parts[-2:]
-    return f"{'/'.join(parts)}:{line}"
+def allocation_lines(growth: Sequence[AllocationGrowth], limit: int = FIELD_VALUE_LIMIT) -> str:
+    """One line per call path: size and blocks, then the path (innermost own frame first)."""
+    lines = [
+        f"`{format_bytes(g.size_change, signed=True)}` {g.count_change:+,} blocks · `{clip(g.where, 300)}`"
+        for g in growth
+    ]
+    return clip("\n".join(lines), limit)
+
+
+def trace_embed(who: str, minutes: float, growth: Sequence[AllocationGrowth]) -> discord.Embed:
+    embed = new_embed(
+        f"🔬 Allocation trace of {format_duration(minutes * 60)} finished",
+        f"Started by {clip(who, 100)}. Memory allocated during the trace and still held, by call path "
+        "(innermost frame of the bot's own code first):",
+    )
+    if growth:
+        add_field(embed, "Top growth", allocation_lines(growth))
+    else:
+        add_field(embed, "Top growth", "Nothing allocated during the trace is still held.")
+    add_field(embed, "Next", "Take /mem checkpoint now and later, or /mem inspect a type that grew.")
+    return fit_embed(embed)
 
 
 def checkpoint_embed(
@@ -318,11 +335,7 @@ def checkpoint_embed(
         pool_change = "n/a" if comparison.pool_checked_out_change is None else f"{comparison.pool_checked_out_change:+}"
         add_field(embed, "GC objects / pool", f"GC-tracked objects {gc_change} · pool checked out {pool_change}")
         if comparison.top_allocations:
-            rows = [
-                (clip(_where(a.where), 40), format_bytes(a.size_change, signed=True), f"{a.count_change:+,}")
-                for a in comparison.top_allocations
-            ]
-            add_field(embed, "Top allocation growth", code_table(rows, ("where", "size", "blocks")))
+            add_field(embed, "Top allocation growth", allocation_lines(comparison.top_allocations))
     cost = (
         "tracemalloc is **on**: allocation-heavy code runs up to ~10x slower; turn it off with trace:false."
         if tracing

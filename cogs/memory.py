@@ -19,6 +19,7 @@ from cogs._access import check_operator, is_operator
 from cogs._discord_limits import error_line, new_embed
 from polly.alert_store import ALERT_CHANNEL_KEY
 from polly.alerts import THRESHOLD_NAMES, ThresholdError
+from polly.allocations import TraceRunningError
 from polly.checkpoints import CheckpointError, compare_checkpoints
 from polly.heap_inspect import UnknownTypeError, inspect_type
 from polly.monitor_cycle import AlertEventOut, CleanupRunningError
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 APOLOGY = "Sorry, that went wrong on our side; the details are in the bot's log."
 SEND_PERMISSIONS_HINT = "give me View Channel, Send Messages and Embed Links there"
 # Refusals whose message is one sentence for the operator: answered as one ephemeral line.
-DOMAIN_ERRORS = (CheckpointError, CleanupRunningError, ThresholdError, UnknownTypeError)
+DOMAIN_ERRORS = (CheckpointError, CleanupRunningError, ThresholdError, UnknownTypeError, TraceRunningError)
 
 
 def answered_in_discord(error: BaseException) -> bool:
@@ -83,6 +84,7 @@ class MemoryCog(commands.Cog):
 
     async def cog_unload(self) -> None:
         self.monitor_loop.cancel()
+        self.trace_loop.cancel()
 
     # ------------------------------------------------------------ the monitor loop
 
@@ -107,6 +109,19 @@ class MemoryCog(commands.Cog):
         except Exception as exc:  # whatever it was, the loop must live: the alerts stay queued
             log.exception("Alert delivery failed unexpectedly")
             self._delivery_failed(exc)
+
+    @tasks.loop(count=2)
+    async def trace_loop(self) -> None:
+        """Iteration 0 starts with /mem trace; iteration 1, `minutes` later, ends the trace and posts it."""
+        if self.trace_loop.current_loop == 0:
+            return
+        finished = await self.cycle.finish_trace()
+        if finished is None:
+            return
+        session, growth = finished
+        minutes = (session.ends_at - session.started_at).total_seconds() / 60
+        if not await self._post_quietly(render.trace_embed(session.who, minutes, growth)):
+            log.warning("The allocation trace ended but its results could not be posted (see above)")
 
     @monitor_loop.before_loop
     async def _wait_until_ready(self) -> None:
@@ -278,6 +293,23 @@ class MemoryCog(commands.Cog):
         if not await is_operator(interaction.client, self.settings, interaction.user, interaction.guild):
             return []
         return [app_commands.Choice(name=name[:100], value=name[:100]) for name in self.cycle.type_suggestions(current)]
+
+    @mem.command(name="trace", description="Trace allocations with their call paths for some minutes, then post them")
+    @app_commands.describe(minutes="How long to trace (1-60); the results are posted in the alert channel")
+    async def trace(self, interaction: discord.Interaction, minutes: app_commands.Range[int, 1, 60]) -> None:
+        """Trace allocations for a while; the top growth with call paths goes to the alert channel."""
+        if self.alert_channel_id is None:
+            await reply(interaction, error_line("No alert channel is set: choose one with /mem alerts channel: first."))
+            return
+        session = self.cycle.start_trace(f"{interaction.user} ({interaction.user.id})", minutes)
+        self.trace_loop.change_interval(minutes=minutes)
+        self.trace_loop.start()
+        await reply(
+            interaction,
+            f"🔬 Tracing allocations ({session.frames} frames each) until {session.ends_at:%H:%M} UTC. "
+            f"It stops by itself and posts the top growth with call paths in <#{self.alert_channel_id}> "
+            "(allocation-heavy code runs slower until then).",
+        )
 
     @mem.command(name="alerts", description="Alert channel, thresholds, firing alerts and recent alert events")
     @app_commands.describe(

@@ -1,38 +1,138 @@
-"""Allocation tracing with tracemalloc: on and off, and a summary of the top allocation sites."""
+"""Allocation tracing with tracemalloc: on and off, allocation sites with their call paths, and
+time-boxed traces that stop by themselves.
+
+A call path reads from the innermost frame of the bot's own code outwards, so
+`cogs/polls.py:40 ← bot/app.py:12 (allocated in discord/state.py:685)` says which of our lines
+made discord.py allocate; paths are shortened to the package.
+"""
 
 from __future__ import annotations
 
+import functools
 import logging
 import tracemalloc
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-TRACEMALLOC_TOP_LINES = 200
-TRACEMALLOC_FRAMES = 1
+TRACEMALLOC_TOP = 200
+PATH_FRAMES_SHOWN = 4
+OWN_PACKAGES = ("bot", "cogs", "polly")
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SNAPSHOT_FILTERS = (
+    tracemalloc.Filter(False, tracemalloc.__file__),
+    tracemalloc.Filter(False, "<frozen importlib._bootstrap>"),
+    tracemalloc.Filter(False, "<unknown>"),
+)
+
+
+class TraceRunningError(RuntimeError):
+    """A trace is already running; the message says when it ends."""
+
+
+@dataclass(frozen=True)
+class AllocationGrowth:
+    where: str  # the call path (see the module docstring)
+    size_change: int
+    count_change: int
 
 
 def tracing() -> bool:
     return tracemalloc.is_tracing()
 
 
-def set_tracing(enabled: bool) -> None:
-    """Turn allocation tracing on or off. On costs roughly 10x on allocation-heavy code."""
+def set_tracing(enabled: bool, frames: int = 1) -> None:
+    """Turn allocation tracing on (keeping `frames` frames) or off. On costs roughly 10x on
+    allocation-heavy code."""
     if enabled and not tracemalloc.is_tracing():
-        tracemalloc.start(TRACEMALLOC_FRAMES)
-        log.warning("tracemalloc started: allocations are slower until it is turned off")
+        tracemalloc.start(frames)
+        log.warning("tracemalloc started (%d frames): allocations are slower until it is turned off", frames)
     elif not enabled and tracemalloc.is_tracing():
         tracemalloc.stop()
         log.info("tracemalloc stopped")
 
 
+@functools.lru_cache(maxsize=4096)
+def short_path(filename: str) -> str:
+    """`discord/state.py` for site-packages, `cogs/memory.py` for ours, the last two parts else."""
+    path = Path(filename)
+    if "site-packages" in path.parts:
+        return "/".join(path.parts[path.parts.index("site-packages") + 1 :])
+    try:
+        return path.resolve().relative_to(PROJECT_ROOT).as_posix()
+    except (ValueError, OSError):
+        return "/".join(path.parts[-2:])
+
+
+def _is_own(frame: tracemalloc.Frame) -> bool:
+    return short_path(frame.filename).split("/", 1)[0] in OWN_PACKAGES
+
+
+def call_path(traceback: tracemalloc.Traceback) -> str:
+    """Innermost own frame first, then its callers; the allocation site in brackets if elsewhere."""
+    frames = list(reversed(traceback))  # tracemalloc lists the oldest frame first
+    start = next((i for i, frame in enumerate(frames) if _is_own(frame)), 0)
+    shown = [f"{short_path(f.filename)}:{f.lineno}" for f in frames[start : start + PATH_FRAMES_SHOWN]]
+    text = " ← ".join(shown)
+    if start > 0:
+        site = frames[0]
+        text += f" (allocated in {short_path(site.filename)}:{site.lineno})"
+    return text
+
+
+def _snapshot() -> tracemalloc.Snapshot:
+    return tracemalloc.take_snapshot().filter_traces(SNAPSHOT_FILTERS)
+
+
 def allocation_summary() -> dict[str, list[int]]:
-    """Top allocation sites by size from a filtered tracemalloc snapshot (runs in a thread)."""
-    snapshot = tracemalloc.take_snapshot().filter_traces(
-        (
-            tracemalloc.Filter(False, tracemalloc.__file__),
-            tracemalloc.Filter(False, "<frozen importlib._bootstrap>"),
-            tracemalloc.Filter(False, "<unknown>"),
-        )
-    )
-    stats = snapshot.statistics("lineno")[:TRACEMALLOC_TOP_LINES]
-    return {f"{s.traceback[0].filename}:{s.traceback[0].lineno}": [s.size, s.count] for s in stats}
+    """The top allocation sites by size, keyed by call path (runs in a thread)."""
+    stats = _snapshot().statistics("traceback")[:TRACEMALLOC_TOP]
+    summary: dict[str, list[int]] = {}
+    for stat in stats:
+        where = call_path(stat.traceback)
+        size, count = summary.get(where, [0, 0])
+        summary[where] = [size + stat.size, count + stat.count]
+    return summary
+
+
+def growth_between(
+    before: tracemalloc.Snapshot, after: tracemalloc.Snapshot, top: int = 10
+) -> tuple[AllocationGrowth, ...]:
+    grown: dict[str, list[int]] = {}
+    for diff in after.compare_to(before, "traceback"):
+        if diff.size_diff > 0:
+            size, count = grown.get(call_path(diff.traceback), [0, 0])
+            grown[call_path(diff.traceback)] = [size + diff.size_diff, count + diff.count_diff]
+    ranked = sorted(grown.items(), key=lambda item: -item[1][0])[:top]
+    return tuple(AllocationGrowth(where, size, count) for where, (size, count) in ranked)
+
+
+@dataclass
+class TraceSession:
+    """One time-boxed trace: started by someone, ends by itself."""
+
+    who: str
+    started_at: datetime
+    ends_at: datetime
+    frames: int
+    owns_tracing: bool  # stop tracemalloc at the end (it was off before)
+    baseline: tracemalloc.Snapshot | None = field(default=None, repr=False)
+
+    @classmethod
+    def start(cls, who: str, now: datetime, minutes: int, frames: int) -> TraceSession:
+        owns = not tracemalloc.is_tracing()
+        set_tracing(True, frames)
+        session = cls(who, now, now + timedelta(minutes=minutes), frames, owns)
+        session.baseline = _snapshot()  # nearly empty when tracing just started
+        return session
+
+    def finish(self, top: int = 10) -> tuple[AllocationGrowth, ...]:
+        """What was allocated during the trace and is still held, by call path (runs in a thread)."""
+        if self.baseline is None or not tracemalloc.is_tracing():
+            return ()
+        final, baseline, self.baseline = _snapshot(), self.baseline, None
+        if self.owns_tracing:
+            set_tracing(False)  # before comparing: tracing slows every allocation the comparison makes
+        return growth_between(baseline, final, top)

@@ -9,6 +9,7 @@ from typing import Protocol
 
 from sqlalchemy import delete, func, select
 
+from polly.allocations import AllocationGrowth
 from polly.enhanced_database import Database
 from polly.heap_types import TypeGrowth, type_growth
 from polly.models import MemoryCheckpoint
@@ -39,13 +40,6 @@ class StructureChange:
     @property
     def change(self) -> int:
         return (self.after or 0) - (self.before or 0)
-
-
-@dataclass(frozen=True)
-class AllocationGrowth:
-    where: str
-    size_change: int
-    count_change: int
 
 
 @dataclass(frozen=True)

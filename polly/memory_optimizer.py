@@ -203,7 +203,7 @@ class MemoryMonitor:
         return allocations.tracing()
 
     def set_tracing(self, enabled: bool) -> None:
-        allocations.set_tracing(enabled)
+        allocations.set_tracing(enabled, self.settings.memory_trace_frames)
 
     # -- checkpoints
 

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from polly.alert_store import AlertStore
 from polly.alerts import AlertEngine, AlertTransition, evaluate_rules
+from polly.allocations import AllocationGrowth, TraceRunningError, TraceSession
 from polly.checkpoints import Checkpoint
 from polly.config import Settings
 from polly.gc_tools import CleanupReport, cleanup_background_tasks_memory, force_garbage_collection
@@ -99,6 +100,7 @@ class MonitorCycle:
         self._grown_type_names: tuple[str, ...] = ()
         self._common_type_names: tuple[str, ...] = ()
         self.cleanup_owner: tuple[str, datetime] | None = None
+        self.trace: TraceSession | None = None
         # Alerts waiting for delivery; bounded so a long outage of the channel cannot grow it.
         self.outbox = structures.bounded_deque("alert_outbox", OUTBOX_SIZE, "alerts waiting for delivery")
 
@@ -241,6 +243,25 @@ class MonitorCycle:
                 MAX_BACKOFF_FACTOR,
             )
         return BackoffChange(factor, interval, entering)
+
+    # -- time-boxed allocation traces, one at a time
+
+    def start_trace(self, who: str, minutes: int) -> TraceSession:
+        """Start tracing allocations for `minutes`; a TraceRunningError says when the running one ends."""
+        if self.trace is not None:
+            raise TraceRunningError(
+                f"A trace started by {self.trace.who} is running until {self.trace.ends_at:%H:%M} UTC: "
+                "its results go to the alert channel then; start another after that."
+            )
+        self.trace = TraceSession.start(who, self.monitor.clock(), minutes, self.settings.memory_trace_frames)
+        return self.trace
+
+    async def finish_trace(self) -> tuple[TraceSession, tuple[AllocationGrowth, ...]] | None:
+        """End the running trace; its top allocation growth by call path (None if none ran)."""
+        session, self.trace = self.trace, None
+        if session is None:
+            return None
+        return session, await asyncio.to_thread(session.finish)
 
     # -- manual cleanup, one at a time
 

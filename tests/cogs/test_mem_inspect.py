@@ -80,3 +80,31 @@ async def test_a_repr_holding_a_secret_never_appears_in_any_reply(simcord_env, s
     ]
     for result in replies:
         assert SECRET not in all_reply_text(result)
+
+
+async def test_a_trace_stops_by_itself_and_posts_the_growth_with_call_paths(simcord_env, simcord_bot):
+    import tracemalloc
+
+    _, ops, operator = add_ops_guild(simcord_env, simcord_bot)
+    await operator.slash(ops, "mem alerts", channel=ops)
+    started = await operator.slash(ops, "mem trace", minutes=2)
+    assert started.ephemeral and "until 00:02 UTC" in started.response.content
+    assert tracemalloc.is_tracing()
+    again = await operator.slash(ops, "mem trace", minutes=5)
+    assert "running until 00:02 UTC" in last_reply(again).content
+    _demo_leak.leak(2000)
+    await simcord_env.advance_time(3 * 60)
+    assert not tracemalloc.is_tracing()
+    posts = [m for m in ops.history() if m.embeds and "Allocation trace" in (m.embeds[0].title or "")]
+    assert len(posts) == 1
+    growth = posts[0].embeds[0].fields[0].value
+    assert "bot/_demo_leak.py:" in growth
+    assert_within_discord_limits(posts[0].content, posts[0].embeds)
+    assert simcord_bot.cycle.trace is None
+
+
+async def test_a_trace_needs_an_alert_channel(simcord_env, simcord_bot):
+    _, ops, operator = add_ops_guild(simcord_env, simcord_bot)
+    refused = await operator.slash(ops, "mem trace", minutes=1)
+    assert "No alert channel is set" in last_reply(refused).content
+    assert simcord_bot.cycle.trace is None

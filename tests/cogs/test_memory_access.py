@@ -19,6 +19,7 @@ SUBCOMMANDS = {
     "mem checkpoint": {"label": "x"},
     "mem alerts": {},
     "mem inspect": {"type": "dict"},
+    "mem trace": {"minutes": 1},
 }
 
 

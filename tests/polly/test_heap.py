@@ -101,3 +101,21 @@ async def test_an_object_in_a_tracked_bounded_dict_is_found_although_the_gc_cann
     )
     assert chain.text() == "tracked structure widgets → Widget"
     await asyncio.sleep(0)
+
+
+def test_a_call_path_starts_at_the_innermost_frame_of_our_own_code():
+    import tracemalloc
+
+    from polly.allocations import PROJECT_ROOT, call_path
+
+    site = "/venv/lib/python3.11/site-packages/discord/state.py"
+    # raw tracemalloc frames are most recent first
+    raw = (
+        (site, 685),
+        (str(PROJECT_ROOT / "cogs" / "polls.py"), 40),
+        (str(PROJECT_ROOT / "bot" / "app.py"), 12),
+        ("/usr/lib/python3.11/asyncio/events.py", 80),
+    )
+    assert call_path(tracemalloc.Traceback(raw)) == (
+        "cogs/polls.py:40 ← bot/app.py:12 ← asyncio/events.py:80 (allocated in discord/state.py:685)"
+    )

@@ -196,7 +196,7 @@ async def test_compare_reports_rss_structures_and_gc_changes(tmp_path, db):
     del hoard, block
 
 
-async def test_compare_with_tracemalloc_names_the_growing_line(tmp_path, db):
+async def test_compare_with_tracemalloc_names_the_growing_line_and_its_callers(tmp_path, db):
     monitor = MemoryMonitor(make_settings(tmp_path), db, structures=StructureRegistry())
     monitor.set_tracing(True)
     try:
@@ -208,7 +208,9 @@ async def test_compare_with_tracemalloc_names_the_growing_line(tmp_path, db):
     result = await monitor.compare("t0", "t1")
     assert result.top_allocations, "expected allocation growth"
     top = result.top_allocations[0]
-    assert top.where.endswith(f"test_memory_optimizer.py:{_line_of('bytes(2048)')}")
+    innermost, *callers = top.where.split(" ← ")
+    assert innermost == f"tests/polly/test_memory_optimizer.py:{_line_of('bytes(2048)')}"
+    assert callers, "MEMORY_TRACE_FRAMES keeps the callers too"
     assert top.size_change >= 5000 * 2048
     assert len(result.top_allocations) <= 10
     del hoard
