@@ -10,6 +10,7 @@ from datetime import datetime
 import discord
 
 from cogs._discord_limits import (
+    FIELD_COUNT_LIMIT,
     FIELD_VALUE_LIMIT,
     add_field,
     clip,
@@ -23,6 +24,7 @@ from polly.alerts import ActiveAlert, AlertTransition, Thresholds, Transition
 from polly.allocations import AllocationGrowth
 from polly.caches import CacheCensus
 from polly.checkpoints import Checkpoint, CheckpointComparison
+from polly.decorators import ProfileStats
 from polly.enhanced_database import PoolStatus
 from polly.formatting import format_bytes, format_duration, sparkline
 from polly.heap_inspect import Inspection
@@ -451,4 +453,23 @@ def inspect_embed(result: Inspection) -> discord.Embed:
         "Only type, attribute and key names are shown, never contents.",
     )
     embed.set_footer(text=f"took {format_duration(result.elapsed_s)} of a {format_duration(result.budget_s)} budget")
+    return fit_embed(embed)
+
+
+# ---------------------------------------------------------------- /mem profile
+
+
+def profile_embed(rows: Sequence[tuple[str, ProfileStats]]) -> discord.Embed:
+    embed = new_embed("Profiled functions", "Each call's duration and the change of RSS across it (memory_profile).")
+    if not rows:
+        add_field(embed, "Nothing profiled yet", "The poll-message check runs every POLL_CHECK_INTERVAL_MINUTES.")
+        return fit_embed(embed)
+    for name, stats in rows[: FIELD_COUNT_LIMIT - 1]:
+        add_field(
+            embed,
+            clip(".".join(name.split(".")[-2:]), 200),  # module.function: the package adds nothing
+            f"{stats.calls:,} calls · time mean {format_duration(stats.mean_s)}, max {format_duration(stats.max_s)}\n"
+            f"RSS change mean {format_bytes(stats.mean_rss_delta, signed=True)}, "
+            f"max {format_bytes(stats.rss_delta_max, signed=True)}",
+        )
     return fit_embed(embed)

@@ -21,6 +21,7 @@ from polly.alert_store import ALERT_CHANNEL_KEY
 from polly.alerts import THRESHOLD_NAMES, ThresholdError
 from polly.allocations import TraceRunningError
 from polly.checkpoints import CheckpointError, compare_checkpoints
+from polly.decorators import profile_snapshot
 from polly.heap_inspect import UnknownTypeError, inspect_type
 from polly.monitor_cycle import AlertEventOut, CleanupRunningError
 from polly.samples import measure_loop_lag
@@ -310,6 +311,11 @@ class MemoryCog(commands.Cog):
             f"It stops by itself and posts the top growth with call paths in <#{self.alert_channel_id}> "
             "(allocation-heavy code runs slower until then).",
         )
+
+    @mem.command(name="profile", description="Calls, time and RSS change of the profiled functions")
+    async def profile(self, interaction: discord.Interaction) -> None:
+        """Show what each run of Polly's profiled background work costs."""
+        await reply(interaction, embed=render.profile_embed(profile_snapshot()))
 
     @mem.command(name="alerts", description="Alert channel, thresholds, firing alerts and recent alert events")
     @app_commands.describe(

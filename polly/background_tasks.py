@@ -14,6 +14,7 @@ import discord
 from sqlalchemy import delete, select
 
 from polly.config import Settings, environment_settings
+from polly.decorators import memory_cleanup_decorator, memory_profile
 from polly.enhanced_database import Database
 from polly.memory_utils import cleanup_background_tasks_memory, registry
 from polly.models import Poll, PollStatus
@@ -123,6 +124,13 @@ async def check_poll_message(bot: discord.Client, poll: Poll) -> bool | None:
     return True
 
 
+def clean_tracked_structures() -> None:
+    """Clean every tracked structure by its limits on discord.py's clock (the failures' clock)."""
+    cleanup_background_tasks_memory(gc_generation=None, now=discord.utils.utcnow().timestamp())
+
+
+@memory_profile
+@memory_cleanup_decorator(clean_tracked_structures)  # the plan's decorator, after each check
 async def verify_poll_messages(bot: discord.Client, db: Database | None = None) -> dict[str, int]:
     """Check every active poll's message; delete polls whose message stayed gone for the budget."""
     db = db or bot.db  # type: ignore[attr-defined]
@@ -155,11 +163,12 @@ async def _delete_polls(db: Database, poll_ids: list[int]) -> int:
     return deleted.rowcount or 0  # type: ignore[attr-defined]
 
 
+@memory_profile
 async def cleanup_polls_with_deleted_messages(bot: discord.Client, db: Database | None = None) -> dict[str, int]:
     """Clean the tracked structures, drop failures of polls that no longer exist, then delete
     the polls whose messages stayed missing for the whole retry budget."""
     db = db or bot.db  # type: ignore[attr-defined]
-    cleanup_background_tasks_memory(gc_generation=None, now=discord.utils.utcnow().timestamp())
+    clean_tracked_structures()
     async with db.session_scope() as session:
         existing = set(await session.scalars(select(Poll.id).where(Poll.id.in_(list(message_fetch_failures)))))
     orphans = [poll_id for poll_id in list(message_fetch_failures) if poll_id not in existing]

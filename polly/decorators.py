@@ -86,6 +86,20 @@ class ProfileStats:
     rss_delta_max: int = 0
     last_at: float = 0.0
 
+    @property
+    def mean_s(self) -> float:
+        return self.total_s / self.calls if self.calls else 0.0
+
+    @property
+    def mean_rss_delta(self) -> float:
+        return self.rss_delta_total / self.calls if self.calls else 0.0
+
+
+def profile_snapshot() -> list[tuple[str, ProfileStats]]:
+    """Every profiled function with a copy of its figures, the most time-consuming first."""
+    rows = [(name, ProfileStats(**vars(stats))) for name, stats in profile_table.items()]
+    return sorted(rows, key=lambda row: -row[1].total_s)
+
 
 profile_table = registry.bounded_dict(
     "memory_profile", max_size=200, timestamp_key="last_at", description="memory_profile results per function"

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator, Mapping
 import psutil
 
 from polly.alerts import Rule
+from polly.decorators import profile_snapshot
 from polly.memory_optimizer import MemorySample
 from polly.monitor_cycle import MonitorCycle
 
@@ -125,6 +126,7 @@ class MetricsRenderer:
         ]
         yield family("polly_gc_collections", "counter", "GC runs per generation", runs)
         yield from self._monitor()
+        yield from self._profiles()
         yield from self._process(s)
 
     def _structures(self, s: MemorySample) -> Iterator[str]:
@@ -189,6 +191,19 @@ class MetricsRenderer:
             counts[alert.rule] += 1
         firing = [sample for rule, n in counts.items() for sample in self._one(n, rule=rule.value)]
         yield family("polly_alerts_firing", "gauge", "Alerts firing per rule", firing)
+
+    def _profiles(self) -> Iterator[str]:
+        rows = profile_snapshot()
+        if not rows:
+            return
+        for name, kind, doc, attribute in (
+            ("polly_profile_calls", "counter", "Calls of a profiled function", "calls"),
+            ("polly_profile_seconds", "counter", "Time spent in a profiled function", "total_s"),
+            ("polly_profile_seconds_max", "gauge", "Longest call of a profiled function", "max_s"),
+            ("polly_profile_rss_change_bytes_max", "gauge", "Largest RSS change across one call", "rss_delta_max"),
+        ):
+            samples = [row for fn, stats in rows for row in self._one(getattr(stats, attribute), function=fn)]
+            yield family(name, kind, doc, samples)
 
     def _process(self, s: MemorySample) -> Iterator[str]:
         # Unlabelled, as the standard process collector writes them: Prometheus's target labels apply.

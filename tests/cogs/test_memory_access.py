@@ -20,6 +20,7 @@ SUBCOMMANDS = {
     "mem alerts": {},
     "mem inspect": {"type": "dict"},
     "mem trace": {"minutes": 1},
+    "mem profile": {},
 }
 
 

@@ -53,3 +53,24 @@ def test_promtool_accepts_the_exposition(rendered):
         ["promtool", "check", "metrics"], input=rendered, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_profiled_functions_are_exported_with_their_name_as_the_only_extra_label(tmp_path):
+    from polly.decorators import memory_profile
+
+    @memory_profile
+    def work() -> list[int]:
+        return list(range(1000))
+
+    work()
+    work()
+    settings = make_settings(tmp_path)
+    structures = StructureRegistry()
+    monitor = MemoryMonitor(settings, structures=structures)
+    cycle = MonitorCycle(settings, monitor, AlertEngine(Thresholds()), None, structures)
+    text = MetricsRenderer(cycle, "x").render().decode()
+    samples = {(s.name, s.labels.get("function")): s for f in text_string_to_metric_families(text) for s in f.samples}
+    name = f"{__name__}.test_profiled_functions_are_exported_with_their_name_as_the_only_extra_label.<locals>.work"
+    call = samples[("polly_profile_calls_total", name)]
+    assert call.value == 2 and set(call.labels) == {"polly_instance", "function"}
+    assert ("polly_profile_seconds_max", name) in samples
