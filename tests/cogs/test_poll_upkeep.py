@@ -36,7 +36,7 @@ async def poll_ids(bot) -> list[int]:
 
 
 async def test_a_poll_whose_message_is_gone_is_deleted_by_the_scheduled_check(simcord_env, simcord_bot):
-    guild, ops, operator = add_ops_guild(simcord_env, simcord_bot)
+    _, ops, operator = add_ops_guild(simcord_env, simcord_bot)
     kept_message = await operator.send(ops, "the poll that stays")
     kept = await add_poll(simcord_bot, ops.id, kept_message.id)
     gone = await add_poll(simcord_bot, ops.id, 999_999_999_999)  # no such message
