@@ -20,6 +20,7 @@ from typing import Any, TextIO
 import discord
 from discord import app_commands
 
+from bot import _demo_leak
 from bot.app import PollyBot, create_bot
 from cogs.memory import answered_in_discord
 from polly import background_tasks
@@ -40,6 +41,9 @@ Console verbs:
   :advance 90m    move the simulated clock (s, m, h, d; e.g. 1h30m): the monitor loop ticks
   :channel        show the messages in #ops, the alert channel
   :leak N         record N message-fetch failures in Polly's background tasks
+  :traffic N      N members join the guild and each posts a message in #general (caches fill)
+  :leak-objects N keep N LeakyWidget objects alive in a module's global list (find them with
+                  /mem checkpoint and /mem inspect type:LeakyWidget)
   :help           this text
   :quit           leave (Ctrl-D too)"""
 DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
@@ -55,6 +59,12 @@ DEMO_SCRIPT = (
     ("An operator cleans up", "/mem cleanup"),
     ("The next tick resolves the alert", ":advance 1m"),
     ("What changed since the first checkpoint", "/mem checkpoint label:demo-end compare_to:demo-start"),
+    ("Traffic: 500 members join and post (the tour turns discord.py's caches on to show them)", ":traffic 500"),
+    ("Which cache holds what", "/mem stats"),
+    ("A checkpoint before the next leak", "/mem checkpoint label:hunt-start"),
+    ("A leak in bot code: 5,000 objects kept alive by a global list", ":leak-objects 5000"),
+    ("The comparison names the type that grew", "/mem checkpoint label:hunt-end compare_to:hunt-start"),
+    ("Who holds it", "/mem inspect type:LeakyWidget"),
 )
 
 
@@ -118,6 +128,7 @@ class OfflineConsole:
         self.failed = False
         self._seen_in_ops = 0
         self._next_leak_id = 10_000_000
+        self._next_visitor = 1
 
     # -- setting up the world
 
@@ -186,17 +197,18 @@ class OfflineConsole:
             self._seen_in_ops = len(messages)
         elif verb == "leak":
             self._leak(arg)
+        elif verb == "traffic":
+            await self._traffic(_count(arg, verb, 10_000, "members and messages"))
+        elif verb == "leak-objects":
+            count = _count(arg, verb, 1_000_000, "objects")
+            held = _demo_leak.leak(count)
+            self.print(f"{count:,} LeakyWidget objects are now held by bot._demo_leak.leaked_widgets ({held:,} in all)")
         else:
             raise ConsoleInputError(f"Unknown console verb ':{verb}': try :help")
         return True
 
     def _leak(self, arg: str) -> None:
-        try:
-            count = int(arg)
-        except ValueError:
-            raise ConsoleInputError(":leak needs a whole number of failures, e.g. :leak 500") from None
-        if not 1 <= count <= 1_000_000:
-            raise ConsoleInputError(":leak takes 1 to 1,000,000 failures")
+        count = _count(arg, "leak", 1_000_000, "failures")
         for poll_id in range(self._next_leak_id, self._next_leak_id + count):
             background_tasks.record_failure(poll_id, "cached_channel")
         self._next_leak_id += count
@@ -205,6 +217,17 @@ class OfflineConsole:
             f"Recorded {count:,} message-fetch failures; message_fetch_failures holds "
             f"{len(failures):,} of at most {failures.max_size:,}"
         )
+
+    async def _traffic(self, count: int) -> None:
+        """Members join and each posts once; messages are created in bulk and settled once (a
+        SimCord send() settles after every message, which would take minutes for thousands)."""
+        first = self._next_visitor
+        members = [self.guild.add_member(self.env.create_user(f"visitor{first + i}")) for i in range(count)]
+        self._next_visitor += count
+        for member in members:
+            self.env.backend.create_message(self.general.id, member.id, f"hello from {member.name}")
+        await self.env.settle()
+        self.print(f"{count:,} members joined and posted one message each in #general")
 
     async def _slash(self, line: str) -> None:
         words, raw = split_command(line)
@@ -285,7 +308,17 @@ class OfflineConsole:
         self._errors_seen = len(errors)
 
 
-CONSOLE_VERBS = (":advance", ":channel", ":leak", ":help", ":quit")
+CONSOLE_VERBS = (":advance", ":channel", ":leak", ":leak-objects", ":traffic", ":help", ":quit")
+
+
+def _count(arg: str, verb: str, most: int, what: str) -> int:
+    try:
+        count = int(arg)
+    except ValueError:
+        raise ConsoleInputError(f":{verb} needs a whole number of {what}, e.g. :{verb} 500") from None
+    if not 1 <= count <= most:
+        raise ConsoleInputError(f":{verb} takes 1 to {most:,} {what}")
+    return count
 
 
 def completions(typed: str, command_names: list[str]) -> list[str]:
@@ -357,8 +390,14 @@ def run_offline(
     """Run the console (or the demo tour); 0, or 1 if any command failed, 2 without SimCord."""
     if demo:
         # The tour writes checkpoints and alerts: keep them out of the operator's database.
+        # It also turns discord.py's caches on (Polly keeps them off), to show them filling.
         scratch = Path(tempfile.mkdtemp(prefix="polly-demo-"))
-        settings = settings.replaced(database_url=f"sqlite+aiosqlite:///{scratch / 'demo.db'}")
+        settings = settings.replaced(
+            database_url=f"sqlite+aiosqlite:///{scratch / 'demo.db'}",
+            discord_max_messages=1000,
+            discord_members_intent=True,
+            discord_member_cache="all",
+        )
     if settings.log_level == "INFO":
         logging.getLogger().setLevel(logging.WARNING)  # replies, not lifecycle chatter, on screen
     return asyncio.run(_console(settings, demo, stdin or sys.stdin, out or sys.stdout))

@@ -26,7 +26,7 @@ from polly.caches import CacheCensus
 from polly.checkpoints import Checkpoint, CheckpointComparison
 from polly.decorators import ProfileStats
 from polly.enhanced_database import PoolStatus
-from polly.formatting import format_bytes, format_duration, sparkline
+from polly.formatting import format_bytes, format_duration, format_size_estimate, sparkline
 from polly.heap_inspect import Inspection
 from polly.memory_utils import CleanupReport
 from polly.monitor_cycle import MonitorHealth
@@ -75,7 +75,7 @@ def structures_table(sample: MemorySample, limit: int = FIELD_VALUE_LIMIT) -> st
             f"{s.limit:,}" if s.limit else "∞",
             percent(s.fill_percent),
             "—" if s.oldest_age_s is None else format_duration(s.oldest_age_s),
-            "—" if s.estimated_bytes is None else format_bytes(s.estimated_bytes),
+            "—" if s.estimated_bytes is None else format_size_estimate(s.estimated_bytes),
         )
         for s in ordered
     ]

@@ -18,6 +18,13 @@ def format_bytes(value: float | None, *, signed: bool = False) -> str:
     return f"{sign}{value / MIB:.1f} MiB"
 
 
+def format_size_estimate(value: float | None) -> str:
+    """Like format_bytes, but a small non-zero estimate reads "< 0.1 MiB" rather than "0.0 MiB"."""
+    if value is not None and 0 < value < 0.05 * MIB:
+        return "< 0.1 MiB"
+    return format_bytes(value)
+
+
 def format_duration(seconds: float | None) -> str:
     """Durations for people: ms, s, min, h or d."""
     if seconds is None:

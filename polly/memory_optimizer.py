@@ -152,11 +152,12 @@ class MemoryMonitor:
             pool=pool,
             loop_lag_ms=loop_lag_ms,
             gc_objects=sum(by_type.values()) if by_type is not None else None,
-            discord_caches=self._census(),
+            discord_caches=self.count_caches(),
             type_counts=type_counts(by_type) if by_type is not None else None,
         )
 
-    def _census(self) -> CacheCensus | None:
+    def count_caches(self) -> CacheCensus | None:
+        """discord.py's caches now (None without a census source, or if counting failed)."""
         if self.census is None:
             return None
         try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from polly.alert_store import AlertStore
@@ -186,10 +186,12 @@ class MonitorCycle:
         return [name for name in names if needle in name.lower()][:limit]
 
     def current_sample(self) -> MemorySample:
-        """The sample commands and endpoints show: the latest, unless the loop has not produced
-        one within its (backed-off) interval, then a fresh one."""
+        """The sample commands show: the latest, unless the loop has not produced one within its
+        (backed-off) interval, then a fresh one; discord.py's caches are counted now (O(guilds))."""
         max_age = self.settings.memory_check_interval_seconds * self.health.backoff_factor
-        return self.monitor.fresh_sample(max_age)
+        sample = self.monitor.fresh_sample(max_age)
+        census = self.monitor.count_caches()
+        return sample if census is None else replace(sample, discord_caches=census)
 
     def memory_status(self, sample: MemorySample) -> str:
         """ "critical" at ALERT_CRITICAL_MEMORY_PERCENT, "warning" while any alert fires, else "healthy"."""

@@ -6,6 +6,7 @@ Every module that keeps a global dict/deque/set registers it here in one line.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections import deque
 from collections.abc import Iterator, MutableMapping
@@ -103,7 +104,8 @@ class Tracked:
             max_age_minutes=self.max_age_minutes,
             bounded=self.bounded,
             oldest_age_s=None if now is None else self.oldest_age_s(now, scan=scan),
-            estimated_bytes=self.estimated_bytes,
+            # an emptied structure's estimate is known without sampling
+            estimated_bytes=self.estimated_bytes if len(self.target) else sys.getsizeof(self.target, 0),
         )
 
     def cleanup(self, now: float, *, dry_run: bool = False) -> CleanupRow:
