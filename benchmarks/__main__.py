@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import bench_bot, bench_core, bench_memory
+from benchmarks import bench_bot, bench_core, bench_heap, bench_memory
 from benchmarks._harness import Result, fmt_value
 from polly.config import Settings
 from polly.formatting import text_table
@@ -30,6 +30,7 @@ FIGURES: dict[str, Callable[[], list[Result]]] = {
     "loop-lag": bench_bot.cleanup_tick_lag,
     "idle": bench_memory.idle_cog,
     "footprint": bench_memory.footprint,
+    "what-grows": bench_heap.what_grows,
 }
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "latest.json"
 
