@@ -31,6 +31,7 @@ FIGURES: dict[str, Callable[[], list[Result]]] = {
     "idle": bench_memory.idle_cog,
     "footprint": bench_memory.footprint,
     "what-grows": bench_heap.what_grows,
+    "cache-defaults": bench_memory.cache_defaults,
 }
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "latest.json"
 

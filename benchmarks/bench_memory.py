@@ -118,3 +118,29 @@ def footprint() -> list[Result]:
     for (_, before), (label, after) in itertools.pairwise(steps):
         results.append(Result(f"  import: {label}", after - before, 0.0, "MiB", "breakdown", True))
     return results
+
+
+def cache_defaults() -> list[Result]:
+    """What Polly's cache defaults save against discord.py's after the same traffic."""
+    runs: dict[str, list[float]] = {"polly": [], "discord": []}
+    messages = 0.0
+    for _ in range(FOOTPRINT_RUNS):
+        for kind in runs:
+            result = footprint_child("traffic", kind)
+            runs[kind].append(result["rss_mib"])
+            if kind == "discord":
+                messages = result["messages"]
+    polly, discord = statistics.median(runs["polly"]), statistics.median(runs["discord"])
+    saving = discord - polly
+    return [
+        Result(
+            "RSS saved by Polly's cache defaults after 2,000 members post once",
+            saving,
+            discord,
+            "MiB",
+            "> 0 (defaults: no message cache, no member cache)",
+            saving > 0,
+            None,
+            f"discord.py's defaults cached {messages:,.0f} messages; medians of {FOOTPRINT_RUNS} fresh processes",
+        )
+    ]

@@ -2,6 +2,7 @@
 
 python -m benchmarks.footprint started bare|polly|polly-health   -> JSON {"rss_mib": ...}
 python -m benchmarks.footprint imports                          -> JSON {"steps": [[name, rss_mib], ...]}
+python -m benchmarks.footprint traffic polly|discord             -> JSON {"rss_mib": ..., "messages": ...}
 
 "bare" is the bot Polly is compared with: discord.py's commands.Bot with an async SQLAlchemy
 engine on aiosqlite, one table created. Both bots run in SimCord (set up, commands synced, ten
@@ -89,6 +90,36 @@ async def _polly_bot(folder: Path, health: bool) -> float:
     return rss
 
 
+TRAFFIC = 2000
+# discord.py's own defaults: a 1,000-message cache; members cached from the intents (voice).
+DISCORD_DEFAULTS = {"discord_max_messages": 1000, "discord_member_cache": "voice"}
+
+
+async def _traffic(folder: Path, caches: dict[str, object]) -> dict[str, float]:
+    """RSS after TRAFFIC members join and each posts a message (SimCord keeps them on both sides)."""
+    import simcord
+
+    from bot.app import create_bot
+    from polly.config import load_settings
+
+    settings = load_settings(
+        env_file=None, environ={}, database_url=f"sqlite+aiosqlite:///{folder / 'polly.db'}", **caches
+    )
+    bot = create_bot(settings)
+    async with simcord.run(bot) as env:
+        guild = env.create_guild("busy")
+        channel = guild.create_text_channel("general")
+        for i in range(TRAFFIC):
+            member = guild.add_member(env.create_user(f"visitor{i}"))
+            env.backend.create_message(channel.id, member.id, f"hello number {i}, with a few words")
+        await env.settle()
+        await env.advance_time(settings.memory_check_interval_seconds)
+        rss = rss_mib()
+        census = bot.monitor.count_caches()
+        await bot.close()
+    return {"rss_mib": rss, "messages": float(census.count("messages") or 0) if census else 0.0}
+
+
 def started(kind: str) -> dict[str, float]:
     import logging
 
@@ -101,8 +132,21 @@ def started(kind: str) -> dict[str, float]:
     return {"rss_mib": rss, "modules": len(sys.modules)}
 
 
+def traffic(kind: str) -> dict[str, float]:
+    import logging
+
+    logging.disable(logging.WARNING)
+    folder = Path(tempfile.mkdtemp(prefix="polly-traffic-"))
+    return asyncio.run(_traffic(folder, DISCORD_DEFAULTS if kind == "discord" else {}))
+
+
 def main(argv: list[str]) -> None:
-    result = imports() if argv[0] == "imports" else started(argv[1])
+    if argv[0] == "imports":
+        result = imports()
+    elif argv[0] == "traffic":
+        result = traffic(argv[1])
+    else:
+        result = started(argv[1])
     print(json.dumps(result))
 
 
