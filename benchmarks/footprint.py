@@ -31,8 +31,7 @@ POLLY_IMPORT_STEPS = (
     ("polly database and models", ("polly.enhanced_database", "polly.alert_store", "polly.background_tasks")),
     ("cogs.memory", ("cogs.memory",)),
     ("bot.app", ("bot.app",)),
-    ("aiohttp.web (HEALTH_PORT set)", ("aiohttp.web",)),
-    ("bot.health and polly.metrics (HEALTH_PORT set)", ("bot.health",)),
+    ("bot.health, its HTTP server and polly.metrics (HEALTH_PORT set)", ("bot.health",)),
 )
 INTERVALS = 10
 

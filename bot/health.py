@@ -1,4 +1,4 @@
-"""HTTP health and metrics endpoints on the bot's own event loop (aiohttp, which discord.py brings).
+"""HTTP health and metrics endpoints on the bot's own event loop (bot/http_server.py).
 
 GET /health          liveness: gateway connected and event-loop lag under HEALTH_MAX_LOOP_LAG_MS
 GET /health/memory   get_memory_stats() of the monitor's latest sample plus a status
@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import hmac
 import logging
-from typing import TYPE_CHECKING, Any
-
-from aiohttp import web
+from typing import TYPE_CHECKING
 
 from bot.app import StartupError
+from bot.http_server import HttpServer, Request, Response
 from polly.memory_optimizer import measure_loop_lag
 from polly.metrics import CONTENT_TYPE, MetricsRenderer
 
@@ -36,55 +35,43 @@ class HealthServer:
         token = self.settings.health_token
         self._token = token.get_secret_value().encode() if token is not None else None
         self._metrics = MetricsRenderer(bot.cycle, self.settings.metrics_instance)
-        self._runner: web.AppRunner | None = None
+        self._server = HttpServer(
+            {"/health": self.health, "/health/memory": self.health_memory, "/metrics": self.metrics}, self._auth
+        )
         self.port: int | None = None
-
-    def _app(self) -> web.Application:
-        app = web.Application(middlewares=[self._auth])
-        app.router.add_get("/health", self.health)
-        app.router.add_get("/health/memory", self.health_memory)
-        app.router.add_get("/metrics", self.metrics)
-        return app
 
     async def start(self) -> None:
         host, port = self.settings.health_host, self.settings.health_port
-        runner = web.AppRunner(self._app(), access_log=None, handle_signals=False)
-        await runner.setup()
-        site = web.TCPSite(runner, host, port)
         try:
-            await site.start()
+            self.port = await self._server.start(host, port)
         except OSError as exc:
-            await runner.cleanup()
             raise HealthServerError(
                 f"HEALTH_PORT={port} on HEALTH_HOST={host} cannot be used ({exc.strerror or exc}): "
                 "choose another port or stop what is listening there"
             ) from None
-        self._runner = runner
-        server = site._server  # the bound socket tells the real port when HEALTH_PORT=0
-        sockets = getattr(server, "sockets", None) or []
-        self.port = sockets[0].getsockname()[1] if sockets else port
         log.info("Health endpoints on http://%s:%s (/health, /health/memory, /metrics)", host, self.port)
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        if self.port is not None:
+            await self._server.stop()
+            self.port = None
             log.info("Health endpoints stopped")
 
-    @web.middleware
-    async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        if self._token is not None:
-            header = request.headers.get("Authorization", "")
-            given = header.removeprefix("Bearer ").encode() if header.startswith("Bearer ") else b""
-            if not hmac.compare_digest(given, self._token):
-                return web.json_response(
-                    {"error": "missing or wrong bearer token (Authorization: Bearer <HEALTH_TOKEN>)"},
-                    status=401,
-                    headers={"WWW-Authenticate": "Bearer"},
-                )
-        return await handler(request)
+    def _auth(self, request: Request) -> Response | None:
+        """None lets the request through; a 401 when HEALTH_TOKEN is set and not given."""
+        if self._token is None:
+            return None
+        header = request.headers.get("authorization", "").encode("latin-1")
+        given = header.removeprefix(b"Bearer ") if header.startswith(b"Bearer ") else b""
+        if hmac.compare_digest(given, self._token):
+            return None
+        return Response.json(
+            {"error": "missing or wrong bearer token (Authorization: Bearer <HEALTH_TOKEN>)"},
+            401,
+            {"WWW-Authenticate": "Bearer"},
+        )
 
-    async def health(self, _request: web.Request) -> web.Response:
+    async def health(self, _request: Request) -> Response:
         lag_ms = await measure_loop_lag()
         ws = self.bot.ws  # None until connected; `open` goes False when the gateway drops
         connected = self.bot.is_ready() and not self.bot.is_closed() and ws is not None and bool(ws.open)
@@ -99,18 +86,18 @@ class HealthServer:
             "loop_lag_ms": round(lag_ms, 3),
             "reasons": reasons,
         }
-        return web.json_response(body, status=200 if not reasons else 503)
+        return Response.json(body, 200 if not reasons else 503)
 
-    async def health_memory(self, _request: web.Request) -> web.Response:
+    async def health_memory(self, _request: Request) -> Response:
         cycle = self.bot.cycle
-        stats = self.bot.monitor.stats_dict()
+        stats = self.bot.monitor.stats_dict(cycle.engine.thresholds.memory_percent)
         status = cycle.memory_status(self.bot.monitor.latest or self.bot.monitor.sample())
         stats["status"] = status
         stats["alerts_firing"] = [
             {"rule": a.rule.value, "subject": a.subject, "value": a.value, "threshold": a.threshold}
             for a in cycle.engine.active()
         ]
-        return web.json_response(stats, status=503 if status == "critical" else 200)
+        return Response.json(stats, 503 if status == "critical" else 200)
 
-    async def metrics(self, _request: web.Request) -> web.Response:
-        return web.Response(body=self._metrics.render(), headers={"Content-Type": CONTENT_TYPE})
+    async def metrics(self, _request: Request) -> Response:
+        return Response(200, self._metrics.render(), CONTENT_TYPE)

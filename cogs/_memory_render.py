@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import fields as dc_fields
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import discord
 
@@ -27,11 +28,13 @@ from polly.checkpoints import Checkpoint, CheckpointComparison
 from polly.decorators import ProfileStats
 from polly.enhanced_database import PoolStatus
 from polly.formatting import format_bytes, format_duration, format_size_estimate, sparkline
-from polly.heap_inspect import Inspection
 from polly.memory_utils import CleanupReport
 from polly.monitor_cycle import MonitorHealth
 from polly.samples import MemorySample
 from polly.trend import Trend
+
+if TYPE_CHECKING:
+    from polly.heap_inspect import Inspection
 
 COLOR_OK = discord.Colour.green()
 COLOR_WARN = discord.Colour.orange()
@@ -67,9 +70,12 @@ def trend_text(trend: Trend, threshold_percent: float) -> str:
 def structures_table(sample: MemorySample, limit: int = FIELD_VALUE_LIMIT) -> str:
     if not sample.structures:
         return "none registered"
-    ordered = sorted(sample.structures, key=lambda s: -(s.fill_percent or -1))
+    # failing ones first: an operator must see them
+    ordered = sorted(sample.structures, key=lambda s: (s.failing is None, -(s.fill_percent or -1)))
     rows = [
-        (
+        (short_name(s.name), "FAILING", "", "", "", clip(s.failing.split(":")[0], 20))
+        if s.failing
+        else (
             short_name(s.name),
             f"{s.size:,}",
             f"{s.limit:,}" if s.limit else "∞",

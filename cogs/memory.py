@@ -22,7 +22,7 @@ from polly.alerts import THRESHOLD_NAMES, ThresholdError
 from polly.allocations import TraceRunningError
 from polly.checkpoints import CheckpointError, compare_checkpoints
 from polly.decorators import profile_snapshot
-from polly.heap_inspect import UnknownTypeError, inspect_type
+from polly.heap_types import UnknownTypeError
 from polly.monitor_cycle import AlertEventOut, CleanupRunningError
 from polly.samples import measure_loop_lag
 
@@ -75,13 +75,20 @@ class MemoryCog(commands.Cog):
         try:
             self.alert_channel_id = await self.store.alert_channel_id(self.settings.memory_alert_channel_id)
             for name, stored in (await self.store.thresholds()).items():
-                self.cycle.engine.set_threshold(name, stored)
+                self._restore_threshold(name, stored)
         except Exception:
             log.exception("Could not read the alert settings stored at runtime; using the environment's")
         if self.settings.memory_monitoring:
             self.monitor_loop.change_interval(seconds=self.settings.memory_check_interval_seconds)
             self.monitor_loop.start()
             log.info("Memory monitor started (every %.0f s)", self.settings.memory_check_interval_seconds)
+
+    def _restore_threshold(self, name: str, stored: float) -> None:
+        """Apply a threshold stored at runtime; one no longer allowed is skipped, not fatal."""
+        try:
+            self.cycle.engine.set_threshold(name, stored)
+        except ThresholdError as exc:
+            log.warning("Ignoring the stored threshold %s=%g: %s", name, stored, exc)
 
     async def cog_unload(self) -> None:
         self.monitor_loop.cancel()
@@ -155,7 +162,7 @@ class MemoryCog(commands.Cog):
             )
             outbox.clear()
             return
-        trend = self.monitor.trend()
+        trend = self.cycle.trend()
         while outbox:
             event: AlertEventOut = outbox[0]
             try:
@@ -207,7 +214,7 @@ class MemoryCog(commands.Cog):
         sample = self.cycle.current_sample()
         embed = render.stats_embed(
             sample,
-            self.monitor.trend(),
+            self.cycle.trend(),
             self.cycle.health,
             now=self.monitor.clock(),
             latency_s=self.bot.latency,
@@ -283,6 +290,8 @@ class MemoryCog(commands.Cog):
     @app_commands.describe(type="A type name, e.g. Message or discord.message.Message (suggestions: what grew)")
     async def inspect(self, interaction: discord.Interaction, type: app_commands.Range[str, 1, 200]) -> None:
         """Count a type's live objects, estimate their size and show one reference chain to them."""
+        from polly.heap_inspect import inspect_type  # heap analysis is loaded on first use only
+
         await interaction.response.defer(ephemeral=True, thinking=True)
         structures = [(tracked.name, tracked.target) for tracked in self.cycle.structures]
         result = await inspect_type(type, named_roots={"bot": self.bot}, structures=structures)
@@ -355,12 +364,23 @@ class MemoryCog(commands.Cog):
         await reply(interaction, "\n".join(notes) or None, embed=embed)
 
     async def _set_threshold(self, name: str | None, value: float | None) -> str:
-        """Change and store one threshold; a ThresholdError says what is allowed."""
+        """Validate, store, then apply one threshold; a ThresholdError says what is allowed or
+        that the database refused it (and nothing changed)."""
         if name is None or value is None:
             raise ThresholdError("Give both, e.g. threshold:memory_percent value:85.")
-        self.cycle.engine.set_threshold(name, value)
-        await self.store.save_threshold(name, value)
-        return f"Threshold {name} is now {value:g}."
+        engine = self.cycle.engine
+        changed = engine.thresholds.updated(name, value)
+        stored = getattr(changed, name)
+        try:
+            await self.store.save_threshold(name, stored)
+        except Exception:
+            log.exception("Could not store threshold %s", name)
+            raise ThresholdError(
+                f"The database is unavailable, so {name} was not changed (still {getattr(engine.thresholds, name):g}): "
+                "try again in a moment."
+            ) from None
+        engine.thresholds = changed
+        return f"Threshold {name} is now {stored:g}."
 
     def _channel_text(self) -> str:
         if self.alert_channel_id is None:

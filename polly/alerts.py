@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 
-from polly.config import Settings
+from polly.config import SETTING_SPECS, Settings, hysteresis_conflict
 from polly.formatting import format_bytes, format_duration
 from polly.heap_types import TypeGrowth
 from polly.samples import MemorySample
@@ -46,9 +46,6 @@ RULE_HINTS = {
     Rule.CHECKPOINT_GROWTH: "Compare checkpoints with /mem checkpoint (trace:true shows allocation sites).",
     Rule.LEAK_TREND: "Take /mem checkpoint trace:true now and again later to find the growing allocations.",
 }
-
-
-PERCENT_OF_LIMIT = ("memory_percent", "pool_overflow_percent", "dict_fill_percent")
 
 
 class ThresholdError(ValueError):
@@ -90,22 +87,26 @@ class Thresholds:
         )
 
     def updated(self, name: str, value: float) -> Thresholds:
-        """A copy with one threshold changed; unknown names and bad values are ValueErrors."""
-        known = {f.name: f.type for f in fields(self)}
-        if name not in known:
-            raise ThresholdError(f"Unknown threshold '{name}': choose one of {', '.join(known)}.")
-        if value <= 0 and name != "hysteresis_percent":
-            raise ThresholdError(f"Threshold '{name}' must be above 0, not {value:g}.")
-        if value < 0:
-            raise ThresholdError(f"Threshold '{name}' must be 0 or more, not {value:g}.")
-        if name in PERCENT_OF_LIMIT and value > 100:
-            raise ThresholdError(f"Threshold '{name}' is a percentage: 100 at most, not {value:g}.")
-        if name == "for_checks":
-            return replace(self, for_checks=max(1, int(value)))
-        return replace(self, **{name: float(value)})
+        """A copy with one threshold changed, validated as its ALERT_* setting is (same ranges,
+        whole numbers where the engine counts); a ThresholdError says what is allowed."""
+        if name not in THRESHOLD_SETTINGS:
+            raise ThresholdError(f"Unknown threshold '{name}': choose one of {', '.join(THRESHOLD_SETTINGS)}.")
+        spec = SETTING_SPECS[THRESHOLD_SETTINGS[name]]
+        try:
+            parsed = spec.parse(value)
+        except ValueError as exc:
+            raise ThresholdError(f"{name} = {value:g} is not allowed ({exc}): {spec.allowed}.") from None
+        candidate = replace(self, **{name: parsed})
+        bounded = {setting: getattr(candidate, threshold) for threshold, setting in THRESHOLD_SETTINGS.items()}
+        conflict = hysteresis_conflict(candidate.hysteresis_percent, bounded)
+        if conflict:
+            raise ThresholdError(f"{name} = {value:g} is not allowed: {conflict}.")
+        return candidate
 
 
-THRESHOLD_NAMES = tuple(f.name for f in fields(Thresholds))
+# Each runtime threshold is the ALERT_* setting of the same name: one source of ranges.
+THRESHOLD_SETTINGS = {f.name: f"alert_{f.name}" for f in fields(Thresholds)}
+THRESHOLD_NAMES = tuple(THRESHOLD_SETTINGS)
 
 
 @dataclass(frozen=True)

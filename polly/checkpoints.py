@@ -120,7 +120,9 @@ def checked_label(label: str) -> str:
 
 
 class CheckpointStore(Protocol):
-    """Where checkpoints live; keeps the newest `keep` and lists newest first."""
+    """Where checkpoints live; keeps the newest `keep` manual and `keep_automatic` automatic ones
+    (separately: manual checkpoints never push out the automatic ones the growth rule compares)
+    and lists newest first."""
 
     persistent: bool
 
@@ -140,14 +142,15 @@ class MemoryCheckpointStore:
 
     persistent = False
 
-    def __init__(self, keep: int) -> None:
-        self.keep = keep
+    def __init__(self, keep: int, keep_automatic: int) -> None:
+        self.keep = {False: keep, True: keep_automatic}
         self._items: OrderedDict[str, Checkpoint] = OrderedDict()
 
     async def add(self, checkpoint: Checkpoint) -> int:
         self._items[checkpoint.label] = checkpoint
-        while len(self._items) > self.keep:
-            self._items.popitem(last=False)
+        same_kind = [c.label for c in self._items.values() if c.automatic == checkpoint.automatic]
+        for label in same_kind[: max(0, len(same_kind) - self.keep[checkpoint.automatic])]:
+            del self._items[label]
         return len(self._items)
 
     async def get(self, label: str) -> Checkpoint | None:
@@ -166,9 +169,9 @@ class DatabaseCheckpointStore:
 
     persistent = True
 
-    def __init__(self, db: Database, keep: int) -> None:
+    def __init__(self, db: Database, keep: int, keep_automatic: int) -> None:
         self.db = db
-        self.keep = keep
+        self.keep = {False: keep, True: keep_automatic}
 
     async def add(self, checkpoint: Checkpoint) -> int:
         async with self.db.session_scope() as session:
@@ -182,8 +185,14 @@ class DatabaseCheckpointStore:
                 )
             )
             await session.flush()
-            newest = select(MemoryCheckpoint.id).order_by(MemoryCheckpoint.id.desc()).limit(self.keep)
-            await session.execute(delete(MemoryCheckpoint).where(MemoryCheckpoint.id.not_in(newest)))
+            kind = MemoryCheckpoint.automatic == checkpoint.automatic
+            newest = (
+                select(MemoryCheckpoint.id)
+                .where(kind)
+                .order_by(MemoryCheckpoint.id.desc())
+                .limit(self.keep[checkpoint.automatic])
+            )
+            await session.execute(delete(MemoryCheckpoint).where(kind, MemoryCheckpoint.id.not_in(newest)))
             return await session.scalar(select(func.count(MemoryCheckpoint.id))) or 0
 
     async def get(self, label: str) -> Checkpoint | None:

@@ -10,188 +10,34 @@ object, against 0.1 MiB for this module plus python-dotenv (which reads `.env` t
 
 from __future__ import annotations
 
-import math
 import os
-from collections.abc import Callable, Mapping
-from dataclasses import MISSING, dataclass, field, fields
+from collections.abc import Mapping
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Any
+
+from polly.settings_spec import (
+    Secret,
+    Spec,
+    flag,
+    id_list,
+    number,
+    percent,
+    read_database_url,
+    read_log_level,
+    read_member_cache,
+    read_secret,
+    read_text,
+    setting,
+    whole,
+)
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/polly.db"
 DEFAULT_ENV_FILE = ".env"
 
-# Accepted URL schemes, mapped to the async driver each one runs on.
-_SCHEME_DRIVERS = {
-    "sqlite": "sqlite+aiosqlite",
-    "sqlite+aiosqlite": "sqlite+aiosqlite",
-    "postgres": "postgresql+asyncpg",
-    "postgresql": "postgresql+asyncpg",
-    "postgresql+asyncpg": "postgresql+asyncpg",
-}
-_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-_TRUE = {"1", "true", "yes", "on", "y", "t"}
-_FALSE = {"0", "false", "no", "off", "n", "f"}
-
 
 class ConfigError(ValueError):
     """A setting has a value that is not allowed; the message is one line for the operator."""
-
-
-class Secret:
-    """A value that never shows in repr, str or logs; read it with `get_secret_value()`."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def get_secret_value(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('**********')"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
-
-
-# ---------------------------------------------------------------- readers (raise ValueError(reason))
-
-
-def _whole(value: Any) -> int:
-    if isinstance(value, bool):
-        raise ValueError("not a whole number")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    try:
-        return int(str(value).strip())
-    except ValueError:
-        raise ValueError("not a whole number") from None
-
-
-def _number(value: Any) -> float:
-    if isinstance(value, bool):
-        raise ValueError("not a number")
-    try:
-        number = float(value.strip() if isinstance(value, str) else value)
-    except (TypeError, ValueError):
-        raise ValueError("not a number") from None
-    if not math.isfinite(number):
-        raise ValueError("not a finite number")
-    return number
-
-
-def _bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise ValueError("not true or false")
-
-
-def _ids(value: Any) -> list[int]:
-    parts = value.replace(";", ",").split(",") if isinstance(value, str) else list(value)
-    ids = []
-    for part in parts:
-        if isinstance(part, str) and not part.strip():
-            continue
-        try:
-            ids.append(_whole(part))
-        except ValueError:
-            raise ValueError(f"{str(part).strip()!r} is not an id") from None
-    return ids
-
-
-def _text(value: Any) -> str:
-    return str(value)
-
-
-def _secret(value: Any) -> Secret:
-    return value if isinstance(value, Secret) else Secret(str(value))
-
-
-def _database_url(value: Any) -> str:
-    scheme, sep, rest = str(value).partition("://")
-    driver = _SCHEME_DRIVERS.get(scheme.lower())
-    if not sep or driver is None:
-        raise ValueError("unknown URL scheme")
-    return f"{driver}://{rest}"
-
-
-MEMBER_CACHE_CHOICES = ("none", "voice", "joined", "all")
-
-
-def _member_cache(value: Any) -> str:
-    choice = str(value).strip().lower()
-    if choice not in MEMBER_CACHE_CHOICES:
-        raise ValueError("unknown member cache")
-    return choice
-
-
-def _log_level(value: Any) -> str:
-    level = str(value).strip().upper()
-    if level not in _LOG_LEVELS:
-        raise ValueError("unknown log level")
-    return level
-
-
-@dataclass(frozen=True)
-class Spec:
-    """How one setting is read and what it allows."""
-
-    read: Callable[[Any], Any]
-    allowed: str
-    low: float | None = None
-    high: float | None = None
-    low_open: bool = False  # True: the value must be above `low`, not equal to it
-    optional: bool = False  # True: empty means None; False: empty means the default
-    secret: bool = False
-
-    def parse(self, value: Any) -> Any:
-        result = self.read(value)
-        if self.low is not None and (result < self.low or (self.low_open and result == self.low)):
-            raise ValueError(f"{'at or ' if self.low_open else ''}below {self.low:g}")
-        if self.high is not None and result > self.high:
-            raise ValueError(f"above {self.high:g}")
-        if self.read is _text and not result:
-            raise ValueError("empty")
-        return result
-
-
-def _setting(default: Any, spec: Spec) -> Any:
-    if isinstance(default, list):
-        return field(default_factory=list, metadata={"spec": spec})
-    return field(default=default, metadata={"spec": spec})
-
-
-def whole(default: int | None, allowed: str = "a whole number >= 1", low: int | None = 1, **kw: Any) -> Any:
-    return _setting(default, Spec(_whole, allowed, low, **kw))
-
-
-def number(default: float, allowed: str, low: float | None = None, **kw: Any) -> Any:
-    return _setting(default, Spec(_number, allowed, low, **kw))
-
-
-def percent(default: float) -> Any:
-    return number(default, "percent, > 0 and <= 100", 0, low_open=True, high=100)
-
-
-def flag(default: bool) -> Any:
-    return _setting(default, Spec(_bool, "true or false"))
-
-
-def id_list(allowed: str) -> Any:
-    return _setting([], Spec(_ids, allowed))
 
 
 @dataclass(kw_only=True)
@@ -199,22 +45,22 @@ class Settings:
     """All of Polly's settings. Field names are the environment variables, upper-cased."""
 
     # Discord
-    discord_token: Secret | None = _setting(
-        None, Spec(_secret, "the bot token from the developer portal", optional=True, secret=True)
+    discord_token: Secret | None = setting(
+        None, Spec(read_secret, "the bot token from the developer portal", optional=True, secret=True)
     )
-    log_level: str = _setting("INFO", Spec(_log_level, "one of DEBUG, INFO, WARNING, ERROR"))
+    log_level: str = setting("INFO", Spec(read_log_level, "one of DEBUG, INFO, WARNING, ERROR"))
     # discord.py's caches. Polly fetches poll messages over HTTP and reads no cached member, so by
     # default both caches are off (the saving is measured in the README).
     discord_max_messages: int = whole(0, "messages, a whole number 0-1000000 (0: no message cache)", 0, high=1_000_000)
-    discord_member_cache: str = _setting(
-        "none", Spec(_member_cache, "none, voice, joined or all (joined and all need DISCORD_MEMBERS_INTENT=true)")
+    discord_member_cache: str = setting(
+        "none", Spec(read_member_cache, "none, voice, joined or all (joined and all need DISCORD_MEMBERS_INTENT=true)")
     )
     discord_members_intent: bool = flag(False)
     discord_chunk_guilds_at_startup: bool = flag(False)
 
     # Database
-    database_url: str = _setting(
-        DEFAULT_DATABASE_URL, Spec(_database_url, "a sqlite:// or postgresql:// URL (drivers aiosqlite / asyncpg)")
+    database_url: str = setting(
+        DEFAULT_DATABASE_URL, Spec(read_database_url, "a sqlite:// or postgresql:// URL (drivers aiosqlite / asyncpg)")
     )
     db_pool_size: int = whole(10)
     db_max_overflow: int = whole(20, "a whole number >= 0", 0)
@@ -234,7 +80,10 @@ class Settings:
     memory_auto_checkpoint_minutes: float = number(60.0, "minutes, a number > 0", 0, low_open=True)
     memory_history_size: int = whole(1440, "samples kept, a whole number >= 2", 2)
     memory_trend_window_minutes: float = number(60.0, "minutes, a number > 0", 0, low_open=True)
-    memory_checkpoint_retention: int = whole(50)
+    memory_checkpoint_retention: int = whole(50, "manual checkpoints kept, a whole number 1-10000", 1, high=10_000)
+    memory_auto_checkpoint_retention: int = whole(
+        48, "automatic checkpoints kept, a whole number 2-10000", 2, high=10_000
+    )
     memory_limit_mb: int | None = whole(None, "MiB, a whole number >= 1, or empty", optional=True)
     memory_max_consecutive_errors: int = whole(5)
     memory_gc_generation: int = whole(1, "0, 1 or 2", 0, high=2)
@@ -252,22 +101,24 @@ class Settings:
     alert_critical_memory_percent: float = percent(95.0)
     alert_pool_overflow_percent: float = percent(50.0)
     alert_dict_fill_percent: float = percent(80.0)
-    alert_checkpoint_growth_percent: float = number(20.0, "percent, a number > 0", 0, low_open=True)
-    alert_leak_horizon_hours: float = number(24.0, "hours, a number > 0", 0, low_open=True)
-    alert_leak_min_mib_per_hour: float = number(1.0, "MiB/hour, a number >= 0", 0)
-    alert_for_checks: int = whole(3)
-    alert_repeat_minutes: float = number(60.0, "minutes, a number > 0", 0, low_open=True)
-    alert_hysteresis_percent: float = number(5.0, "percentage points, a number >= 0", 0)
+    alert_checkpoint_growth_percent: float = number(20.0, "percent, > 0 and <= 1000", 0, low_open=True, high=1000)
+    alert_leak_horizon_hours: float = number(24.0, "hours, > 0 and <= 720 (30 days)", 0, low_open=True, high=720)
+    alert_leak_min_mib_per_hour: float = number(1.0, "MiB/hour, 0 to 100000", 0, high=100_000)
+    alert_for_checks: int = whole(3, "checks, a whole number 1-1000", 1, high=1000)
+    alert_repeat_minutes: float = number(60.0, "minutes, > 0 and <= 10080 (a week)", 0, low_open=True, high=10_080)
+    alert_hysteresis_percent: float = number(
+        5.0, "percentage points, 0 to 50, below every percent threshold", 0, high=50
+    )
     alert_history_size: int = whole(500)
 
     # HTTP health and metrics endpoints
     health_port: int | None = whole(None, "a port 0-65535, or empty (off)", 0, high=65535, optional=True)
-    health_host: str = _setting("127.0.0.1", Spec(_text, "an address to bind"))
-    health_token: Secret | None = _setting(
-        None, Spec(_secret, "a bearer token, or empty (open)", optional=True, secret=True)
+    health_host: str = setting("127.0.0.1", Spec(read_text, "an address to bind"))
+    health_token: Secret | None = setting(
+        None, Spec(read_secret, "a bearer token, or empty (open)", optional=True, secret=True)
     )
     health_max_loop_lag_ms: float = number(1000.0, "milliseconds, a number > 0", 0, low_open=True)
-    metrics_instance: str = _setting("polly", Spec(_text, "a label value naming this process"))
+    metrics_instance: str = setting("polly", Spec(read_text, "a label value naming this process"))
 
     @property
     def is_sqlite(self) -> bool:
@@ -348,7 +199,32 @@ def load_settings(
     conflict = _intents_conflict(settings)
     if conflict:
         raise ConfigError(f"Invalid setting: {conflict}")
+    bounded = {name: getattr(settings, name) for name in HYSTERESIS_BOUNDED}
+    conflict = hysteresis_conflict(settings.alert_hysteresis_percent, bounded)
+    if conflict:
+        value = settings.alert_hysteresis_percent
+        raise ConfigError(f"Invalid setting: ALERT_HYSTERESIS_PERCENT={value:g} is not allowed ({conflict})")
     return settings
+
+
+# Thresholds the hysteresis is subtracted from: at or above one of them, that alert could never resolve.
+HYSTERESIS_BOUNDED = (
+    "alert_memory_percent",
+    "alert_pool_overflow_percent",
+    "alert_dict_fill_percent",
+    "alert_checkpoint_growth_percent",
+)
+
+
+def hysteresis_conflict(hysteresis: float, thresholds: dict[str, float]) -> str | None:
+    """Why this hysteresis would keep an alert from resolving, or None."""
+    for name in HYSTERESIS_BOUNDED:
+        if hysteresis >= thresholds[name]:
+            return (
+                f"the hysteresis ({hysteresis:g} points) must stay below {name.upper()} ({thresholds[name]:g}), "
+                "or that alert could never resolve"
+            )
+    return None
 
 
 def _intents_conflict(s: Settings) -> str | None:

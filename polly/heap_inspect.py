@@ -5,7 +5,6 @@ and who holds one, within a time budget. Names and numbers only: never contents 
 from __future__ import annotations
 
 import asyncio
-import difflib
 import gc
 import random
 import time
@@ -15,17 +14,13 @@ from typing import Any
 
 from polly.heap_refs import RefChain, find_chain
 from polly.heap_sizes import deep_size
-from polly.heap_types import count_types, type_name
+from polly.heap_types import UnknownTypeError, count_types, type_name
 
 INSPECT_BUDGET_S = 3.0
 SIZE_SAMPLE = 50
 CHAIN_ATTEMPTS = 3  # instances tried when one is reachable from no root (held only by a frame)
 # Immutable builtins the garbage collector does not track: gc.get_objects() cannot count them.
 UNTRACKED_BUILTINS = {"str", "int", "float", "bytes", "bool", "complex", "NoneType", "range"}
-
-
-class UnknownTypeError(ValueError):
-    """No live object has that type; the message offers close matches."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +56,8 @@ def _resolve(name: str, counts: Mapping[type, int]) -> type:
             f"'{name}' objects are not tracked by the garbage collector, so they cannot be counted: "
             "inspect the type that holds them."
         )
+    import difflib  # only for an unknown name
+
     by_short: dict[str, list[str]] = {}
     for kind in counts:
         by_short.setdefault(kind.__name__, []).append(type_name(kind))

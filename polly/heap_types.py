@@ -12,7 +12,14 @@ import gc
 from collections import Counter
 from dataclasses import dataclass
 
-TYPES_KEPT = 300  # the most common types a checkpoint stores; growth below that rank is not seen
+TYPES_KEPT = 300
+
+
+class UnknownTypeError(ValueError):
+    """No live object has that type; the message offers close matches (see polly.heap_inspect)."""
+
+
+# the most common types a checkpoint stores; growth below that rank is not seen
 
 
 def type_name(kind: type) -> str:

@@ -87,15 +87,15 @@ class MemoryMonitor:
         self.process = process or psutil.Process()
         self.clock = clock or (lambda: datetime.now(UTC))
         self.history: deque[RssPoint] = deque(maxlen=settings.memory_history_size)
-        keep = settings.memory_checkpoint_retention
+        keep = (settings.memory_checkpoint_retention, settings.memory_auto_checkpoint_retention)
         self.checkpoints: CheckpointStore = (
-            DatabaseCheckpointStore(db, keep) if db is not None else MemoryCheckpointStore(keep)
+            DatabaseCheckpointStore(db, *keep) if db is not None else MemoryCheckpointStore(*keep)
         )
         self.checkpoints_count = 0
         self._latest: MemorySample | None = None
         self._full_info_denied = False
         self._cgroup_limit = self.cgroup.limit()  # a container's limit does not change at runtime
-        self._trend_cache: tuple[int, Trend] | None = None
+        self._trend_cache: tuple[tuple[int, float], Trend] | None = None
 
     # -- sampling
 
@@ -177,15 +177,17 @@ class MemoryMonitor:
                 log.warning("USS/PSS/swap are not readable here (access denied); reporting RSS only")
         return self.process.memory_info(), None, None, None
 
-    def trend(self) -> Trend:
-        """The RSS trend over MEMORY_TREND_WINDOW_MINUTES, towards ALERT_MEMORY_PERCENT of the limit."""
+    def trend(self, threshold_percent: float | None = None) -> Trend:
+        """The RSS trend over MEMORY_TREND_WINDOW_MINUTES, towards `threshold_percent` of the limit
+        (the alert engine's live memory threshold; ALERT_MEMORY_PERCENT when not given)."""
         latest = self.latest
         if latest is None:
             return Trend(None, 0, 0.0, None)
-        key = id(latest)
+        percent = self.settings.alert_memory_percent if threshold_percent is None else threshold_percent
+        key = (id(latest), percent)
         if self._trend_cache is not None and self._trend_cache[0] == key:
             return self._trend_cache[1]
-        threshold = latest.limit * self.settings.alert_memory_percent / 100
+        threshold = latest.limit * percent / 100
         trend = rss_trend(self.history, self.settings.memory_trend_window_minutes * 60, threshold)
         self._trend_cache = (key, trend)
         return trend
@@ -275,6 +277,6 @@ class MemoryMonitor:
 
     # -- the /health/memory payload
 
-    def stats_dict(self) -> dict[str, Any]:
+    def stats_dict(self, threshold_percent: float | None = None) -> dict[str, Any]:
         sample = self.latest or self.sample()
-        return memory_stats_payload(sample, self.trend(), self.checkpoints_count)
+        return memory_stats_payload(sample, self.trend(threshold_percent), self.checkpoints_count)

@@ -88,7 +88,7 @@ class MetricsRenderer:
         return "".join(self._families(sample)).encode()
 
     def _families(self, s: MemorySample) -> Iterator[str]:
-        trend = self.cycle.monitor.trend()
+        trend = self.cycle.trend()
         yield family("polly_memory_rss_bytes", "gauge", "Resident set size of the bot process", self._one(s.rss))
         for name, doc, value in (
             ("polly_memory_uss_bytes", "Unique set size (memory freed if it exited)", s.uss),
@@ -134,7 +134,7 @@ class MetricsRenderer:
             return [
                 ({INSTANCE_LABEL: self.instance, "structure": st.name}, value)
                 for st in s.structures
-                if (value := getattr(st, attr)) is not None and (attr != "limit" or value)
+                if not st.failing and (value := getattr(st, attr)) is not None and (attr != "limit" or value)
             ]
 
         yield family("polly_tracked_structure_size", "gauge", "Entries in a tracked structure", rows("size"))
@@ -145,6 +145,10 @@ class MetricsRenderer:
             "Age of the oldest entry, where known",
             rows("oldest_age_s"),
         )
+        failing = [
+            ({INSTANCE_LABEL: self.instance, "structure": st.name}, float(bool(st.failing))) for st in s.structures
+        ]
+        yield family("polly_tracked_structure_failing", "gauge", "1 while a structure cannot report its size", failing)
         yield family(
             "polly_tracked_structure_estimated_bytes",
             "gauge",

@@ -138,7 +138,7 @@ class MonitorCycle:
             checkpoint = await self.monitor.checkpoint(automatic=True)  # unique "auto <UTC time>" label
             self.growth_percent, self.growing_types = await self.monitor.automatic_growth()
             self.note_types(self.growing_types, checkpoint.sample.type_counts)
-        trend = self.monitor.trend()
+        trend = self.trend()
         conditions = evaluate_rules(
             sample,
             trend,
@@ -170,6 +170,10 @@ class MonitorCycle:
             self.health.errors += 1
             log.exception("Could not store alert event %s/%s", transition.rule, transition.subject)
             return AlertEventOut(None, transition)
+
+    def trend(self) -> Trend:
+        """The RSS trend towards the live memory threshold (runtime changes included)."""
+        return self.monitor.trend(self.engine.thresholds.memory_percent)
 
     def note_types(self, growth: Iterable[TypeGrowth], counts: dict[str, int] | None) -> None:
         """Remember the latest checkpoint's growing and most common types (for suggestions)."""

@@ -40,10 +40,11 @@ class StructureStat:
     bounded: bool
     oldest_age_s: float | None = None
     estimated_bytes: int | None = None  # sampled now and then (MEMORY_SIZE_ESTIMATE_MINUTES)
+    failing: str | None = None  # why the structure could not report (its size is then unknown)
 
     @property
     def fill_percent(self) -> float | None:
-        return None if not self.limit else 100.0 * self.size / self.limit
+        return None if not self.limit or self.failing else 100.0 * self.size / self.limit
 
 
 @dataclass(frozen=True)
@@ -96,17 +97,22 @@ class Tracked:
         return None if ts is None else max(0.0, now - ts)
 
     def stat(self, now: float | None = None, *, scan: bool = True) -> StructureStat:
-        return StructureStat(
-            name=self.name,
-            kind=self.kind,
-            size=len(self.target),
-            limit=self.limit(),
-            max_age_minutes=self.max_age_minutes,
-            bounded=self.bounded,
-            oldest_age_s=None if now is None else self.oldest_age_s(now, scan=scan),
-            # an emptied structure's estimate is known without sampling
-            estimated_bytes=self.estimated_bytes if len(self.target) else sys.getsizeof(self.target, 0),
-        )
+        """This structure's figures; one that cannot report is a `failing` stat, never an error."""
+        try:
+            size = len(self.target)
+            return StructureStat(
+                name=self.name,
+                kind=self.kind,
+                size=size,
+                limit=self.limit(),
+                max_age_minutes=self.max_age_minutes,
+                bounded=self.bounded,
+                oldest_age_s=None if now is None else self.oldest_age_s(now, scan=scan),
+                # an emptied structure's estimate is known without sampling
+                estimated_bytes=self.estimated_bytes if size else sys.getsizeof(self.target, 0),
+            )
+        except Exception as exc:
+            return StructureStat(self.name, self.kind, 0, None, self.max_age_minutes, self.bounded, failing=_why(exc))
 
     def cleanup(self, now: float, *, dry_run: bool = False) -> CleanupRow:
         before = len(self.target)
@@ -144,11 +150,16 @@ def _clean_deque(target: deque, limit: int | None, max_age: float | None, key: s
     return removed
 
 
+def _why(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:200]
+
+
 class StructureRegistry:
     """The tracked global structures of the process, by name."""
 
     def __init__(self) -> None:
         self._entries: dict[str, Tracked] = {}
+        self._failing: set[str] = set()
 
     def register(
         self,
@@ -229,8 +240,16 @@ class StructureRegistry:
 
     def stats(self, now: float | None = None, *, scan: bool = True) -> tuple[StructureStat, ...]:
         """Size and limit of every structure; with `now`, the oldest entry's age too (`scan=False`
-        keeps it O(1) per structure: ages of plain mappings are then left out)."""
-        return tuple(entry.stat(now, scan=scan) for entry in self)
+        keeps it O(1) per structure: ages of plain mappings are then left out). A structure that
+        fails to report is logged when it starts failing and when it recovers."""
+        stats = tuple(entry.stat(now, scan=scan) for entry in self)
+        failing = {s.name: s.failing for s in stats if s.failing}
+        for name in failing.keys() - self._failing:
+            log.warning("Tracked structure %s cannot report its size (%s): skipped until it can", name, failing[name])
+        for name in self._failing - failing.keys():
+            log.info("Tracked structure %s reports again", name)
+        self._failing = set(failing)
+        return stats
 
     def cleanup(self, *, now: float | None = None, dry_run: bool = False) -> tuple[CleanupRow, ...]:
         now = time.time() if now is None else now

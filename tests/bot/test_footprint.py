@@ -39,10 +39,10 @@ def test_a_bot_without_health_port_imports_no_http_server_metrics_or_settings_li
     assert not [name for name in HEAVY_WITHOUT_HEALTH if name in modules]
 
 
-def test_the_health_server_brings_aiohttp_web_but_not_prometheus_client(tmp_path):
+def test_the_health_server_brings_neither_aiohttp_web_nor_prometheus_client(tmp_path):
     modules = imported_after("import bot.health", tmp_path)
-    assert "aiohttp.web" in modules
-    assert "prometheus_client" not in modules
+    assert "bot.http_server" in modules
+    assert "aiohttp.web" not in modules and "prometheus_client" not in modules
 
 
 @pytest.mark.parametrize("with_env_file", [False, True])

@@ -214,7 +214,7 @@ async def test_alerts_changes_a_threshold_persists_it_and_rejects_bad_values(wor
     assert await simcord_bot.alert_store.thresholds() == {"memory_percent": 85.0}
 
     too_big = await operator.slash(ops, "mem alerts", threshold="memory_percent", value=150.0)
-    assert "percentage: 100 at most, not 150" in too_big.response.content
+    assert "memory_percent = 150 is not allowed (above 100): percent, > 0 and <= 100" in too_big.response.content
     half = await operator.slash(ops, "mem alerts", threshold="for_checks")
     assert "Give both" in half.response.content
     assert simcord_bot.cycle.engine.thresholds.memory_percent == 85

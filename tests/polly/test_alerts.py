@@ -106,7 +106,7 @@ def test_thresholds_can_change_at_runtime():
     assert kinds(run(engine, make_sample(200), 0)) == [Transition.FIRED]
     with pytest.raises(ValueError, match="Unknown threshold"):
         engine.set_threshold("nope", 1)
-    with pytest.raises(ValueError, match="above 0"):
+    with pytest.raises(ValueError, match="at or below 0"):
         engine.set_threshold("memory_percent", 0)
 
 

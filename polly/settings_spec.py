@@ -1,0 +1,176 @@
+"""How settings are read: value readers, the `Spec` of one setting (reader, range, what is allowed)
+and the field helpers `polly.config.Settings` is declared with."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+# Accepted URL schemes, mapped to the async driver each one runs on.
+_SCHEME_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+    "postgres": "postgresql+asyncpg",
+    "postgresql": "postgresql+asyncpg",
+    "postgresql+asyncpg": "postgresql+asyncpg",
+}
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+_TRUE = {"1", "true", "yes", "on", "y", "t"}
+_FALSE = {"0", "false", "no", "off", "n", "f"}
+MEMBER_CACHE_CHOICES = ("none", "voice", "joined", "all")
+
+
+class Secret:
+    """A value that never shows in repr, str or logs; read it with `get_secret_value()`."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get_secret_value(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+# ---------------------------------------------------------------- readers (raise ValueError(reason))
+
+
+def read_whole(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError("not a whole number")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        raise ValueError("not a whole number") from None
+
+
+def read_number(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError("not a number")
+    try:
+        number = float(value.strip() if isinstance(value, str) else value)
+    except (TypeError, ValueError):
+        raise ValueError("not a number") from None
+    if not math.isfinite(number):
+        raise ValueError("not a finite number")
+    return number
+
+
+def read_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError("not true or false")
+
+
+def read_ids(value: Any) -> list[int]:
+    parts = value.replace(";", ",").split(",") if isinstance(value, str) else list(value)
+    ids = []
+    for part in parts:
+        if isinstance(part, str) and not part.strip():
+            continue
+        try:
+            ids.append(read_whole(part))
+        except ValueError:
+            raise ValueError(f"{str(part).strip()!r} is not an id") from None
+    return ids
+
+
+def read_text(value: Any) -> str:
+    return str(value)
+
+
+def read_secret(value: Any) -> Secret:
+    return value if isinstance(value, Secret) else Secret(str(value))
+
+
+def read_database_url(value: Any) -> str:
+    scheme, sep, rest = str(value).partition("://")
+    driver = _SCHEME_DRIVERS.get(scheme.lower())
+    if not sep or driver is None:
+        raise ValueError("unknown URL scheme")
+    return f"{driver}://{rest}"
+
+
+def read_member_cache(value: Any) -> str:
+    choice = str(value).strip().lower()
+    if choice not in MEMBER_CACHE_CHOICES:
+        raise ValueError("unknown member cache")
+    return choice
+
+
+def read_log_level(value: Any) -> str:
+    level = str(value).strip().upper()
+    if level not in _LOG_LEVELS:
+        raise ValueError("unknown log level")
+    return level
+
+
+@dataclass(frozen=True)
+class Spec:
+    """How one setting is read and what it allows."""
+
+    read: Callable[[Any], Any]
+    allowed: str
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False  # True: the value must be above `low`, not equal to it
+    optional: bool = False  # True: empty means None; False: empty means the default
+    secret: bool = False
+
+    def parse(self, value: Any) -> Any:
+        result = self.read(value)
+        if self.low is not None and (result < self.low or (self.low_open and result == self.low)):
+            raise ValueError(f"{'at or ' if self.low_open else ''}below {self.low:g}")
+        if self.high is not None and result > self.high:
+            raise ValueError(f"above {self.high:g}")
+        if self.read is read_text and not result:
+            raise ValueError("empty")
+        return result
+
+
+def setting(default: Any, spec: Spec) -> Any:
+    if isinstance(default, list):
+        return field(default_factory=list, metadata={"spec": spec})
+    return field(default=default, metadata={"spec": spec})
+
+
+def whole(default: int | None, allowed: str = "a whole number >= 1", low: int | None = 1, **kw: Any) -> Any:
+    return setting(default, Spec(read_whole, allowed, low, **kw))
+
+
+def number(default: float, allowed: str, low: float | None = None, **kw: Any) -> Any:
+    return setting(default, Spec(read_number, allowed, low, **kw))
+
+
+def percent(default: float) -> Any:
+    return number(default, "percent, > 0 and <= 100", 0, low_open=True, high=100)
+
+
+def flag(default: bool) -> Any:
+    return setting(default, Spec(read_bool, "true or false"))
+
+
+def id_list(allowed: str) -> Any:
+    return setting([], Spec(read_ids, allowed))
