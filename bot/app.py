@@ -85,6 +85,7 @@ class PollyBot(commands.Bot):
     async def setup_hook(self) -> None:
         await self.db.create_tables()
         await self.monitor.refresh_checkpoint_count()
+        await self.cycle.restore_firing()  # before the loop: a still-firing alert is not new
         for name in extension_names():
             try:
                 await self.load_extension(name)

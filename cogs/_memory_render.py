@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import discord
 
 from cogs._discord_limits import (
+    DESCRIPTION_LIMIT,
     FIELD_COUNT_LIMIT,
     FIELD_VALUE_LIMIT,
     add_field,
@@ -414,6 +415,37 @@ def alert_embed(transition: AlertTransition, trend: Trend | None) -> discord.Emb
             add_field(embed, "RSS trend", f"{trend.slope_mib_per_hour:+.1f} MiB/h `{spark}`")
         add_field(embed, "What to do", transition.hint)
     embed.timestamp = transition.at
+    return fit_embed(embed)
+
+
+TRANSITION_MARKS = {Transition.FIRED: "🔴", Transition.REPEATED: "🟠", Transition.RESOLVED: "🟢"}
+
+
+def alert_summary_embed(transitions: Sequence[AlertTransition], dropped: int = 0) -> discord.Embed:
+    """The alerts that waited beyond the first few, as one message: one line each, oldest first."""
+    lines = [
+        f"`{t.at:%m-%d %H:%M}` {TRANSITION_MARKS[t.kind]} {t.kind.value} · {t.title} · {clip(t.subject, 60)}"
+        for t in transitions
+    ]
+    shown: list[str] = []
+    budget = DESCRIPTION_LIMIT - 100
+    for line in lines:
+        if sum(len(x) + 1 for x in shown) + len(line) > budget:
+            break
+        shown.append(line)
+    if len(shown) < len(lines):
+        shown.append(f"… and {len(lines) - len(shown)} more: /mem alerts lists the recent ones")
+    embed = new_embed(
+        f"📋 {len(transitions)} more alert event(s) that could not be posted in time",
+        "\n".join(shown),
+        COLOR_WARN,
+    )
+    if dropped:
+        add_field(
+            embed,
+            "Dropped while waiting",
+            f"{dropped} older alert event(s) were dropped: more than ALERT_HISTORY_SIZE were waiting.",
+        )
     return fit_embed(embed)
 
 

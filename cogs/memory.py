@@ -16,6 +16,7 @@ from discord.ext import commands, tasks
 
 from cogs import _memory_render as render
 from cogs._access import check_operator, is_operator
+from cogs._alert_delivery import AlertDelivery
 from cogs._discord_limits import error_line, new_embed
 from polly.alert_store import ALERT_CHANNEL_KEY
 from polly.alerts import THRESHOLD_NAMES, ThresholdError
@@ -23,7 +24,7 @@ from polly.allocations import TraceRunningError
 from polly.checkpoints import CheckpointError, compare_checkpoints
 from polly.decorators import profile_snapshot
 from polly.heap_types import UnknownTypeError
-from polly.monitor_cycle import AlertEventOut, CleanupRunningError
+from polly.monitor_cycle import CleanupRunningError
 from polly.samples import measure_loop_lag
 
 if TYPE_CHECKING:
@@ -70,6 +71,7 @@ class MemoryCog(commands.Cog):
         self.cycle = bot.cycle
         self.store = bot.alert_store
         self.alert_channel_id: int | None = self.settings.memory_alert_channel_id
+        self.delivery = AlertDelivery(bot, self.cycle, self.store, lambda: self.alert_channel_id)
 
     async def cog_load(self) -> None:
         try:
@@ -111,12 +113,7 @@ class MemoryCog(commands.Cog):
         change = self.cycle.record_success(result.sample.at)
         if change is not None:
             self.monitor_loop.change_interval(seconds=change.interval_s)
-        self.cycle.queue(result.events)
-        try:
-            await self.deliver_alerts()
-        except Exception as exc:  # whatever it was, the loop must live: the alerts stay queued
-            log.exception("Alert delivery failed unexpectedly")
-            self._delivery_failed(exc)
+        await self.deliver_alerts()
 
     @tasks.loop(count=2)
     async def trace_loop(self) -> None:
@@ -137,60 +134,18 @@ class MemoryCog(commands.Cog):
 
     # ------------------------------------------------------------ alert delivery
 
-    async def _alert_channel(self) -> discord.abc.Messageable | None:
-        if self.alert_channel_id is None:
-            return None
-        channel = self.bot.get_channel(self.alert_channel_id) or await self.bot.fetch_channel(self.alert_channel_id)
-        if not isinstance(channel, discord.abc.Messageable):
-            raise TypeError(f"channel {self.alert_channel_id} cannot receive messages")
-        return channel
-
     async def deliver_alerts(self) -> None:
-        """Post queued alerts in order; what cannot be posted now waits for the next tick."""
-        outbox = self.cycle.outbox
-        if not outbox:
-            return
+        """Post what waits; whatever goes wrong, the loop lives and the alerts stay queued."""
         try:
-            channel = await self._alert_channel()
-        except (discord.HTTPException, TypeError) as exc:
-            self._delivery_failed(exc)
-            return
-        if channel is None:
-            log.warning(
-                "%d alert(s) not posted: no alert channel (set MEMORY_ALERT_CHANNEL_ID or /mem alerts)",
-                len(outbox),
-            )
-            outbox.clear()
-            return
-        trend = self.cycle.trend()
-        while outbox:
-            event: AlertEventOut = outbox[0]
-            try:
-                await channel.send(embed=render.alert_embed(event.transition, trend))
-            except discord.HTTPException as exc:
-                self._delivery_failed(exc)
-                return
-            outbox.popleft()
-            if event.event_id is not None:
-                try:
-                    await self.store.mark_delivered(event.event_id)
-                except Exception:
-                    log.exception("Could not mark alert event %d delivered", event.event_id)
-        self.cycle.delivered_all()
-
-    def _delivery_failed(self, exc: BaseException) -> None:
-        waiting = self.cycle.delivery_failed()
-        log.warning(
-            "Could not post %d alert(s) to channel %s (%s); retrying next tick",
-            waiting,
-            self.alert_channel_id,
-            exc,
-        )
+            await self.delivery.deliver()
+        except Exception:
+            log.exception("Alert delivery failed unexpectedly")
+            self.cycle.delivery_failed(self.cycle.health.undelivered)
 
     async def _post_quietly(self, embed: discord.Embed) -> bool:
         """Post a notice to the alert channel; never raises (the log has the reason)."""
         try:
-            channel = await self._alert_channel()
+            channel = await self.delivery.channel()
             if channel is None:
                 return False
             await channel.send(embed=embed)
@@ -359,7 +314,7 @@ class MemoryCog(commands.Cog):
             engine.thresholds,
             engine.active(),
             await self.store.recent(10),
-            undelivered=len(self.cycle.outbox),
+            undelivered=await self._count_waiting(),
         )
         await reply(interaction, "\n".join(notes) or None, embed=embed)
 
@@ -382,6 +337,13 @@ class MemoryCog(commands.Cog):
         engine.thresholds = changed
         return f"Threshold {name} is now {stored:g}."
 
+    async def _count_waiting(self) -> int:
+        try:
+            return await self.store.count_undelivered() + len(self.cycle.outbox)
+        except Exception:  # the database is down: what waits in memory at least
+            log.exception("Could not count the undelivered alert events")
+            return len(self.cycle.outbox)
+
     def _channel_text(self) -> str:
         if self.alert_channel_id is None:
             return "not set: choose one with /mem alerts channel:#your-ops-channel"
@@ -392,7 +354,7 @@ class MemoryCog(commands.Cog):
             return "❌ No alert channel is set: add channel:#your-ops-channel to choose one."
         notice = new_embed("✅ Test alert", f"Requested by {interaction.user}; alerts will appear here.")
         try:
-            channel = await self._alert_channel()
+            channel = await self.delivery.channel()
             assert channel is not None
             await channel.send(embed=notice)
         except discord.Forbidden:

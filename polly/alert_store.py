@@ -1,15 +1,25 @@
-"""Persistence of alert events (kept newest-N) and of settings operators change at runtime."""
+"""Alert events in the database, which is also the delivery queue, and the settings operators
+change at runtime.
+
+Every transition is stored before it is posted and marked delivered after; what waits survives
+a restart. The table is bounded by construction: the newest ALERT_HISTORY_SIZE delivered events,
+and at most as many undelivered ones (older undelivered ones are dropped and counted, so the
+next delivery can say so)."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 
-from polly.alerts import AlertTransition
+from polly.alerts import AlertTransition, Rule, Transition
 from polly.enhanced_database import Database
 from polly.models import AlertEvent, RuntimeSetting
+
+log = logging.getLogger(__name__)
 
 ALERT_CHANNEL_KEY = "alert_channel_id"
 THRESHOLD_PREFIX = "threshold:"
@@ -26,6 +36,30 @@ class StoredAlertEvent:
     threshold: float
     message: str
     delivered: bool
+    since: datetime | None = None
+
+    def transition(self) -> AlertTransition:
+        """The transition this event recorded, as the alert renderer takes it."""
+        return AlertTransition(
+            Transition(self.kind),
+            Rule(self.rule),
+            self.subject,
+            self.value,
+            self.threshold,
+            self.message,
+            self.at,
+            self.since or self.at,
+        )
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    return None if value is None or value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _stored(r: AlertEvent) -> StoredAlertEvent:
+    return StoredAlertEvent(
+        r.id, _aware(r.at), r.kind, r.rule, r.subject, r.value, r.threshold, r.message, r.delivered, _aware(r.since)
+    )  # type: ignore[arg-type]
 
 
 class AlertStore:
@@ -34,9 +68,10 @@ class AlertStore:
     def __init__(self, db: Database, keep: int) -> None:
         self.db = db
         self.keep = keep
+        self.dropped_undelivered = 0  # since the last delivery said so
 
     async def record(self, transition: AlertTransition) -> int:
-        """Store one transition, trim the history to the newest `keep`; return the event id."""
+        """Store one transition (undelivered); trim the table; return the event id."""
         async with self.db.session_scope() as session:
             row = AlertEvent(
                 at=transition.at,
@@ -46,35 +81,55 @@ class AlertStore:
                 value=transition.value,
                 threshold=transition.threshold,
                 message=transition.detail,
+                since=transition.since,
             )
             session.add(row)
             await session.flush()
-            newest = select(AlertEvent.id).order_by(AlertEvent.id.desc()).limit(self.keep)
-            await session.execute(delete(AlertEvent).where(AlertEvent.id.not_in(newest)))
+            for delivered in (True, False):
+                kind = AlertEvent.delivered.is_(delivered)
+                newest = select(AlertEvent.id).where(kind).order_by(AlertEvent.id.desc()).limit(self.keep)
+                dropped = await session.execute(delete(AlertEvent).where(kind, AlertEvent.id.not_in(newest)))
+                if not delivered and dropped.rowcount:  # type: ignore[attr-defined]
+                    self.dropped_undelivered += dropped.rowcount  # type: ignore[attr-defined]
+                    log.warning(
+                        "%d undelivered alert event(s) dropped: more than ALERT_HISTORY_SIZE=%d were waiting",
+                        dropped.rowcount,  # type: ignore[attr-defined]
+                        self.keep,
+                    )
             return row.id
 
-    async def mark_delivered(self, event_id: int) -> None:
+    async def undelivered(self, limit: int = 1000) -> list[StoredAlertEvent]:
+        """Events waiting for delivery, oldest first."""
         async with self.db.session_scope() as session:
-            await session.execute(update(AlertEvent).where(AlertEvent.id == event_id).values(delivered=True))
+            query = select(AlertEvent).where(AlertEvent.delivered.is_(False)).order_by(AlertEvent.id).limit(limit)
+            return [_stored(r) for r in await session.scalars(query)]
+
+    async def count_undelivered(self) -> int:
+        async with self.db.session_scope() as session:
+            return await session.scalar(select(func.count(AlertEvent.id)).where(AlertEvent.delivered.is_(False))) or 0
+
+    async def mark_delivered(self, event_ids: Iterable[int]) -> None:
+        ids = list(event_ids)
+        if not ids:
+            return
+        async with self.db.session_scope() as session:
+            await session.execute(update(AlertEvent).where(AlertEvent.id.in_(ids)).values(delivered=True))
 
     async def recent(self, limit: int = 10) -> list[StoredAlertEvent]:
         """Newest first."""
         async with self.db.session_scope() as session:
             rows = await session.scalars(select(AlertEvent).order_by(AlertEvent.id.desc()).limit(limit))
-            return [
-                StoredAlertEvent(
-                    r.id,
-                    r.at if r.at.tzinfo else r.at.replace(tzinfo=UTC),
-                    r.kind,
-                    r.rule,
-                    r.subject,
-                    r.value,
-                    r.threshold,
-                    r.message,
-                    r.delivered,
-                )
-                for r in rows
-            ]
+            return [_stored(r) for r in rows]
+
+    async def firing(self) -> list[StoredAlertEvent]:
+        """For each alert whose latest event fired or repeated (not resolved): that event, with the
+        time it first fired. What a restart must remember so it neither re-fires nor forgets."""
+        async with self.db.session_scope() as session:
+            rows = [_stored(r) for r in await session.scalars(select(AlertEvent).order_by(AlertEvent.id))]
+        latest: dict[tuple[str, str], StoredAlertEvent] = {}
+        for event in rows:
+            latest[(event.rule, event.subject)] = event
+        return [e for e in latest.values() if e.kind != Transition.RESOLVED.value]
 
     async def get_setting(self, key: str) -> str | None:
         async with self.db.session_scope() as session:

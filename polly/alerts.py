@@ -12,6 +12,7 @@ import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from polly.config import SETTING_SPECS, Settings, hysteresis_conflict
 from polly.formatting import format_bytes, format_duration
@@ -277,6 +278,18 @@ def evaluate_rules(
 # ---------------------------------------------------------------- the state machine
 
 
+class FiringRecord(Protocol):
+    """What a stored alert event tells about an alert that was firing (polly.alert_store)."""
+
+    rule: str
+    subject: str
+    value: float
+    threshold: float
+    message: str
+    at: datetime
+    since: datetime | None
+
+
 @dataclass
 class _State:
     held: int = 0
@@ -355,6 +368,17 @@ class AlertEngine:
     def pending(self) -> dict[tuple[Rule, str], int]:
         """Conditions holding but not yet firing, with how many checks they have held."""
         return {k: s.held for k, s in self._states.items() if not s.firing}
+
+    def restore(self, firing: Iterable[FiringRecord]) -> None:
+        """Take back alerts that were firing before a restart: they repeat and resolve as if the
+        bot had never stopped, and do not fire again as new."""
+        for record in firing:
+            rule = Rule(record.rule)
+            condition = Condition(rule, record.subject, record.value, record.threshold, True, False, record.message)
+            since = record.since or record.at
+            self._states[(rule, record.subject)] = _State(
+                held=1_000_000, firing=True, since=since, last_notified=record.at, condition=condition
+            )
 
     def set_threshold(self, name: str, value: float) -> None:
         self.thresholds = self.thresholds.updated(name, value)

@@ -85,7 +85,8 @@ class AlertEvent(Base):
     value: Mapped[float] = mapped_column(Float)
     threshold: Mapped[float] = mapped_column(Float)
     message: Mapped[str] = mapped_column(Text)
-    delivered: Mapped[bool] = mapped_column(default=False)
+    delivered: Mapped[bool] = mapped_column(default=False, index=True)
+    since: Mapped[datetime | None] = mapped_column(nullable=True)  # when the alert first fired
 
 
 class RuntimeSetting(Base):

@@ -101,8 +101,8 @@ class MonitorCycle:
         self._common_type_names: tuple[str, ...] = ()
         self.cleanup_owner: tuple[str, datetime] | None = None
         self.trace: TraceSession | None = None
-        # Alerts waiting for delivery; bounded so a long outage of the channel cannot grow it.
-        self.outbox = structures.bounded_deque("alert_outbox", OUTBOX_SIZE, "alerts waiting for delivery")
+        # Alerts the database could not store, waiting for delivery; bounded by construction.
+        self.outbox = structures.bounded_deque("alert_outbox", OUTBOX_SIZE, "alerts the database refused, waiting")
 
     # -- what is due
 
@@ -161,15 +161,18 @@ class MonitorCycle:
             transition.subject,
             transition.detail,
         )
-        if self.store is None:
-            return AlertEventOut(None, transition)
-        try:
-            return AlertEventOut(await self.store.record(transition), transition)
-        except Exception:
-            # The alert still goes out; only its history entry is lost.
-            self.health.errors += 1
-            log.exception("Could not store alert event %s/%s", transition.rule, transition.subject)
-            return AlertEventOut(None, transition)
+        if self.store is not None:
+            try:
+                return AlertEventOut(await self.store.record(transition), transition)
+            except Exception:
+                self.health.errors += 1
+                log.exception(
+                    "Could not store alert event %s/%s: it waits in memory", transition.rule, transition.subject
+                )
+        # Without the database the event waits here (bounded) and still goes out.
+        event = AlertEventOut(None, transition)
+        self.outbox.append(event)
+        return event
 
     def trend(self) -> Trend:
         """The RSS trend towards the live memory threshold (runtime changes included)."""
@@ -203,16 +206,22 @@ class MonitorCycle:
             return "critical"
         return "warning" if self.engine.active() else "healthy"
 
-    # -- alert delivery bookkeeping (the cog posts; this keeps the queue and the counters)
+    # -- alert delivery bookkeeping (the cog posts; the database is the queue)
 
-    def queue(self, events: Iterable[AlertEventOut]) -> None:
-        self.outbox.extend(events)
+    async def restore_firing(self) -> int:
+        """Take back the alerts that were firing when the bot stopped; return how many."""
+        if self.store is None:
+            return 0
+        firing = await self.store.firing()
+        self.engine.restore(firing)
+        if firing:
+            log.info("Restored %d firing alert(s) from the database", len(firing))
+        return len(firing)
 
-    def delivery_failed(self) -> int:
-        """Count a failed delivery; return how many alerts are still waiting."""
+    def delivery_failed(self, waiting: int) -> None:
+        """Count a failed delivery and how many alerts still wait."""
         self.health.errors += 1
-        self.health.undelivered = len(self.outbox)
-        return self.health.undelivered
+        self.health.undelivered = waiting
 
     def delivered_all(self) -> None:
         self.health.undelivered = 0

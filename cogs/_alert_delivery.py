@@ -1,0 +1,139 @@
+"""Posting alerts to the alert channel: exactly once, oldest first, one delivery at a time.
+
+The database's alert events are the queue (polly.alert_store): an event is marked delivered right
+after its post. An event posted whose marking failed is remembered here and never posted again.
+More than INDIVIDUAL_POSTS waiting (after an outage or a restart): the oldest go one by one, the
+rest as one summary message, so a channel is not flooded and nothing is dropped unannounced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import discord
+
+from cogs import _memory_render as render
+from polly.alert_store import AlertStore, StoredAlertEvent
+from polly.alerts import AlertTransition
+from polly.monitor_cycle import AlertEventOut, MonitorCycle
+
+if TYPE_CHECKING:
+    from bot.app import PollyBot
+
+log = logging.getLogger(__name__)
+
+INDIVIDUAL_POSTS = 10
+QUEUE_READ = 2000  # undelivered events read at once; the table holds at most ALERT_HISTORY_SIZE
+
+
+@dataclass(frozen=True)
+class Pending:
+    transition: AlertTransition
+    event_id: int | None  # None: waiting in memory (the database refused it)
+    memory: AlertEventOut | None = None
+
+
+class AlertDelivery:
+    """Delivers what waits; `channel_id` is read at each delivery (it can change at runtime)."""
+
+    def __init__(
+        self, bot: PollyBot, cycle: MonitorCycle, store: AlertStore, channel_id: Callable[[], int | None]
+    ) -> None:
+        self.bot = bot
+        self.cycle = cycle
+        self.store = store
+        self.channel_id = channel_id
+        self._lock = asyncio.Lock()
+        self._posted_unmarked: set[int] = set()  # posted, but the database did not take the mark yet
+
+    async def channel(self) -> discord.abc.Messageable | None:
+        """The alert channel, or None when none is set; HTTPException/TypeError when unusable."""
+        channel_id = self.channel_id()
+        if channel_id is None:
+            return None
+        channel = self.bot.get_channel(channel_id) or await self.bot.fetch_channel(channel_id)
+        if not isinstance(channel, discord.abc.Messageable):
+            raise TypeError(f"channel {channel_id} cannot receive messages")
+        return channel
+
+    async def deliver(self) -> int:
+        """Post what waits, oldest first; return how many were delivered (never raises for Discord)."""
+        async with self._lock:
+            await self._retry_marks()
+            pending = await self._pending()
+            if not pending:
+                self.cycle.delivered_all()
+                return 0
+            try:
+                channel = await self.channel()
+            except (discord.HTTPException, TypeError) as exc:
+                return self._failed(exc, len(pending))
+            if channel is None:
+                log.warning(
+                    "%d alert(s) waiting: no alert channel (set MEMORY_ALERT_CHANNEL_ID or /mem alerts channel:)",
+                    len(pending),
+                )
+                self.cycle.health.undelivered = len(pending)
+                return 0
+            return await self._post(channel, pending)
+
+    async def _post(self, channel: discord.abc.Messageable, pending: list[Pending]) -> int:
+        trend = self.cycle.trend()
+        individual, rest = pending[:INDIVIDUAL_POSTS], pending[INDIVIDUAL_POSTS:]
+        delivered = 0
+        try:
+            for item in individual:
+                await channel.send(embed=render.alert_embed(item.transition, trend))
+                await self._mark([item])
+                delivered += 1
+            if rest or self.store.dropped_undelivered:
+                dropped = self.store.dropped_undelivered
+                await channel.send(embed=render.alert_summary_embed([p.transition for p in rest], dropped))
+                self.store.dropped_undelivered -= dropped
+                await self._mark(rest)
+                delivered += len(rest)
+        except discord.HTTPException as exc:
+            return self._failed(exc, len(pending) - delivered, delivered)
+        except Exception as exc:  # a bug while rendering: the alerts stay queued, the loop lives
+            log.exception("Posting alerts failed unexpectedly")
+            return self._failed(exc, len(pending) - delivered, delivered)
+        self.cycle.delivered_all()
+        return delivered
+
+    async def _pending(self) -> list[Pending]:
+        stored: Sequence[StoredAlertEvent] = []
+        try:
+            stored = await self.store.undelivered(QUEUE_READ)
+        except Exception:
+            log.exception("Could not read the alert queue from the database; delivering what waits in memory")
+        items = [Pending(e.transition(), e.id) for e in stored if e.id not in self._posted_unmarked]
+        items += [Pending(e.transition, None, e) for e in list(self.cycle.outbox)]
+        return sorted(items, key=lambda p: p.transition.at)
+
+    async def _mark(self, items: Sequence[Pending]) -> None:
+        for item in items:
+            if item.memory is not None:
+                self.cycle.outbox.remove(item.memory)
+        ids = [item.event_id for item in items if item.event_id is not None]
+        self._posted_unmarked.update(ids)
+        await self._retry_marks()
+
+    async def _retry_marks(self) -> None:
+        if not self._posted_unmarked:
+            return
+        try:
+            await self.store.mark_delivered(self._posted_unmarked)
+            self._posted_unmarked.clear()
+        except Exception:
+            log.exception("Could not mark %d posted alert(s) delivered; retrying", len(self._posted_unmarked))
+
+    def _failed(self, exc: BaseException, waiting: int, delivered: int = 0) -> int:
+        self.cycle.delivery_failed(waiting)
+        log.warning(
+            "Could not post %d alert(s) to channel %s (%s); retrying next tick", waiting, self.channel_id(), exc
+        )
+        return delivered

@@ -1,0 +1,144 @@
+"""Alert delivery exactly once: through outages, floods, restarts and concurrent deliveries."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+import simcord
+from sqlalchemy import select
+
+from bot.app import create_bot
+from polly.models import AlertEvent
+from polly.registry import registry
+from tests.cogs.helpers import add_ops_guild, assert_within_discord_limits
+from tests.settings import make_settings
+
+FLOOD = 30
+
+
+def settings_for(tmp_path):
+    return make_settings(tmp_path, alert_dict_fill_percent=50, alert_for_checks=1, alert_hysteresis_percent=5)
+
+
+@pytest.fixture
+def bot_settings(tmp_path):
+    return settings_for(tmp_path)
+
+
+@pytest.fixture
+def flood():
+    """FLOOD structures that are all over the fill threshold, so FLOOD alerts fire at once."""
+    names = [f"flooded_{i:02d}" for i in range(FLOOD)]
+    for name in names:
+        registry.bounded_dict(name, max_size=10).update({k: k for k in range(9)})
+    yield names
+    for name in names:
+        registry.unregister(name)
+
+
+def posted(channel) -> list:
+    return [m for m in channel.history() if m.author.bot and m.embeds]
+
+
+def fired_subjects(channel) -> list[str]:
+    """Subjects of individual 'fired' posts plus the subjects listed in summaries."""
+    subjects = []
+    for message in posted(channel):
+        embed = message.embeds[0]
+        if (embed.title or "").startswith("🔴"):
+            subjects += [f.value.split(" · ")[1] for f in embed.fields if f.name == "Rule"]
+        elif (embed.title or "").startswith("📋"):
+            subjects += [line.rsplit(" · ", 1)[1] for line in (embed.description or "").splitlines() if "fired" in line]
+    return subjects
+
+
+async def delivered_flags(bot) -> list[bool]:
+    async with bot.db.session_scope() as session:
+        return list(await session.scalars(select(AlertEvent.delivered).order_by(AlertEvent.id)))
+
+
+async def test_a_flood_during_an_outage_is_delivered_once_after_it_ten_posts_and_one_summary(
+    simcord_env, simcord_bot, flood
+):
+    _, ops, operator = add_ops_guild(simcord_env, simcord_bot)
+    await operator.slash(ops, "mem alerts", channel=ops)
+    simcord_env.inject_error("POST", f"/channels/{ops.id}/messages", status=503, times=None)
+    await simcord_env.advance_time(5 * 60)  # five ticks of outage
+    assert posted(ops) == []
+    assert simcord_bot.cycle.health.undelivered >= FLOOD
+    assert await delivered_flags(simcord_bot) == [False] * FLOOD  # stored before delivery
+
+    simcord_env.backend.faults.clear()
+    await simcord_env.advance_time(60)
+    messages = posted(ops)
+    assert len(messages) == 11  # ten alerts, then one summary of the rest
+    assert messages[-1].embeds[0].title.startswith(f"📋 {FLOOD - 10} more alert event(s)")
+    assert sorted(fired_subjects(ops)) == sorted(flood)  # every alert exactly once
+    assert all(await delivered_flags(simcord_bot))
+    for message in messages:
+        assert_within_discord_limits(message.content, message.embeds)
+    await simcord_env.advance_time(5 * 60)
+    assert len(posted(ops)) == 11  # nothing posted twice
+
+
+async def test_two_deliveries_at_once_post_each_alert_once(simcord_env, simcord_bot, flood):
+    _, ops, operator = add_ops_guild(simcord_env, simcord_bot)
+    await operator.slash(ops, "mem alerts", channel=ops)
+    simcord_env.inject_error("POST", f"/channels/{ops.id}/messages", status=503, times=None)
+    await simcord_env.advance_time(60)
+    simcord_env.backend.faults.clear()
+    cog = simcord_bot.get_cog("MemoryCog")
+    results = await asyncio.gather(cog.delivery.deliver(), cog.delivery.deliver())
+    assert sorted(results) == [0, FLOOD]
+    assert sorted(fired_subjects(ops)) == sorted(flood)
+
+
+async def test_an_alert_the_database_refused_still_goes_out_once(simcord_env, simcord_bot, monkeypatch, flood):
+    _, ops, operator = add_ops_guild(simcord_env, simcord_bot)
+    await operator.slash(ops, "mem alerts", channel=ops)
+
+    async def refuse(*_args, **_kwargs):
+        raise RuntimeError("database is locked")
+
+    monkeypatch.setattr(simcord_bot.alert_store, "record", refuse)
+    await simcord_env.advance_time(60)
+    assert sorted(fired_subjects(ops)) == sorted(flood)
+    assert len(simcord_bot.cycle.outbox) == 0
+
+
+async def test_a_restart_delivers_what_waited_and_remembers_what_fires(tmp_path, caplog):
+    """Bot A fires during an outage and stops; bot B, on the same database, posts the waiting alert
+    once, does not fire it again as new, and posts its resolution."""
+    caplog.set_level(logging.INFO)
+    settings = settings_for(tmp_path)
+    leak = registry.bounded_dict("restart_leak", max_size=10)
+    leak.update({k: k for k in range(9)})
+    try:
+        first = create_bot(settings)
+        async with simcord.run(first) as env:
+            _, ops, operator = add_ops_guild(env, first)
+            env.inject_error("POST", f"/channels/{ops.id}/messages", status=503, times=None)
+            await operator.slash(ops, "mem alerts", channel=ops)  # fired at the first tick, cannot be posted
+            await env.advance_time(3 * 60)
+            assert posted(ops) == []
+            assert [a.subject for a in first.cycle.engine.active()] == ["restart_leak"]
+            await first.close()
+
+        second = create_bot(settings)
+        async with simcord.run(second) as env:
+            _, ops, operator = add_ops_guild(env, second)
+            assert [a.subject for a in second.cycle.engine.active()] == ["restart_leak"]  # restored
+            await operator.slash(ops, "mem alerts", channel=ops)  # the channel is set anew: delivery
+            await env.advance_time(3 * 60)
+            assert fired_subjects(ops) == ["restart_leak"]  # once, from before the restart
+            leak.clear()
+            await env.advance_time(60)
+            titles = [m.embeds[0].title for m in posted(ops)]
+            assert sum(t.startswith("🟢 Resolved: Tracked structure filling up") for t in titles) == 1
+            assert sum(t.startswith("🔴") for t in titles) == 1
+            await second.close()
+        assert any("Restored 1 firing alert(s)" in r.getMessage() for r in caplog.records)
+    finally:
+        registry.unregister("restart_leak")
