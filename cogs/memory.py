@@ -18,6 +18,7 @@ from cogs import _memory_render as render
 from cogs._access import check_operator, is_operator
 from cogs._alert_delivery import AlertDelivery
 from cogs._discord_limits import error_line, new_embed
+from cogs._loops import stop_loop
 from polly.alert_store import ALERT_CHANNEL_KEY
 from polly.alerts import THRESHOLD_NAMES, ThresholdError
 from polly.allocations import TraceRunningError
@@ -72,6 +73,7 @@ class MemoryCog(commands.Cog):
         self.store = bot.alert_store
         self.alert_channel_id: int | None = self.settings.memory_alert_channel_id
         self.delivery = AlertDelivery(bot, self.cycle, self.store, lambda: self.alert_channel_id)
+        self.ticking = False  # a tick is running (and may be in a database call)
 
     async def cog_load(self) -> None:
         try:
@@ -93,13 +95,20 @@ class MemoryCog(commands.Cog):
             log.warning("Ignoring the stored threshold %s=%g: %s", name, stored, exc)
 
     async def cog_unload(self) -> None:
-        self.monitor_loop.cancel()
+        await stop_loop(self.monitor_loop, busy=self.ticking)
         self.trace_loop.cancel()
 
     # ------------------------------------------------------------ the monitor loop
 
     @tasks.loop(seconds=60)
     async def monitor_loop(self) -> None:
+        self.ticking = True
+        try:
+            await self._tick()
+        finally:
+            self.ticking = False
+
+    async def _tick(self) -> None:
         try:
             result = await self.cycle.tick(await measure_loop_lag())
         except Exception as exc:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from discord.ext import commands, tasks
 
+from cogs._loops import stop_loop
 from polly.background_tasks import cleanup_polls_with_deleted_messages, verify_poll_messages
 
 if TYPE_CHECKING:
@@ -24,6 +25,7 @@ class PollUpkeepCog(commands.Cog):
 
     def __init__(self, bot: PollyBot) -> None:
         self.bot = bot
+        self.checking = False  # an iteration is running (and may be in a database call)
         self.check_loop.change_interval(minutes=bot.settings.poll_check_interval_minutes)
 
     async def cog_load(self) -> None:
@@ -31,7 +33,7 @@ class PollUpkeepCog(commands.Cog):
         self.check_loop.start()
 
     async def cog_unload(self) -> None:
-        self.check_loop.cancel()
+        await stop_loop(self.check_loop, busy=self.checking)
 
     async def _cleanup(self, when: str) -> None:
         try:
@@ -44,13 +46,15 @@ class PollUpkeepCog(commands.Cog):
 
     @tasks.loop(minutes=30)
     async def check_loop(self) -> None:
+        self.checking = True
         try:
             result = await verify_poll_messages(self.bot)
+            if result["missing"]:
+                await self._cleanup("check")
         except Exception:  # one bad check must not end the loop
             log.exception("Checking poll messages failed")
-            return
-        if result["missing"]:
-            await self._cleanup("check")
+        finally:
+            self.checking = False
 
     @check_loop.before_loop
     async def _wait_until_ready(self) -> None:
