@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import gc
+import json
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass
@@ -70,3 +76,11 @@ def fmt_value(value: float, unit: str) -> str:
     if unit == "%":
         return f"{value:.4f} %"
     return f"{value:g} {unit}"
+
+
+def run_child(module: str, *args: str, timeout: float = 900) -> dict[str, Any]:
+    """Run `python -m module args` from a clean interpreter; its last stdout line is JSON."""
+    out = subprocess.run(
+        [sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True, check=True, timeout=timeout
+    ).stdout
+    return json.loads(out.strip().splitlines()[-1])

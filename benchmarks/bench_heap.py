@@ -8,12 +8,10 @@ import asyncio
 import gc
 import json
 import statistics
-import subprocess
 import sys
 import time
 
-from benchmarks._harness import Result, interleaved, per_call
-from benchmarks.bench_memory import ROOT
+from benchmarks._harness import Result, interleaved, per_call, run_child
 
 GUILDS = 10_000
 OBJECTS = 1_000_000
@@ -114,15 +112,7 @@ def inspect_pause() -> dict[str, float]:
 
 
 def _child(figure: str) -> dict[str, float]:
-    out = subprocess.run(
-        [sys.executable, "-m", "benchmarks.bench_heap", figure],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=600,
-    ).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    return run_child("benchmarks.bench_heap", figure, timeout=600)
 
 
 def what_grows() -> list[Result]:

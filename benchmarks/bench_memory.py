@@ -3,29 +3,16 @@
 from __future__ import annotations
 
 import itertools
-import json
 import statistics
-import subprocess
-import sys
-from pathlib import Path
 
-from benchmarks._harness import Result
+from benchmarks._harness import Result, run_child
 
-ROOT = Path(__file__).resolve().parent.parent
 IDLE_BUDGET_MIB = 5.0
 NO_GROWTH_TOLERANCE_MIB = 1.0  # RSS moves in pages and allocator arenas: "no growth" within 1 MiB
 
 
 def child(*args: str) -> dict[str, float]:
-    out = subprocess.run(
-        [sys.executable, "-m", "benchmarks.soak", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=900,
-    ).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    return run_child("benchmarks.soak", *args)
 
 
 def leak_soak() -> list[Result]:
@@ -81,15 +68,7 @@ FOOTPRINT_RUNS = 3
 
 
 def footprint_child(*args: str) -> dict:
-    out = subprocess.run(
-        [sys.executable, "-m", "benchmarks.footprint", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=300,
-    ).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    return run_child("benchmarks.footprint", *args, timeout=300)
 
 
 def footprint() -> list[Result]:

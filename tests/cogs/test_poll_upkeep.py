@@ -5,29 +5,13 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from polly.decorators import profile_table
-from polly.models import Poll, PollStatus
+from polly.models import Poll
 from tests.cogs.helpers import add_ops_guild, assert_within_discord_limits, last_reply, reply_text
+from tests.polly.test_background_tasks import add_poll
 from tests.settings import make_settings
 
 VERIFY = "polly.background_tasks.verify_poll_messages"
 CLEANUP = "polly.background_tasks.cleanup_polls_with_deleted_messages"
-
-
-async def add_poll(bot, channel_id: int, message_id: int) -> int:
-    async with bot.db.session_scope() as session:
-        poll = Poll(
-            name="lunch",
-            question="Where?",
-            options=["a", "b"],
-            server_id=1,
-            channel_id=channel_id,
-            creator_id=1,
-            message_id=message_id,
-            status=PollStatus.ACTIVE,
-        )
-        session.add(poll)
-        await session.flush()
-        return poll.id
 
 
 async def poll_ids(bot) -> list[int]:
