@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
-import shlex
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -21,8 +19,9 @@ import discord
 from discord import app_commands
 
 from bot import _demo_leak
+from bot._console_input import ConsoleInputError, parse_duration, read_count, render_message, split_command
 from bot.app import PollyBot, create_bot
-from cogs.memory import answered_in_discord
+from cogs._replies import answered_in_discord
 from polly import background_tasks
 from polly.config import Settings
 
@@ -46,8 +45,6 @@ Console verbs:
                   /mem checkpoint and /mem inspect type:LeakyWidget)
   :help           this text
   :quit           leave (Ctrl-D too)"""
-DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
-UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 TRUE_WORDS, FALSE_WORDS = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}
 
 DEMO_SCRIPT = (
@@ -66,57 +63,6 @@ DEMO_SCRIPT = (
     ("The comparison names the type that grew", "/mem checkpoint label:hunt-end compare_to:hunt-start"),
     ("Who holds it", "/mem inspect type:LeakyWidget"),
 )
-
-
-class ConsoleInputError(ValueError):
-    """Console input that Discord would refuse; the message says what is allowed."""
-
-
-def parse_duration(text: str) -> float:
-    """'90m', '1h30m', '45s', '2d' → seconds."""
-    text = text.strip().lower()
-    parts = DURATION.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise ConsoleInputError(f"'{text}' is not a duration: use a number with s, m, h or d, e.g. 90m or 1h30m")
-    return sum(float(n) * UNIT_SECONDS[u] for n, u in parts)
-
-
-def split_command(line: str) -> tuple[list[str], dict[str, str]]:
-    """'/mem checkpoint label:"a b"' → (['mem', 'checkpoint'], {'label': 'a b'})."""
-    try:
-        tokens = shlex.split(line.strip().removeprefix("/"))
-    except ValueError as exc:
-        raise ConsoleInputError(f"Could not read that line ({exc}); close your quotes") from None
-    words, options = [], {}
-    for token in tokens:
-        name, sep, value = token.partition(":")
-        if sep and name:
-            options[name] = value
-        elif options:
-            raise ConsoleInputError(f"'{token}' follows the options: write every option as name:value")
-        else:
-            words.append(token)
-    return words, options
-
-
-def render_message(message: Any, *, ephemeral: bool = False) -> str:
-    """A message as a person would read it: embeds flattened to titled sections, code blocks kept."""
-    lines = []
-    if ephemeral:
-        lines.append("(only you can see this)")
-    if message.content:
-        lines.append(message.content)
-    for embed in message.embeds:
-        if embed.title:
-            lines.append(f"■ {embed.title}")
-        if embed.description:
-            lines.append(embed.description)
-        for field in embed.fields:
-            lines.append(f"▸ {field.name}")
-            lines.append(field.value)
-        if embed.footer and embed.footer.text:
-            lines.append(f"  {embed.footer.text}")
-    return "\n".join(lines)
 
 
 class OfflineConsole:
@@ -198,9 +144,9 @@ class OfflineConsole:
         elif verb == "leak":
             self._leak(arg)
         elif verb == "traffic":
-            await self._traffic(_count(arg, verb, 10_000, "members and messages"))
+            await self._traffic(read_count(arg, verb, 10_000, "members and messages"))
         elif verb == "leak-objects":
-            count = _count(arg, verb, 1_000_000, "objects")
+            count = read_count(arg, verb, 1_000_000, "objects")
             held = _demo_leak.leak(count)
             self.print(f"{count:,} LeakyWidget objects are now held by bot._demo_leak.leaked_widgets ({held:,} in all)")
         else:
@@ -208,7 +154,7 @@ class OfflineConsole:
         return True
 
     def _leak(self, arg: str) -> None:
-        count = _count(arg, "leak", 1_000_000, "failures")
+        count = read_count(arg, "leak", 1_000_000, "failures")
         for poll_id in range(self._next_leak_id, self._next_leak_id + count):
             background_tasks.record_failure(poll_id, "cached_channel")
         self._next_leak_id += count
@@ -309,16 +255,6 @@ class OfflineConsole:
 
 
 CONSOLE_VERBS = (":advance", ":channel", ":leak", ":leak-objects", ":traffic", ":help", ":quit")
-
-
-def _count(arg: str, verb: str, most: int, what: str) -> int:
-    try:
-        count = int(arg)
-    except ValueError:
-        raise ConsoleInputError(f":{verb} needs a whole number of {what}, e.g. :{verb} 500") from None
-    if not 1 <= count <= most:
-        raise ConsoleInputError(f":{verb} takes 1 to {most:,} {what}")
-    return count
 
 
 def completions(typed: str, command_names: list[str]) -> list[str]:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from cogs import _memory_render as render
+from cogs import _alert_render
 from polly.alert_store import AlertStore, StoredAlertEvent
 from polly.alerts import AlertTransition
 from polly.monitor_cycle import AlertEventOut, MonitorCycle
@@ -87,12 +87,12 @@ class AlertDelivery:
         delivered = 0
         try:
             for item in individual:
-                await channel.send(embed=render.alert_embed(item.transition, trend))
+                await channel.send(embed=_alert_render.alert_embed(item.transition, trend))
                 await self._mark([item])
                 delivered += 1
             if rest or self.store.dropped_undelivered:
                 dropped = self.store.dropped_undelivered
-                await channel.send(embed=render.alert_summary_embed([p.transition for p in rest], dropped))
+                await channel.send(embed=_alert_render.alert_summary_embed([p.transition for p in rest], dropped))
                 self.store.dropped_undelivered -= dropped
                 await self._mark(rest)
                 delivered += len(rest)

@@ -25,6 +25,9 @@ FOOTER_LIMIT = 2048
 NAME_WIDTH = 28
 
 COLOR_INFO = discord.Colour.blurple()
+COLOR_OK = discord.Colour.green()
+COLOR_WARN = discord.Colour.orange()
+COLOR_FIRING = discord.Colour.red()
 
 
 def clip(text: str, limit: int) -> str:

@@ -3,16 +3,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import fields as dc_fields
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 import discord
 
 from cogs._discord_limits import (
-    DESCRIPTION_LIMIT,
-    FIELD_COUNT_LIMIT,
+    COLOR_FIRING,
+    COLOR_OK,
+    COLOR_WARN,
     FIELD_VALUE_LIMIT,
     add_field,
     clip,
@@ -21,12 +20,9 @@ from cogs._discord_limits import (
     new_embed,
     short_name,
 )
-from polly.alert_store import StoredAlertEvent
-from polly.alerts import ActiveAlert, AlertTransition, Thresholds, Transition
-from polly.allocations import AllocationGrowth
+from cogs._heap_render import allocation_lines
 from polly.caches import CacheCensus
 from polly.checkpoints import Checkpoint, CheckpointComparison
-from polly.decorators import ProfileStats
 from polly.enhanced_database import PoolStatus
 from polly.formatting import format_bytes, format_duration, format_size_estimate, sparkline
 from polly.memory_utils import CleanupReport
@@ -35,11 +31,7 @@ from polly.samples import MemorySample
 from polly.trend import Trend
 
 if TYPE_CHECKING:
-    from polly.heap_inspect import Inspection
-
-COLOR_OK = discord.Colour.green()
-COLOR_WARN = discord.Colour.orange()
-COLOR_FIRING = discord.Colour.red()
+    pass
 
 
 def percent(value: float | None) -> str:
@@ -266,29 +258,6 @@ def pool_embed(pool: PoolStatus, overflow_alert_percent: float) -> discord.Embed
 # ---------------------------------------------------------------- /mem checkpoint
 
 
-def allocation_lines(growth: Sequence[AllocationGrowth], limit: int = FIELD_VALUE_LIMIT) -> str:
-    """One line per call path: size and blocks, then the path (innermost own frame first)."""
-    lines = [
-        f"`{format_bytes(g.size_change, signed=True)}` {g.count_change:+,} blocks · `{clip(g.where, 300)}`"
-        for g in growth
-    ]
-    return clip("\n".join(lines), limit)
-
-
-def trace_embed(who: str, minutes: float, growth: Sequence[AllocationGrowth]) -> discord.Embed:
-    embed = new_embed(
-        f"🔬 Allocation trace of {format_duration(minutes * 60)} finished",
-        f"Started by {clip(who, 100)}. Memory allocated during the trace and still held, by call path "
-        "(innermost frame of the bot's own code first):",
-    )
-    if growth:
-        add_field(embed, "Top growth", allocation_lines(growth))
-    else:
-        add_field(embed, "Top growth", "Nothing allocated during the trace is still held.")
-    add_field(embed, "Next", "Take /mem checkpoint now and later, or /mem inspect a type that grew.")
-    return fit_embed(embed)
-
-
 def checkpoint_embed(
     checkpoint: Checkpoint,
     comparison: CheckpointComparison | None,
@@ -351,163 +320,4 @@ def checkpoint_embed(
         else "tracemalloc is off; trace:true records allocation sites for the next checkpoints (costly)."
     )
     add_field(embed, "Allocation tracing", cost)
-    return fit_embed(embed)
-
-
-# ---------------------------------------------------------------- /mem alerts and alert posts
-
-
-def thresholds_table(t: Thresholds) -> str:
-    rows = [(f.name, f"{getattr(t, f.name):g}") for f in dc_fields(t)]
-    return code_table(rows, ("threshold", "value"))
-
-
-def alerts_embed(
-    channel_text: str,
-    thresholds: Thresholds,
-    active: Sequence[ActiveAlert],
-    recent: Iterable[StoredAlertEvent],
-    *,
-    undelivered: int,
-) -> discord.Embed:
-    embed = new_embed("Memory alerts", f"Alert channel: {channel_text}", COLOR_FIRING if active else COLOR_OK)
-    if active:
-        lines = [
-            f"🔴 **{clip(a.rule.value, 40)}** · {clip(a.subject, 60)}: {a.value:.1f} (threshold {a.threshold:g}) "
-            f"since {a.since:%H:%M} UTC"
-            for a in active
-        ]
-        add_field(embed, f"Firing ({len(active)})", clip("\n".join(lines), FIELD_VALUE_LIMIT))
-    else:
-        add_field(embed, "Firing", "nothing is firing")
-    history = [
-        f"`{e.at:%m-%d %H:%M}` {e.kind} · {clip(e.rule, 30)} · {clip(e.subject, 50)}"
-        + ("" if e.delivered else " (not delivered)")
-        for e in recent
-    ]
-    add_field(embed, "Last alert events", clip("\n".join(history), FIELD_VALUE_LIMIT) if history else "none yet")
-    add_field(embed, "Thresholds", thresholds_table(thresholds))
-    if undelivered:
-        add_field(
-            embed,
-            "Waiting for delivery",
-            f"{undelivered} alert(s) could not be posted yet; retried every tick.",
-        )
-    return fit_embed(embed)
-
-
-def alert_embed(transition: AlertTransition, trend: Trend | None) -> discord.Embed:
-    if transition.kind == Transition.FIRED:
-        title, colour = f"🔴 {transition.title}", COLOR_FIRING
-    elif transition.kind == Transition.REPEATED:
-        title, colour = f"🟠 Still firing: {transition.title}", COLOR_WARN
-    else:
-        title, colour = f"🟢 Resolved: {transition.title}", COLOR_OK
-    embed = new_embed(title, transition.detail, colour)
-    add_field(embed, "Rule", f"{transition.rule.value} · {clip(transition.subject, 200)}", inline=True)
-    add_field(embed, "Value / threshold", f"{transition.value:.1f} / {transition.threshold:g}", inline=True)
-    if transition.kind == Transition.RESOLVED:
-        lasted = (transition.at - transition.since).total_seconds()
-        add_field(embed, "Lasted", format_duration(lasted), inline=True)
-    else:
-        if trend is not None and trend.slope_mib_per_hour is not None:
-            spark = sparkline(trend.recent_rss)
-            add_field(embed, "RSS trend", f"{trend.slope_mib_per_hour:+.1f} MiB/h `{spark}`")
-        add_field(embed, "What to do", transition.hint)
-    embed.timestamp = transition.at
-    return fit_embed(embed)
-
-
-TRANSITION_MARKS = {Transition.FIRED: "🔴", Transition.REPEATED: "🟠", Transition.RESOLVED: "🟢"}
-
-
-def alert_summary_embed(transitions: Sequence[AlertTransition], dropped: int = 0) -> discord.Embed:
-    """The alerts that waited beyond the first few, as one message: one line each, oldest first."""
-    lines = [
-        f"`{t.at:%m-%d %H:%M}` {TRANSITION_MARKS[t.kind]} {t.kind.value} · {t.title} · {clip(t.subject, 60)}"
-        for t in transitions
-    ]
-    shown: list[str] = []
-    budget = DESCRIPTION_LIMIT - 100
-    for line in lines:
-        if sum(len(x) + 1 for x in shown) + len(line) > budget:
-            break
-        shown.append(line)
-    if len(shown) < len(lines):
-        shown.append(f"… and {len(lines) - len(shown)} more: /mem alerts lists the recent ones")
-    embed = new_embed(
-        f"📋 {len(transitions)} more alert event(s) that could not be posted in time",
-        "\n".join(shown),
-        COLOR_WARN,
-    )
-    if dropped:
-        add_field(
-            embed,
-            "Dropped while waiting",
-            f"{dropped} older alert event(s) were dropped: more than ALERT_HISTORY_SIZE were waiting.",
-        )
-    return fit_embed(embed)
-
-
-def backoff_embed(factor: int, interval_s: float, last_error: str | None) -> discord.Embed:
-    return fit_embed(
-        new_embed(
-            "⚠ Memory monitor is backing off",
-            f"Its last ticks failed ({clip(last_error or 'unknown error', 500)}). It now checks every "
-            f"{format_duration(interval_s)} ({factor}x) and returns to normal after a good tick. "
-            "See the bot's log for the tracebacks.",
-            COLOR_WARN,
-        )
-    )
-
-
-# ---------------------------------------------------------------- /mem inspect
-
-
-def inspect_embed(result: Inspection) -> discord.Embed:
-    size = "n/a"
-    if result.mean_bytes is not None:
-        size = (
-            f"estimated **{format_bytes(result.estimated_bytes)}** "
-            f"(≈ {result.mean_bytes:,.0f} bytes each, from {result.sampled} sampled)"
-        )
-    embed = new_embed(f"Inspect: {result.type_name}", f"**{result.count:,}** live objects · {size}")
-    chain = result.chain
-    if chain is not None and chain.found:
-        holder = f"```\n{chain.text()}\n```"
-    elif chain is not None and chain.timed_out:
-        holder = (
-            f"The search stopped at its {format_duration(result.budget_s)} budget after {chain.levels} level(s): "
-            "try again when the bot is quieter."
-        )
-    else:
-        holder = "No module global or bot attribute holds the sampled objects (they may be on their way out)."
-    add_field(embed, "Who holds one", holder)
-    add_field(
-        embed,
-        "How this was measured",
-        "Counted over objects the garbage collector tracks. Size: the mean of a random sample times the "
-        "count; an object owns its attributes and builtin containers, not other objects it points to. "
-        "Only type, attribute and key names are shown, never contents.",
-    )
-    embed.set_footer(text=f"took {format_duration(result.elapsed_s)} of a {format_duration(result.budget_s)} budget")
-    return fit_embed(embed)
-
-
-# ---------------------------------------------------------------- /mem profile
-
-
-def profile_embed(rows: Sequence[tuple[str, ProfileStats]]) -> discord.Embed:
-    embed = new_embed("Profiled functions", "Each call's duration and the change of RSS across it (memory_profile).")
-    if not rows:
-        add_field(embed, "Nothing profiled yet", "The poll-message check runs every POLL_CHECK_INTERVAL_MINUTES.")
-        return fit_embed(embed)
-    for name, stats in rows[: FIELD_COUNT_LIMIT - 1]:
-        add_field(
-            embed,
-            clip(".".join(name.split(".")[-2:]), 200),  # module.function: the package adds nothing
-            f"{stats.calls:,} calls · time mean {format_duration(stats.mean_s)}, max {format_duration(stats.max_s)}\n"
-            f"RSS change mean {format_bytes(stats.mean_rss_delta, signed=True)}, "
-            f"max {format_bytes(stats.rss_delta_max, signed=True)}",
-        )
     return fit_embed(embed)

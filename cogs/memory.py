@@ -8,24 +8,23 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
 from discord.ext import commands, tasks
 
+from cogs import _alert_render, _heap_render
 from cogs import _memory_render as render
 from cogs._access import check_operator, is_operator
 from cogs._alert_delivery import AlertDelivery
 from cogs._discord_limits import error_line, new_embed
 from cogs._loops import stop_loop
+from cogs._replies import APOLOGY, DOMAIN_ERRORS, reply
 from polly.alert_store import ALERT_CHANNEL_KEY
 from polly.alerts import THRESHOLD_NAMES, ThresholdError
-from polly.allocations import TraceRunningError
-from polly.checkpoints import CheckpointError, compare_checkpoints
+from polly.checkpoints import compare_checkpoints
 from polly.decorators import profile_snapshot
-from polly.heap_types import UnknownTypeError
-from polly.monitor_cycle import CleanupRunningError
 from polly.samples import measure_loop_lag
 
 if TYPE_CHECKING:
@@ -33,26 +32,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-APOLOGY = "Sorry, that went wrong on our side; the details are in the bot's log."
 SEND_PERMISSIONS_HINT = "give me View Channel, Send Messages and Embed Links there"
-# Refusals whose message is one sentence for the operator: answered as one ephemeral line.
-DOMAIN_ERRORS = (CheckpointError, CleanupRunningError, ThresholdError, UnknownTypeError, TraceRunningError)
-
-
-def answered_in_discord(error: BaseException) -> bool:
-    """True for errors the cog answers with one ephemeral line (refused operators, domain errors):
-    expected outcomes, not faults of the bot."""
-    if isinstance(error, app_commands.CheckFailure):
-        return True
-    return isinstance(getattr(error, "original", None), DOMAIN_ERRORS)
-
-
-async def reply(interaction: discord.Interaction, content: str | None = None, **kwargs: Any) -> None:
-    """Answer ephemerally, whether or not the interaction was deferred."""
-    if interaction.response.is_done():
-        await interaction.followup.send(content, ephemeral=True, **kwargs)
-    else:
-        await interaction.response.send_message(content, ephemeral=True, **kwargs)
 
 
 class MemoryCog(commands.Cog):
@@ -117,7 +97,7 @@ class MemoryCog(commands.Cog):
             if change is not None:
                 self.monitor_loop.change_interval(seconds=change.interval_s)
                 if change.entering:
-                    await self._post_quietly(render.backoff_embed(change.factor, change.interval_s, str(exc)))
+                    await self._post_quietly(_alert_render.backoff_embed(change.factor, change.interval_s, str(exc)))
             return
         change = self.cycle.record_success(result.sample.at)
         if change is not None:
@@ -134,7 +114,7 @@ class MemoryCog(commands.Cog):
             return
         session, growth = finished
         minutes = (session.ends_at - session.started_at).total_seconds() / 60
-        if not await self._post_quietly(render.trace_embed(session.who, minutes, growth)):
+        if not await self._post_quietly(_heap_render.trace_embed(session.who, minutes, growth)):
             log.warning("The allocation trace ended but its results could not be posted (see above)")
 
     @monitor_loop.before_loop
@@ -259,7 +239,7 @@ class MemoryCog(commands.Cog):
         await interaction.response.defer(ephemeral=True, thinking=True)
         structures = [(tracked.name, tracked.target) for tracked in self.cycle.structures]
         result = await inspect_type(type, named_roots={"bot": self.bot}, structures=structures)
-        await reply(interaction, embed=render.inspect_embed(result))
+        await reply(interaction, embed=_heap_render.inspect_embed(result))
 
     @inspect.autocomplete("type")
     async def _type_names(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
@@ -288,7 +268,7 @@ class MemoryCog(commands.Cog):
     @mem.command(name="profile", description="Calls, time and RSS change of the profiled functions")
     async def profile(self, interaction: discord.Interaction) -> None:
         """Show what each run of Polly's profiled background work costs."""
-        await reply(interaction, embed=render.profile_embed(profile_snapshot()))
+        await reply(interaction, embed=_heap_render.profile_embed(profile_snapshot()))
 
     @mem.command(name="alerts", description="Alert channel, thresholds, firing alerts and recent alert events")
     @app_commands.describe(
@@ -318,7 +298,7 @@ class MemoryCog(commands.Cog):
             await self.deliver_alerts()
         if test:
             notes.append(await self._test_post(interaction))
-        embed = render.alerts_embed(
+        embed = _alert_render.alerts_embed(
             self._channel_text(),
             engine.thresholds,
             engine.active(),

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot import PollyBot, create_bot
-from cogs.memory import answered_in_discord
+from cogs._replies import answered_in_discord
 from polly import background_tasks
 from polly.config import Settings, setting_names
 from polly.memory_utils import registry

@@ -230,18 +230,18 @@ async def test_an_unexpected_error_while_posting_alerts_keeps_them_queued_and_th
 ):
     channel, _ = ops
     cog = simcord_bot.get_cog("MemoryCog")
-    from cogs import _memory_render
+    from cogs import _alert_render
 
-    original = _memory_render.alert_embed
+    original = _alert_render.alert_embed
 
     def broken(*args, **kwargs):
         raise ValueError("rendering bug")
 
-    monkeypatch.setattr(_memory_render, "alert_embed", broken)
+    monkeypatch.setattr(_alert_render, "alert_embed", broken)
     fill_failures()
     await simcord_env.advance_time(4 * 60)
     assert cog.monitor_loop.is_running()
     assert simcord_bot.cycle.health.undelivered == 1
-    monkeypatch.setattr(_memory_render, "alert_embed", original)
+    monkeypatch.setattr(_alert_render, "alert_embed", original)
     await simcord_env.advance_time(60)
     assert sum("Tracked structure filling up" in t for t in alert_titles(channel)) == 1

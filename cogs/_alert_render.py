@@ -1,0 +1,131 @@
+"""Alert posts and the /mem alerts overview; every embed fits Discord's limits."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import fields as dc_fields
+
+import discord
+
+from cogs._discord_limits import (
+    COLOR_FIRING,
+    COLOR_OK,
+    COLOR_WARN,
+    DESCRIPTION_LIMIT,
+    FIELD_VALUE_LIMIT,
+    add_field,
+    clip,
+    code_table,
+    fit_embed,
+    new_embed,
+)
+from polly.alert_store import StoredAlertEvent
+from polly.alerts import ActiveAlert, AlertTransition, Thresholds, Transition
+from polly.formatting import format_duration, sparkline
+from polly.trend import Trend
+
+# ---------------------------------------------------------------- /mem alerts and alert posts
+
+
+def thresholds_table(t: Thresholds) -> str:
+    rows = [(f.name, f"{getattr(t, f.name):g}") for f in dc_fields(t)]
+    return code_table(rows, ("threshold", "value"))
+
+
+def alerts_embed(
+    channel_text: str,
+    thresholds: Thresholds,
+    active: Sequence[ActiveAlert],
+    recent: Iterable[StoredAlertEvent],
+    *,
+    undelivered: int,
+) -> discord.Embed:
+    embed = new_embed("Memory alerts", f"Alert channel: {channel_text}", COLOR_FIRING if active else COLOR_OK)
+    if active:
+        lines = [
+            f"🔴 **{clip(a.rule.value, 40)}** · {clip(a.subject, 60)}: {a.value:.1f} (threshold {a.threshold:g}) "
+            f"since {a.since:%H:%M} UTC"
+            for a in active
+        ]
+        add_field(embed, f"Firing ({len(active)})", clip("\n".join(lines), FIELD_VALUE_LIMIT))
+    else:
+        add_field(embed, "Firing", "nothing is firing")
+    history = [
+        f"`{e.at:%m-%d %H:%M}` {e.kind} · {clip(e.rule, 30)} · {clip(e.subject, 50)}"
+        + ("" if e.delivered else " (not delivered)")
+        for e in recent
+    ]
+    add_field(embed, "Last alert events", clip("\n".join(history), FIELD_VALUE_LIMIT) if history else "none yet")
+    add_field(embed, "Thresholds", thresholds_table(thresholds))
+    if undelivered:
+        add_field(
+            embed,
+            "Waiting for delivery",
+            f"{undelivered} alert(s) could not be posted yet; retried every tick.",
+        )
+    return fit_embed(embed)
+
+
+def alert_embed(transition: AlertTransition, trend: Trend | None) -> discord.Embed:
+    if transition.kind == Transition.FIRED:
+        title, colour = f"🔴 {transition.title}", COLOR_FIRING
+    elif transition.kind == Transition.REPEATED:
+        title, colour = f"🟠 Still firing: {transition.title}", COLOR_WARN
+    else:
+        title, colour = f"🟢 Resolved: {transition.title}", COLOR_OK
+    embed = new_embed(title, transition.detail, colour)
+    add_field(embed, "Rule", f"{transition.rule.value} · {clip(transition.subject, 200)}", inline=True)
+    add_field(embed, "Value / threshold", f"{transition.value:.1f} / {transition.threshold:g}", inline=True)
+    if transition.kind == Transition.RESOLVED:
+        lasted = (transition.at - transition.since).total_seconds()
+        add_field(embed, "Lasted", format_duration(lasted), inline=True)
+    else:
+        if trend is not None and trend.slope_mib_per_hour is not None:
+            spark = sparkline(trend.recent_rss)
+            add_field(embed, "RSS trend", f"{trend.slope_mib_per_hour:+.1f} MiB/h `{spark}`")
+        add_field(embed, "What to do", transition.hint)
+    embed.timestamp = transition.at
+    return fit_embed(embed)
+
+
+TRANSITION_MARKS = {Transition.FIRED: "🔴", Transition.REPEATED: "🟠", Transition.RESOLVED: "🟢"}
+
+
+def alert_summary_embed(transitions: Sequence[AlertTransition], dropped: int = 0) -> discord.Embed:
+    """The alerts that waited beyond the first few, as one message: one line each, oldest first."""
+    lines = [
+        f"`{t.at:%m-%d %H:%M}` {TRANSITION_MARKS[t.kind]} {t.kind.value} · {t.title} · {clip(t.subject, 60)}"
+        for t in transitions
+    ]
+    shown: list[str] = []
+    budget = DESCRIPTION_LIMIT - 100
+    for line in lines:
+        if sum(len(x) + 1 for x in shown) + len(line) > budget:
+            break
+        shown.append(line)
+    if len(shown) < len(lines):
+        shown.append(f"… and {len(lines) - len(shown)} more: /mem alerts lists the recent ones")
+    embed = new_embed(
+        f"📋 {len(transitions)} more alert event(s) that could not be posted in time",
+        "\n".join(shown),
+        COLOR_WARN,
+    )
+    if dropped:
+        add_field(
+            embed,
+            "Dropped while waiting",
+            f"{dropped} older alert event(s) were dropped: more than ALERT_HISTORY_SIZE were waiting.",
+        )
+    return fit_embed(embed)
+
+
+def backoff_embed(factor: int, interval_s: float, last_error: str | None) -> discord.Embed:
+    return fit_embed(
+        new_embed(
+            "⚠ Memory monitor is backing off",
+            f"Its last ticks failed ({clip(last_error or 'unknown error', 500)}). It now checks every "
+            f"{format_duration(interval_s)} ({factor}x) and returns to normal after a good tick. "
+            "See the bot's log for the tracebacks.",
+            COLOR_WARN,
+        )
+    )
