@@ -13,11 +13,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.engine import Row
 
 from polly.alerts import AlertTransition, Rule, Transition
 from polly.enhanced_database import Database
-from polly.models import AlertEvent, RuntimeSetting
+from polly.models import alert_events as events
+from polly.models import runtime_settings as settings_table
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +58,7 @@ def _aware(value: datetime | None) -> datetime | None:
     return None if value is None or value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def _stored(r: AlertEvent) -> StoredAlertEvent:
+def _stored(r: Row) -> StoredAlertEvent:
     return StoredAlertEvent(
         r.id, _aware(r.at), r.kind, r.rule, r.subject, r.value, r.threshold, r.message, r.delivered, _aware(r.since)
     )  # type: ignore[arg-type]
@@ -73,22 +75,22 @@ class AlertStore:
     async def record(self, transition: AlertTransition) -> int:
         """Store one transition (undelivered); trim the table; return the event id."""
         async with self.db.session_scope() as session:
-            row = AlertEvent(
-                at=transition.at,
-                kind=transition.kind.value,
-                rule=transition.rule.value,
-                subject=transition.subject[:200],
-                value=transition.value,
-                threshold=transition.threshold,
-                message=transition.detail,
-                since=transition.since,
+            result = await session.execute(
+                insert(events).values(
+                    at=transition.at,
+                    kind=transition.kind.value,
+                    rule=transition.rule.value,
+                    subject=transition.subject[:200],
+                    value=transition.value,
+                    threshold=transition.threshold,
+                    message=transition.detail,
+                    since=transition.since,
+                )
             )
-            session.add(row)
-            await session.flush()
             for delivered in (True, False):
-                kind = AlertEvent.delivered.is_(delivered)
-                newest = select(AlertEvent.id).where(kind).order_by(AlertEvent.id.desc()).limit(self.keep)
-                dropped = await session.execute(delete(AlertEvent).where(kind, AlertEvent.id.not_in(newest)))
+                kind = events.c.delivered.is_(delivered)
+                newest = select(events.c.id).where(kind).order_by(events.c.id.desc()).limit(self.keep)
+                dropped = await session.execute(delete(events).where(kind, events.c.id.not_in(newest)))
                 if not delivered and dropped.rowcount:  # type: ignore[attr-defined]
                     self.dropped_undelivered += dropped.rowcount  # type: ignore[attr-defined]
                     log.warning(
@@ -96,36 +98,36 @@ class AlertStore:
                         dropped.rowcount,  # type: ignore[attr-defined]
                         self.keep,
                     )
-            return row.id
+            return int(result.inserted_primary_key[0])
 
     async def undelivered(self, limit: int = 1000) -> list[StoredAlertEvent]:
         """Events waiting for delivery, oldest first."""
         async with self.db.session_scope() as session:
-            query = select(AlertEvent).where(AlertEvent.delivered.is_(False)).order_by(AlertEvent.id).limit(limit)
-            return [_stored(r) for r in await session.scalars(query)]
+            query = select(events).where(events.c.delivered.is_(False)).order_by(events.c.id).limit(limit)
+            return [_stored(r) for r in await session.execute(query)]
 
     async def count_undelivered(self) -> int:
         async with self.db.session_scope() as session:
-            return await session.scalar(select(func.count(AlertEvent.id)).where(AlertEvent.delivered.is_(False))) or 0
+            return await session.scalar(select(func.count(events.c.id)).where(events.c.delivered.is_(False))) or 0
 
     async def mark_delivered(self, event_ids: Iterable[int]) -> None:
         ids = list(event_ids)
         if not ids:
             return
         async with self.db.session_scope() as session:
-            await session.execute(update(AlertEvent).where(AlertEvent.id.in_(ids)).values(delivered=True))
+            await session.execute(update(events).where(events.c.id.in_(ids)).values(delivered=True))
 
     async def recent(self, limit: int = 10) -> list[StoredAlertEvent]:
         """Newest first."""
         async with self.db.session_scope() as session:
-            rows = await session.scalars(select(AlertEvent).order_by(AlertEvent.id.desc()).limit(limit))
+            rows = await session.execute(select(events).order_by(events.c.id.desc()).limit(limit))
             return [_stored(r) for r in rows]
 
     async def firing(self) -> list[StoredAlertEvent]:
         """For each alert whose latest event fired or repeated (not resolved): that event, with the
         time it first fired. What a restart must remember so it neither re-fires nor forgets."""
         async with self.db.session_scope() as session:
-            rows = [_stored(r) for r in await session.scalars(select(AlertEvent).order_by(AlertEvent.id))]
+            rows = [_stored(r) for r in await session.execute(select(events).order_by(events.c.id))]
         latest: dict[tuple[str, str], StoredAlertEvent] = {}
         for event in rows:
             latest[(event.rule, event.subject)] = event
@@ -133,16 +135,15 @@ class AlertStore:
 
     async def get_setting(self, key: str) -> str | None:
         async with self.db.session_scope() as session:
-            row = await session.get(RuntimeSetting, key)
-            return row.value if row is not None else None
+            return await session.scalar(select(settings_table.c.value).where(settings_table.c.key == key))
 
     async def set_setting(self, key: str, value: str) -> None:
         async with self.db.session_scope() as session:
-            row = await session.get(RuntimeSetting, key)
-            if row is None:
-                session.add(RuntimeSetting(key=key, value=value))
-            else:
-                row.value = value
+            changed = await session.execute(
+                update(settings_table).where(settings_table.c.key == key).values(value=value)
+            )
+            if not changed.rowcount:  # type: ignore[attr-defined]
+                await session.execute(insert(settings_table).values(key=key, value=value))
 
     async def save_threshold(self, name: str, value: float) -> None:
         await self.set_setting(THRESHOLD_PREFIX + name, repr(float(value)))
@@ -150,7 +151,9 @@ class AlertStore:
     async def thresholds(self) -> dict[str, float]:
         """Thresholds operators changed at runtime, by name."""
         async with self.db.session_scope() as session:
-            rows = await session.scalars(select(RuntimeSetting).where(RuntimeSetting.key.startswith(THRESHOLD_PREFIX)))
+            rows = await session.execute(
+                select(settings_table).where(settings_table.c.key.startswith(THRESHOLD_PREFIX))
+            )
             return {row.key.removeprefix(THRESHOLD_PREFIX): float(row.value) for row in rows}
 
     async def alert_channel_id(self, default: int | None) -> int | None:

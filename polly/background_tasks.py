@@ -8,7 +8,7 @@ bounded structures, and failures of vanished polls are dropped.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Protocol
 
 import discord
 from sqlalchemy import delete, select
@@ -17,7 +17,7 @@ from polly.config import Settings, environment_settings
 from polly.decorators import memory_cleanup_decorator, memory_profile
 from polly.enhanced_database import Database
 from polly.memory_utils import cleanup_background_tasks_memory, registry
-from polly.models import Poll, PollStatus
+from polly.models import PollStatus, polls
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,15 @@ def forget_failure(poll_id: int) -> None:
     message_fetch_failures.pop(poll_id, None)
 
 
-async def _fetch_message(bot: discord.Client, poll: Poll, method: str) -> discord.Message:
+class PollMessage(Protocol):
+    """What the check reads of a poll row."""
+
+    id: int
+    channel_id: int
+    message_id: int
+
+
+async def _fetch_message(bot: discord.Client, poll: PollMessage, method: str) -> discord.Message:
     """Fetch a poll's message with the effort `method` names."""
     if method == "cached_channel":
         channel = bot.get_channel(poll.channel_id)
@@ -98,7 +106,7 @@ async def _fetch_message(bot: discord.Client, poll: Poll, method: str) -> discor
     return await channel.fetch_message(poll.message_id)  # type: ignore[arg-type]
 
 
-async def check_poll_message(bot: discord.Client, poll: Poll) -> bool | None:
+async def check_poll_message(bot: discord.Client, poll: PollMessage) -> bool | None:
     """True: the message exists. False: it is gone. None: could not tell this time."""
     entry = message_fetch_failures.get(poll.id)
     attempt = entry["count"] if entry else 0
@@ -135,12 +143,16 @@ async def verify_poll_messages(bot: discord.Client, db: Database | None = None) 
     """Check every active poll's message; delete polls whose message stayed gone for the budget."""
     db = db or bot.db  # type: ignore[attr-defined]
     async with db.session_scope() as session:
-        polls = list(
-            await session.scalars(select(Poll).where(Poll.status == PollStatus.ACTIVE, Poll.message_id.is_not(None)))
+        active = list(
+            await session.execute(
+                select(polls.c.id, polls.c.channel_id, polls.c.message_id).where(
+                    polls.c.status == PollStatus.ACTIVE, polls.c.message_id.is_not(None)
+                )
+            )
         )
-    result = {"checked": len(polls), "ok": 0, "missing": 0, "deleted": 0}
+    result = {"checked": len(active), "ok": 0, "missing": 0, "deleted": 0}
     gone: list[int] = []
-    for poll in polls:
+    for poll in active:
         found = await check_poll_message(bot, poll)
         if found:
             result["ok"] += 1
@@ -156,7 +168,7 @@ async def verify_poll_messages(bot: discord.Client, db: Database | None = None) 
 
 async def _delete_polls(db: Database, poll_ids: list[int]) -> int:
     async with db.session_scope() as session:
-        deleted = await session.execute(delete(Poll).where(Poll.id.in_(poll_ids)))
+        deleted = await session.execute(delete(polls).where(polls.c.id.in_(poll_ids)))
     for poll_id in poll_ids:
         forget_failure(poll_id)
     log.info("Deleted %d poll(s) whose messages are gone", len(poll_ids))
@@ -170,7 +182,7 @@ async def cleanup_polls_with_deleted_messages(bot: discord.Client, db: Database 
     db = db or bot.db  # type: ignore[attr-defined]
     clean_tracked_structures()
     async with db.session_scope() as session:
-        existing = set(await session.scalars(select(Poll.id).where(Poll.id.in_(list(message_fetch_failures)))))
+        existing = set(await session.scalars(select(polls.c.id).where(polls.c.id.in_(list(message_fetch_failures)))))
     orphans = [poll_id for poll_id in list(message_fetch_failures) if poll_id not in existing]
     for poll_id in orphans:
         forget_failure(poll_id)

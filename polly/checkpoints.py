@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.engine import Row
 
 from polly.allocations import AllocationGrowth
 from polly.enhanced_database import Database
 from polly.heap_types import TypeGrowth, type_growth
-from polly.models import MemoryCheckpoint
+from polly.models import memory_checkpoints as table
 from polly.samples import MemorySample
 
 LABEL_MAX_LENGTH = 100
@@ -175,8 +176,8 @@ class DatabaseCheckpointStore:
 
     async def add(self, checkpoint: Checkpoint) -> int:
         async with self.db.session_scope() as session:
-            session.add(
-                MemoryCheckpoint(
+            await session.execute(
+                insert(table).values(
                     label=checkpoint.label,
                     created_at=checkpoint.created_at,
                     automatic=checkpoint.automatic,
@@ -184,34 +185,28 @@ class DatabaseCheckpointStore:
                     allocations=checkpoint.allocations,
                 )
             )
-            await session.flush()
-            kind = MemoryCheckpoint.automatic == checkpoint.automatic
-            newest = (
-                select(MemoryCheckpoint.id)
-                .where(kind)
-                .order_by(MemoryCheckpoint.id.desc())
-                .limit(self.keep[checkpoint.automatic])
-            )
-            await session.execute(delete(MemoryCheckpoint).where(kind, MemoryCheckpoint.id.not_in(newest)))
-            return await session.scalar(select(func.count(MemoryCheckpoint.id))) or 0
+            kind = table.c.automatic == checkpoint.automatic
+            newest = select(table.c.id).where(kind).order_by(table.c.id.desc()).limit(self.keep[checkpoint.automatic])
+            await session.execute(delete(table).where(kind, table.c.id.not_in(newest)))
+            return await session.scalar(select(func.count(table.c.id))) or 0
 
     async def get(self, label: str) -> Checkpoint | None:
         async with self.db.session_scope() as session:
-            row = await session.scalar(select(MemoryCheckpoint).where(MemoryCheckpoint.label == label))
+            row = (await session.execute(select(table).where(table.c.label == label))).first()
             return _from_row(row) if row is not None else None
 
     async def newest(self, *, automatic: bool | None = None, limit: int = 25) -> list[Checkpoint]:
         async with self.db.session_scope() as session:
-            query = select(MemoryCheckpoint).order_by(MemoryCheckpoint.id.desc()).limit(limit)
+            query = select(table).order_by(table.c.id.desc()).limit(limit)
             if automatic is not None:
-                query = query.where(MemoryCheckpoint.automatic == automatic)
-            return [_from_row(row) for row in await session.scalars(query)]
+                query = query.where(table.c.automatic == automatic)
+            return [_from_row(row) for row in await session.execute(query)]
 
     async def count(self) -> int:
         async with self.db.session_scope() as session:
-            return await session.scalar(select(func.count(MemoryCheckpoint.id))) or 0
+            return await session.scalar(select(func.count(table.c.id))) or 0
 
 
-def _from_row(row: MemoryCheckpoint) -> Checkpoint:
+def _from_row(row: Row) -> Checkpoint:
     created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
     return Checkpoint(row.label, created, row.automatic, MemorySample.from_dict(row.sample), row.allocations)

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.pool import AsyncAdaptedQueuePool, Pool, QueuePool, StaticPool
 
 from polly.config import Settings
-from polly.models import Base
+from polly.models import metadata
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +181,7 @@ class Database:
                 path.parent.mkdir(parents=True, exist_ok=True)
             options.update(
                 poolclass=AsyncAdaptedQueuePool,
-                pool_size=s.db_pool_size,
+                pool_size=s.pool_size(),
                 max_overflow=s.db_max_overflow,
                 pool_timeout=s.db_pool_timeout,
                 pool_recycle=s.db_pool_recycle,
@@ -195,7 +195,7 @@ class Database:
     async def create_tables(self) -> None:
         """Create missing tables, and add nullable columns newer versions added to existing ones."""
         async with self.engine.begin() as conn:
-            await conn.run_sync(Base.metadata.create_all)
+            await conn.run_sync(metadata.create_all)
             await conn.run_sync(_add_missing_columns)
 
     @asynccontextmanager
@@ -219,7 +219,7 @@ class Database:
         s = self.settings
         log.warning("Database pool exhausted: no connection freed within %.1f s", s.db_pool_timeout)
         return PoolTimeoutError(
-            f"The database pool is exhausted: all {s.db_pool_size} + {s.db_max_overflow} overflow "
+            f"The database pool is exhausted: all {s.pool_size()} + {s.db_max_overflow} overflow "
             f"connections were in use for {s.db_pool_timeout:g} s. Raise DB_POOL_SIZE or "
             "DB_MAX_OVERFLOW, or look for sessions held open too long."
         )
@@ -263,7 +263,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 def _add_missing_columns(conn: Any) -> None:
     """The one kind of schema change Polly makes: a new nullable column on an existing table."""
     inspector = sa_inspect(conn)
-    for table in Base.metadata.sorted_tables:
+    for table in metadata.sorted_tables:
         present = {column["name"] for column in inspector.get_columns(table.name)}
         for column in table.columns:
             if column.name not in present and column.nullable:

@@ -10,7 +10,7 @@ import simcord
 from sqlalchemy import select
 
 from bot.app import create_bot
-from polly.models import AlertEvent
+from polly.models import alert_events
 from polly.registry import registry
 from tests.cogs.helpers import add_ops_guild, assert_within_discord_limits
 from tests.settings import make_settings
@@ -56,7 +56,7 @@ def fired_subjects(channel) -> list[str]:
 
 async def delivered_flags(bot) -> list[bool]:
     async with bot.db.session_scope() as session:
-        return list(await session.scalars(select(AlertEvent.delivered).order_by(AlertEvent.id)))
+        return list(await session.scalars(select(alert_events.c.delivered).order_by(alert_events.c.id)))
 
 
 async def test_a_flood_during_an_outage_is_delivered_once_after_it_ten_posts_and_one_summary(

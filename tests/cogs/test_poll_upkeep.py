@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from polly.decorators import profile_table
-from polly.models import Poll
+from polly.models import polls
 from tests.cogs.helpers import add_ops_guild, assert_within_discord_limits, last_reply, reply_text
 from tests.polly.test_background_tasks import add_poll
 from tests.settings import make_settings
@@ -16,7 +16,7 @@ CLEANUP = "polly.background_tasks.cleanup_polls_with_deleted_messages"
 
 async def poll_ids(bot) -> list[int]:
     async with bot.db.session_scope() as session:
-        return list(await session.scalars(select(Poll.id)))
+        return list(await session.scalars(select(polls.c.id)))
 
 
 async def test_a_poll_whose_message_is_gone_is_deleted_by_the_scheduled_check(simcord_env, simcord_bot):

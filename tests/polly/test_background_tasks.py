@@ -7,35 +7,35 @@ import subprocess
 import sys
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from polly import background_tasks as bt
 from polly.memory_utils import registry
-from polly.models import Poll, PollStatus
+from polly.models import PollStatus, polls
 from tests.conftest import REPO_ROOT
 from tests.settings import make_settings
 
 
 async def add_poll(bot, channel_id: int, message_id: int, status=PollStatus.ACTIVE) -> int:
     async with bot.db.session_scope() as session:
-        poll = Poll(
-            name="lunch",
-            question="Where?",
-            options=["a", "b"],
-            server_id=1,
-            channel_id=channel_id,
-            creator_id=1,
-            message_id=message_id,
-            status=status,
+        added = await session.execute(
+            insert(polls).values(
+                name="lunch",
+                question="Where?",
+                options=["a", "b"],
+                server_id=1,
+                channel_id=channel_id,
+                creator_id=1,
+                message_id=message_id,
+                status=status,
+            )
         )
-        session.add(poll)
-        await session.flush()
-        return poll.id
+        return added.inserted_primary_key[0]
 
 
 async def poll_ids(bot) -> list[int]:
     async with bot.db.session_scope() as session:
-        return list(await session.scalars(select(Poll.id)))
+        return list(await session.scalars(select(polls.c.id)))
 
 
 def test_failure_tracking_is_registered_and_bounded_by_settings(tmp_path):

@@ -18,7 +18,7 @@ def test_defaults_match_the_documented_values(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     s = load_settings()
     assert s.database_url == DEFAULT_DATABASE_URL
-    assert (s.db_pool_size, s.db_max_overflow, s.db_pool_timeout, s.db_pool_recycle) == (10, 20, 30.0, 3600)
+    assert (s.pool_size(), s.db_max_overflow, s.db_pool_timeout, s.db_pool_recycle) == (1, 20, 30.0, 3600)
     assert s.db_echo is False
     assert (s.max_failure_entries, s.failure_cleanup_age) == (1000, 60)
     assert s.memory_monitoring is True
@@ -124,7 +124,7 @@ def test_empty_values_mean_unset_as_env_example_says(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / ".env").write_text("DB_POOL_SIZE=\nMEMORY_LIMIT_MB=\nHEALTH_PORT=\nMEMORY_ADMIN_USER_IDS=\n")
     s = load_settings()
-    assert (s.db_pool_size, s.memory_limit_mb, s.health_port, s.memory_admin_user_ids) == (10, None, None, [])
+    assert (s.db_pool_size, s.memory_limit_mb, s.health_port, s.memory_admin_user_ids) == (None, None, None, [])
 
 
 @pytest.mark.parametrize("value", ["inf", "nan", "-inf", "true"])

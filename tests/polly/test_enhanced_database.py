@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from sqlalchemy import event, func, select, text
+from sqlalchemy import event, func, insert, select, text
 
 from polly.enhanced_database import Database, PoolTimeoutError
-from polly.models import Poll
+from polly.models import polls
 from tests.settings import make_settings
 
 
@@ -92,9 +92,11 @@ async def test_invalidation_is_counted(small_pool_db):
 async def test_session_scope_commits(small_pool_db):
     db = small_pool_db
     async with db.session_scope() as session:
-        session.add(Poll(name="p", question="q?", options=["a", "b"], server_id=1, channel_id=2, creator_id=3))
+        await session.execute(
+            insert(polls).values(name="p", question="q?", options=["a", "b"], server_id=1, channel_id=2, creator_id=3)
+        )
     async with db.session_scope() as session:
-        assert await session.scalar(select(func.count(Poll.id))) == 1
+        assert await session.scalar(select(func.count(polls.c.id))) == 1
     assert db.get_pool_status().checked_out == 0
 
 
@@ -102,12 +104,38 @@ async def test_session_scope_rolls_back_on_error_and_releases_connection(small_p
     db = small_pool_db
     with pytest.raises(RuntimeError, match="boom"):
         async with db.session_scope() as session:
-            session.add(Poll(name="p", question="q?", options=[], server_id=1, channel_id=2, creator_id=3))
-            await session.flush()
+            await session.execute(
+                insert(polls).values(name="p", question="q?", options=[], server_id=1, channel_id=2, creator_id=3)
+            )
             raise RuntimeError("boom")
     assert db.get_pool_status().checked_out == 0
     async with db.session_scope() as session:
-        assert await session.scalar(select(func.count(Poll.id))) == 0
+        assert await session.scalar(select(func.count(polls.c.id))) == 0
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_default_pool_keeps_one_sqlite_connection_and_ten_postgresql_ones(request, tmp_path, backend):
+    """Overlapping work opens overflow connections; on SQLite only one stays open afterwards."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'keep.db'}"
+    if backend == "postgres":
+        url = request.getfixturevalue("postgres_url")
+    db = Database(make_settings(tmp_path, database_url=url, db_pool_size=None))
+    try:
+        release, ready = asyncio.Event(), asyncio.Semaphore(0)
+        tasks = await hold_connections(db, 3, release, ready)
+        for _ in range(3):
+            await ready.acquire()
+        release.set()
+        await asyncio.gather(*tasks)
+        status = db.get_pool_status()
+        kept = 1 if backend == "sqlite" else 3
+        assert (status.pool_size, status.checked_in, status.peak_checked_out) == (
+            1 if backend == "sqlite" else 10,
+            kept,
+            3,
+        )
+    finally:
+        await db.dispose()
 
 
 async def test_sqlite_connections_get_wal_busy_timeout_and_normal_sync(tmp_path):
