@@ -10,9 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
-import psutil
-
 from polly.gc_tools import cleanup_background_tasks_memory
+from polly.process_stats import process_rss
 from polly.registry import registry
 
 log = logging.getLogger(__name__)
@@ -106,9 +105,9 @@ profile_table = registry.bounded_dict(
 )
 
 
-def _record_profile(name: str, started: float, rss_before: int, proc: psutil.Process) -> None:
+def _record_profile(name: str, started: float, rss_before: int) -> None:
     duration = time.perf_counter() - started
-    delta = proc.memory_info().rss - rss_before
+    delta = process_rss() - rss_before
     stats = profile_table.get(name) or ProfileStats()
     stats.calls += 1
     stats.total_s += duration
@@ -122,26 +121,25 @@ def _record_profile(name: str, started: float, rss_before: int, proc: psutil.Pro
 def memory_profile(func: Callable[P, R]) -> Callable[P, R]:
     """Record the RSS change and duration of each call of `func` (sync or async) in `profile_table`."""
     name = f"{func.__module__}.{func.__qualname__}"
-    proc = psutil.Process()
 
     if inspect.iscoroutinefunction(func):
 
         @functools.wraps(func)
         async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
-            rss, started = proc.memory_info().rss, time.perf_counter()
+            rss, started = process_rss(), time.perf_counter()
             try:
                 return await func(*args, **kwargs)
             finally:
-                _record_profile(name, started, rss, proc)
+                _record_profile(name, started, rss)
 
         return async_wrapper  # type: ignore[return-value]
 
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        rss, started = proc.memory_info().rss, time.perf_counter()
+        rss, started = process_rss(), time.perf_counter()
         try:
             return func(*args, **kwargs)
         finally:
-            _record_profile(name, started, rss, proc)
+            _record_profile(name, started, rss)
 
     return wrapper

@@ -11,8 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import psutil
-
+from polly.process_stats import process_rss
 from polly.registry import CleanupRow, StructureRegistry, registry
 
 log = logging.getLogger(__name__)
@@ -40,11 +39,6 @@ def _load_malloc_trim() -> Callable[[int], int] | None:
 
 
 _malloc_trim = _load_malloc_trim()
-
-
-def process_rss() -> int:
-    """This process's resident set size in bytes."""
-    return psutil.Process().memory_info().rss
 
 
 def force_garbage_collection(generation: int = 2) -> GCReport:

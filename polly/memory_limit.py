@@ -1,7 +1,7 @@
 """The effective memory limit: cgroup v2 or v1, MEMORY_LIMIT_MB, else the host's total.
 
-psutil alone reports the host's numbers inside a container, which is wrong for "80 % of the
-limit". Paths are constructor parameters so tests read fixture files (as Prometheus' collectors do).
+The host's total alone is wrong inside a container, where "80 % of the limit" means the
+container's limit. Paths are constructor parameters so tests read fixture files (as Prometheus' collectors do).
 """
 
 from __future__ import annotations

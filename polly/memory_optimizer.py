@@ -1,6 +1,6 @@
 """MemoryMonitor: one consistent memory sample, its history and trend, and checkpoints.
 
-psutil alone reports the host's numbers inside a container, which is wrong for "80 % of the
+The host's figures alone are wrong inside a container, which is wrong for "80 % of the
 limit": the effective limit comes from the cgroup (v2 or v1) or `MEMORY_LIMIT_MB`, whichever is
 smaller, else the host total.
 
@@ -17,8 +17,6 @@ from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
-
-import psutil
 
 from polly import allocations
 from polly.caches import CacheCensus
@@ -38,6 +36,7 @@ from polly.decorators import ProfileStats, memory_profile, profile_table
 from polly.enhanced_database import Database
 from polly.heap_types import TypeGrowth, count_types, type_counts, type_growth
 from polly.memory_limit import CgroupReader, MemoryLimit, effective_limit
+from polly.process_stats import AccessDenied, ProcessMemory, ProcessStats, current_process
 from polly.registry import StructureRegistry, registry
 from polly.samples import MemorySample, measure_loop_lag, peak_rss
 from polly.stats_payload import get_default_monitor, get_memory_stats, memory_stats_payload, set_default_monitor
@@ -75,7 +74,7 @@ class MemoryMonitor:
         *,
         structures: StructureRegistry | None = None,
         cgroup: CgroupReader | None = None,
-        process: psutil.Process | None = None,
+        process: ProcessStats | None = None,
         clock: Callable[[], datetime] | None = None,
         census: Callable[[], CacheCensus] | None = None,
     ) -> None:
@@ -84,7 +83,7 @@ class MemoryMonitor:
         self.db = db
         self.structures = structures if structures is not None else registry
         self.cgroup = cgroup or CgroupReader()
-        self.process = process or psutil.Process()
+        self.process = process or current_process()
         self.clock = clock or (lambda: datetime.now(UTC))
         self.history: deque[RssPoint] = deque(maxlen=settings.memory_history_size)
         keep = (settings.memory_checkpoint_retention, settings.memory_auto_checkpoint_retention)
@@ -104,7 +103,7 @@ class MemoryMonitor:
         return self._latest
 
     def limit(self, host_total: int | None = None) -> MemoryLimit:
-        total = host_total if host_total is not None else psutil.virtual_memory().total
+        total = host_total if host_total is not None else self.process.host_memory().total
         return effective_limit(self._cgroup_limit, self.settings.memory_limit_mb, total)
 
     def sample(self, loop_lag_ms: float | None = None, *, count_objects: bool = False) -> MemorySample:
@@ -122,9 +121,9 @@ class MemoryMonitor:
             threads = proc.num_threads()
             try:
                 fds: int | None = proc.num_fds()
-            except (psutil.AccessDenied, AttributeError):
+            except AccessDenied:
                 fds = None
-        vm = psutil.virtual_memory()
+        vm = proc.host_memory()
         limit = self.limit(vm.total)
         pool = self.db.get_pool_status() if self.db is not None else None
         stats = gc.get_stats()
@@ -166,12 +165,12 @@ class MemoryMonitor:
             log.exception("Counting discord.py's caches failed")
             return None
 
-    def _process_memory(self) -> tuple[Any, int | None, int | None, int | None]:
+    def _process_memory(self) -> tuple[ProcessMemory, int | None, int | None, int | None]:
         if not self._full_info_denied:
             try:
                 full = self.process.memory_full_info()
-                return full, full.uss, getattr(full, "pss", None), getattr(full, "swap", None)
-            except psutil.AccessDenied:
+                return full, full.uss, full.pss, full.swap
+            except AccessDenied:
                 # Some hardened hosts forbid /proc/<pid>/smaps; RSS is still readable.
                 self._full_info_denied = True
                 log.warning("USS/PSS/swap are not readable here (access denied); reporting RSS only")

@@ -11,15 +11,15 @@ text; the exposition below is checked against its reference parser and `promtool
 from __future__ import annotations
 
 import math
+import os
 import resource
 from collections.abc import Iterable, Iterator, Mapping
-
-import psutil
 
 from polly.alerts import Rule
 from polly.decorators import profile_snapshot
 from polly.memory_optimizer import MemorySample
 from polly.monitor_cycle import MonitorCycle
+from polly.process_stats import ProcessStats, current_process
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 INSTANCE_LABEL = "polly_instance"
@@ -72,10 +72,10 @@ class MetricsRenderer:
     """Renders the cycle's latest sample, alerts and health; process metrics like the standard
     process collector's (`process_*`)."""
 
-    def __init__(self, cycle: MonitorCycle, instance: str, process: psutil.Process | None = None) -> None:
+    def __init__(self, cycle: MonitorCycle, instance: str, process: ProcessStats | None = None) -> None:
         self.cycle = cycle
         self.instance = instance
-        self.process = process or psutil.Process()
+        self.process = process or current_process()
         self._started = self.process.create_time()
         self._max_fds = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
@@ -211,7 +211,7 @@ class MetricsRenderer:
 
     def _process(self, s: MemorySample) -> Iterator[str]:
         # Unlabelled, as the standard process collector writes them: Prometheus's target labels apply.
-        cpu = self.process.cpu_times()
+        cpu = os.times()  # this process's user and system CPU seconds, as psutil's cpu_times()
         for name, kind, doc, value in (
             (
                 "process_cpu_seconds",

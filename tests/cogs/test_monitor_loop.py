@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 import discord
-import psutil
 import pytest
 from sqlalchemy.exc import OperationalError
 
@@ -133,12 +132,14 @@ async def test_missing_send_permission_keeps_alerts_queued_until_a_usable_channe
     assert "Waiting for delivery" not in str(result.response.embeds[0].fields)
 
 
-async def test_psutil_failures_back_off_say_so_once_and_recover(simcord_env, simcord_bot, ops, monkeypatch, caplog):
+async def test_process_reading_failures_back_off_say_so_once_and_recover(
+    simcord_env, simcord_bot, ops, monkeypatch, caplog
+):
     channel, _ = ops
     cog = simcord_bot.get_cog("MemoryCog")
 
     def refuse():
-        raise psutil.NoSuchProcess(0, msg="simulated psutil failure")
+        raise OSError("simulated /proc read failure")
 
     monkeypatch.setattr(simcord_bot.monitor.process, "memory_full_info", refuse)
     errors = simcord_bot.cycle.health.errors

@@ -1,4 +1,4 @@
-"""MemoryMonitor: real psutil samples, cgroup limits from fixture files, trend, checkpoints."""
+"""MemoryMonitor: real samples of this process, cgroup limits from fixture files, trend, checkpoints."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from polly.memory_optimizer import (
     set_default_monitor,
 )
 from polly.memory_utils import StructureRegistry
+from polly.process_stats import AccessDenied, LinuxProcess
 from tests.clocks import START, FakeClock
 from tests.conftest import STATS_KEYS
 from tests.settings import make_settings
@@ -63,9 +64,9 @@ def test_sample_reads_the_real_process(tmp_path):
 
 
 def test_access_denied_on_full_info_falls_back_to_rss(tmp_path):
-    class HardenedProcess(psutil.Process):
+    class HardenedProcess(LinuxProcess):
         def memory_full_info(self):
-            raise psutil.AccessDenied(self.pid)
+            raise AccessDenied("smaps_rollup: permission denied")
 
     monitor = MemoryMonitor(make_settings(tmp_path), structures=StructureRegistry(), process=HardenedProcess())
     sample = monitor.sample()
