@@ -4,16 +4,23 @@ time-boxed traces that stop by themselves.
 A call path reads from the innermost frame of the bot's own code outwards, so
 `cogs/polls.py:40 ← bot/app.py:12 (allocated in discord/state.py:685)` says which of our lines
 made discord.py allocate; paths are shortened to the package.
+
+The `tracemalloc` module (72 KiB of RSS) is imported when tracing is first used; whether tracing
+is on is read from its C half, which the interpreter always has.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-import tracemalloc
+from _tracemalloc import is_tracing
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import tracemalloc
 
 log = logging.getLogger(__name__)
 
@@ -21,11 +28,6 @@ TRACEMALLOC_TOP = 200
 PATH_FRAMES_SHOWN = 4
 OWN_PACKAGES = ("bot", "cogs", "polly")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-SNAPSHOT_FILTERS = (
-    tracemalloc.Filter(False, tracemalloc.__file__),
-    tracemalloc.Filter(False, "<frozen importlib._bootstrap>"),
-    tracemalloc.Filter(False, "<unknown>"),
-)
 
 
 class TraceRunningError(RuntimeError):
@@ -40,16 +42,18 @@ class AllocationGrowth:
 
 
 def tracing() -> bool:
-    return tracemalloc.is_tracing()
+    return is_tracing()
 
 
 def set_tracing(enabled: bool, frames: int = 1) -> None:
     """Turn allocation tracing on (keeping `frames` frames) or off. On costs roughly 10x on
     allocation-heavy code."""
-    if enabled and not tracemalloc.is_tracing():
+    import tracemalloc
+
+    if enabled and not is_tracing():
         tracemalloc.start(frames)
         log.warning("tracemalloc started (%d frames): allocations are slower until it is turned off", frames)
-    elif not enabled and tracemalloc.is_tracing():
+    elif not enabled and is_tracing():
         tracemalloc.stop()
         log.info("tracemalloc stopped")
 
@@ -83,7 +87,10 @@ def call_path(traceback: tracemalloc.Traceback) -> str:
 
 
 def _snapshot() -> tracemalloc.Snapshot:
-    return tracemalloc.take_snapshot().filter_traces(SNAPSHOT_FILTERS)
+    import tracemalloc
+
+    ignored = (tracemalloc.__file__, "<frozen importlib._bootstrap>", "<unknown>")
+    return tracemalloc.take_snapshot().filter_traces([tracemalloc.Filter(False, name) for name in ignored])
 
 
 def allocation_summary() -> dict[str, list[int]]:
@@ -122,7 +129,7 @@ class TraceSession:
 
     @classmethod
     def start(cls, who: str, now: datetime, minutes: int, frames: int) -> TraceSession:
-        owns = not tracemalloc.is_tracing()
+        owns = not is_tracing()
         set_tracing(True, frames)
         session = cls(who, now, now + timedelta(minutes=minutes), frames, owns)
         session.baseline = _snapshot()  # nearly empty when tracing just started
@@ -130,7 +137,7 @@ class TraceSession:
 
     def finish(self, top: int = 10) -> tuple[AllocationGrowth, ...]:
         """What was allocated during the trace and is still held, by call path (runs in a thread)."""
-        if self.baseline is None or not tracemalloc.is_tracing():
+        if self.baseline is None or not is_tracing():
             return ()
         final, baseline, self.baseline = _snapshot(), self.baseline, None
         if self.owns_tracing:
