@@ -94,7 +94,7 @@ class PollyBot(commands.Bot):
                 log.exception("Failed to load extension %s", name)
         await self.sync_commands()
         if self.settings.health_port is not None:
-            # aiohttp.web costs 1.9 MiB of RSS: imported only when the endpoints are on.
+            # The HTTP server and the metrics code are imported only when the endpoints are on.
             from bot.health import HealthServer
 
             server = HealthServer(self)

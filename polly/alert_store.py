@@ -74,8 +74,8 @@ class AlertStore:
 
     async def record(self, transition: AlertTransition) -> int:
         """Store one transition (undelivered); trim the table; return the event id."""
-        async with self.db.session_scope() as session:
-            result = await session.execute(
+        async with self.db.transaction() as conn:
+            result = await conn.execute(
                 insert(events).values(
                     at=transition.at,
                     kind=transition.kind.value,
@@ -90,7 +90,7 @@ class AlertStore:
             for delivered in (True, False):
                 kind = events.c.delivered.is_(delivered)
                 newest = select(events.c.id).where(kind).order_by(events.c.id.desc()).limit(self.keep)
-                dropped = await session.execute(delete(events).where(kind, events.c.id.not_in(newest)))
+                dropped = await conn.execute(delete(events).where(kind, events.c.id.not_in(newest)))
                 if not delivered and dropped.rowcount:  # type: ignore[attr-defined]
                     self.dropped_undelivered += dropped.rowcount  # type: ignore[attr-defined]
                     log.warning(
@@ -102,58 +102,54 @@ class AlertStore:
 
     async def undelivered(self, limit: int = 1000) -> list[StoredAlertEvent]:
         """Events waiting for delivery, oldest first."""
-        async with self.db.session_scope() as session:
+        async with self.db.transaction() as conn:
             query = select(events).where(events.c.delivered.is_(False)).order_by(events.c.id).limit(limit)
-            return [_stored(r) for r in await session.execute(query)]
+            return [_stored(r) for r in await conn.execute(query)]
 
     async def count_undelivered(self) -> int:
-        async with self.db.session_scope() as session:
-            return await session.scalar(select(func.count(events.c.id)).where(events.c.delivered.is_(False))) or 0
+        async with self.db.transaction() as conn:
+            return await conn.scalar(select(func.count(events.c.id)).where(events.c.delivered.is_(False))) or 0
 
     async def mark_delivered(self, event_ids: Iterable[int]) -> None:
         ids = list(event_ids)
         if not ids:
             return
-        async with self.db.session_scope() as session:
-            await session.execute(update(events).where(events.c.id.in_(ids)).values(delivered=True))
+        async with self.db.transaction() as conn:
+            await conn.execute(update(events).where(events.c.id.in_(ids)).values(delivered=True))
 
     async def recent(self, limit: int = 10) -> list[StoredAlertEvent]:
         """Newest first."""
-        async with self.db.session_scope() as session:
-            rows = await session.execute(select(events).order_by(events.c.id.desc()).limit(limit))
+        async with self.db.transaction() as conn:
+            rows = await conn.execute(select(events).order_by(events.c.id.desc()).limit(limit))
             return [_stored(r) for r in rows]
 
     async def firing(self) -> list[StoredAlertEvent]:
         """For each alert whose latest event fired or repeated (not resolved): that event, with the
         time it first fired. What a restart must remember so it neither re-fires nor forgets."""
-        async with self.db.session_scope() as session:
-            rows = [_stored(r) for r in await session.execute(select(events).order_by(events.c.id))]
+        async with self.db.transaction() as conn:
+            rows = [_stored(r) for r in await conn.execute(select(events).order_by(events.c.id))]
         latest: dict[tuple[str, str], StoredAlertEvent] = {}
         for event in rows:
             latest[(event.rule, event.subject)] = event
         return [e for e in latest.values() if e.kind != Transition.RESOLVED.value]
 
     async def get_setting(self, key: str) -> str | None:
-        async with self.db.session_scope() as session:
-            return await session.scalar(select(settings_table.c.value).where(settings_table.c.key == key))
+        async with self.db.transaction() as conn:
+            return await conn.scalar(select(settings_table.c.value).where(settings_table.c.key == key))
 
     async def set_setting(self, key: str, value: str) -> None:
-        async with self.db.session_scope() as session:
-            changed = await session.execute(
-                update(settings_table).where(settings_table.c.key == key).values(value=value)
-            )
+        async with self.db.transaction() as conn:
+            changed = await conn.execute(update(settings_table).where(settings_table.c.key == key).values(value=value))
             if not changed.rowcount:  # type: ignore[attr-defined]
-                await session.execute(insert(settings_table).values(key=key, value=value))
+                await conn.execute(insert(settings_table).values(key=key, value=value))
 
     async def save_threshold(self, name: str, value: float) -> None:
         await self.set_setting(THRESHOLD_PREFIX + name, repr(float(value)))
 
     async def thresholds(self) -> dict[str, float]:
         """Thresholds operators changed at runtime, by name."""
-        async with self.db.session_scope() as session:
-            rows = await session.execute(
-                select(settings_table).where(settings_table.c.key.startswith(THRESHOLD_PREFIX))
-            )
+        async with self.db.transaction() as conn:
+            rows = await conn.execute(select(settings_table).where(settings_table.c.key.startswith(THRESHOLD_PREFIX)))
             return {row.key.removeprefix(THRESHOLD_PREFIX): float(row.value) for row in rows}
 
     async def alert_channel_id(self, default: int | None) -> int | None:

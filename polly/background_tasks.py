@@ -142,9 +142,9 @@ def clean_tracked_structures() -> None:
 async def verify_poll_messages(bot: discord.Client, db: Database | None = None) -> dict[str, int]:
     """Check every active poll's message; delete polls whose message stayed gone for the budget."""
     db = db or bot.db  # type: ignore[attr-defined]
-    async with db.session_scope() as session:
+    async with db.transaction() as conn:
         active = list(
-            await session.execute(
+            await conn.execute(
                 select(polls.c.id, polls.c.channel_id, polls.c.message_id).where(
                     polls.c.status == PollStatus.ACTIVE, polls.c.message_id.is_not(None)
                 )
@@ -167,8 +167,8 @@ async def verify_poll_messages(bot: discord.Client, db: Database | None = None) 
 
 
 async def _delete_polls(db: Database, poll_ids: list[int]) -> int:
-    async with db.session_scope() as session:
-        deleted = await session.execute(delete(polls).where(polls.c.id.in_(poll_ids)))
+    async with db.transaction() as conn:
+        deleted = await conn.execute(delete(polls).where(polls.c.id.in_(poll_ids)))
     for poll_id in poll_ids:
         forget_failure(poll_id)
     log.info("Deleted %d poll(s) whose messages are gone", len(poll_ids))
@@ -181,8 +181,8 @@ async def cleanup_polls_with_deleted_messages(bot: discord.Client, db: Database 
     the polls whose messages stayed missing for the whole retry budget."""
     db = db or bot.db  # type: ignore[attr-defined]
     clean_tracked_structures()
-    async with db.session_scope() as session:
-        existing = set(await session.scalars(select(polls.c.id).where(polls.c.id.in_(list(message_fetch_failures)))))
+    async with db.transaction() as conn:
+        existing = set(await conn.scalars(select(polls.c.id).where(polls.c.id.in_(list(message_fetch_failures)))))
     orphans = [poll_id for poll_id in list(message_fetch_failures) if poll_id not in existing]
     for poll_id in orphans:
         forget_failure(poll_id)

@@ -133,6 +133,10 @@ class CheckpointStore(Protocol):
 
     async def get(self, label: str) -> Checkpoint | None: ...
 
+    async def exists(self, label: str) -> bool:
+        """Whether a checkpoint has this label (without reading its sample)."""
+        ...
+
     async def newest(self, *, automatic: bool | None = None, limit: int = 25) -> list[Checkpoint]: ...
 
     async def count(self) -> int: ...
@@ -157,6 +161,9 @@ class MemoryCheckpointStore:
     async def get(self, label: str) -> Checkpoint | None:
         return self._items.get(label)
 
+    async def exists(self, label: str) -> bool:
+        return label in self._items
+
     async def newest(self, *, automatic: bool | None = None, limit: int = 25) -> list[Checkpoint]:
         items = [c for c in reversed(self._items.values()) if automatic in (None, c.automatic)]
         return items[:limit]
@@ -175,8 +182,8 @@ class DatabaseCheckpointStore:
         self.keep = {False: keep, True: keep_automatic}
 
     async def add(self, checkpoint: Checkpoint) -> int:
-        async with self.db.session_scope() as session:
-            await session.execute(
+        async with self.db.transaction() as conn:
+            await conn.execute(
                 insert(table).values(
                     label=checkpoint.label,
                     created_at=checkpoint.created_at,
@@ -187,24 +194,28 @@ class DatabaseCheckpointStore:
             )
             kind = table.c.automatic == checkpoint.automatic
             newest = select(table.c.id).where(kind).order_by(table.c.id.desc()).limit(self.keep[checkpoint.automatic])
-            await session.execute(delete(table).where(kind, table.c.id.not_in(newest)))
-            return await session.scalar(select(func.count(table.c.id))) or 0
+            await conn.execute(delete(table).where(kind, table.c.id.not_in(newest)))
+            return await conn.scalar(select(func.count(table.c.id))) or 0
 
     async def get(self, label: str) -> Checkpoint | None:
-        async with self.db.session_scope() as session:
-            row = (await session.execute(select(table).where(table.c.label == label))).first()
+        async with self.db.transaction() as conn:
+            row = (await conn.execute(select(table).where(table.c.label == label))).first()
             return _from_row(row) if row is not None else None
 
+    async def exists(self, label: str) -> bool:
+        async with self.db.transaction() as conn:
+            return await conn.scalar(select(table.c.id).where(table.c.label == label)) is not None
+
     async def newest(self, *, automatic: bool | None = None, limit: int = 25) -> list[Checkpoint]:
-        async with self.db.session_scope() as session:
+        async with self.db.transaction() as conn:
             query = select(table).order_by(table.c.id.desc()).limit(limit)
             if automatic is not None:
                 query = query.where(table.c.automatic == automatic)
-            return [_from_row(row) for row in await session.execute(query)]
+            return [_from_row(row) for row in await conn.execute(query)]
 
     async def count(self) -> int:
-        async with self.db.session_scope() as session:
-            return await session.scalar(select(func.count(table.c.id))) or 0
+        async with self.db.transaction() as conn:
+            return await conn.scalar(select(func.count(table.c.id))) or 0
 
 
 def _from_row(row: Row) -> Checkpoint:

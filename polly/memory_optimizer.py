@@ -215,11 +215,11 @@ class MemoryMonitor:
         if label is None:
             label = base = ("auto " if automatic else "") + now.strftime("%Y-%m-%d %H:%M:%S UTC")
             suffix = 1
-            while await self.checkpoints.get(label) is not None:  # two in the same second
+            while await self.checkpoints.exists(label):  # two in the same second
                 suffix += 1
                 label = f"{base} #{suffix}"
         label = checked_label(label)
-        if await self.checkpoints.get(label) is not None:
+        if await self.checkpoints.exists(label):
             raise CheckpointError(f"A checkpoint named '{label}' already exists: choose another label.")
         sample = self.read(self.latest.loop_lag_ms if self.latest else None, count_objects=True)
         found = await asyncio.to_thread(allocations.allocation_summary) if self.tracing else None

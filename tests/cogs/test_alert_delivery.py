@@ -55,8 +55,8 @@ def fired_subjects(channel) -> list[str]:
 
 
 async def delivered_flags(bot) -> list[bool]:
-    async with bot.db.session_scope() as session:
-        return list(await session.scalars(select(alert_events.c.delivered).order_by(alert_events.c.id)))
+    async with bot.db.transaction() as conn:
+        return list(await conn.scalars(select(alert_events.c.delivered).order_by(alert_events.c.id)))
 
 
 async def test_a_flood_during_an_outage_is_delivered_once_after_it_ten_posts_and_one_summary(

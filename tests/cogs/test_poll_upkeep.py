@@ -15,8 +15,8 @@ CLEANUP = "polly.background_tasks.cleanup_polls_with_deleted_messages"
 
 
 async def poll_ids(bot) -> list[int]:
-    async with bot.db.session_scope() as session:
-        return list(await session.scalars(select(polls.c.id)))
+    async with bot.db.transaction() as conn:
+        return list(await conn.scalars(select(polls.c.id)))
 
 
 async def test_a_poll_whose_message_is_gone_is_deleted_by_the_scheduled_check(simcord_env, simcord_bot):

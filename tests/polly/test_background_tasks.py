@@ -17,8 +17,8 @@ from tests.settings import make_settings
 
 
 async def add_poll(bot, channel_id: int, message_id: int, status=PollStatus.ACTIVE) -> int:
-    async with bot.db.session_scope() as session:
-        added = await session.execute(
+    async with bot.db.transaction() as conn:
+        added = await conn.execute(
             insert(polls).values(
                 name="lunch",
                 question="Where?",
@@ -34,8 +34,8 @@ async def add_poll(bot, channel_id: int, message_id: int, status=PollStatus.ACTI
 
 
 async def poll_ids(bot) -> list[int]:
-    async with bot.db.session_scope() as session:
-        return list(await session.scalars(select(polls.c.id)))
+    async with bot.db.transaction() as conn:
+        return list(await conn.scalars(select(polls.c.id)))
 
 
 def test_failure_tracking_is_registered_and_bounded_by_settings(tmp_path):

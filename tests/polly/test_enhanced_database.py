@@ -1,4 +1,4 @@
-"""Engine, pool monitor and session scope on a SQLite file and on a real PostgreSQL server."""
+"""Engine, pool monitor and transaction scope on a SQLite file and on a real PostgreSQL server."""
 
 from __future__ import annotations
 
@@ -29,15 +29,15 @@ async def small_pool_db(request, tmp_path):
 
 async def hold_connections(db: Database, count: int, release: asyncio.Event, ready: asyncio.Semaphore):
     async def one() -> None:
-        async with db.session_scope() as session:
-            await session.execute(text("SELECT 1"))
+        async with db.transaction() as conn:
+            await conn.execute(text("SELECT 1"))
             ready.release()
             await release.wait()
 
     return [asyncio.create_task(one()) for _ in range(count)]
 
 
-async def test_concurrent_sessions_drive_checked_out_overflow_and_peak_exactly(small_pool_db):
+async def test_concurrent_transactions_drive_checked_out_overflow_and_peak_exactly(small_pool_db):
     db = small_pool_db
     release, ready = asyncio.Event(), asyncio.Semaphore(0)
     before = db.get_pool_status()
@@ -70,8 +70,8 @@ async def test_exhausted_pool_raises_clear_error_and_counts_one_timeout(small_po
         await ready.acquire()
 
     with pytest.raises(PoolTimeoutError, match="DB_POOL_SIZE") as info:
-        async with db.session_scope() as session:
-            await session.execute(text("SELECT 1"))
+        async with db.transaction() as conn:
+            await conn.execute(text("SELECT 1"))
     assert "2 + 1 overflow" in str(info.value)
     assert db.get_pool_status().timeouts == 1
 
@@ -89,28 +89,28 @@ async def test_invalidation_is_counted(small_pool_db):
     assert db.get_pool_status().checked_out == 0
 
 
-async def test_session_scope_commits(small_pool_db):
+async def test_transaction_commits(small_pool_db):
     db = small_pool_db
-    async with db.session_scope() as session:
-        await session.execute(
+    async with db.transaction() as conn:
+        await conn.execute(
             insert(polls).values(name="p", question="q?", options=["a", "b"], server_id=1, channel_id=2, creator_id=3)
         )
-    async with db.session_scope() as session:
-        assert await session.scalar(select(func.count(polls.c.id))) == 1
+    async with db.transaction() as conn:
+        assert await conn.scalar(select(func.count(polls.c.id))) == 1
     assert db.get_pool_status().checked_out == 0
 
 
-async def test_session_scope_rolls_back_on_error_and_releases_connection(small_pool_db):
+async def test_transaction_rolls_back_on_error_and_releases_connection(small_pool_db):
     db = small_pool_db
     with pytest.raises(RuntimeError, match="boom"):
-        async with db.session_scope() as session:
-            await session.execute(
+        async with db.transaction() as conn:
+            await conn.execute(
                 insert(polls).values(name="p", question="q?", options=[], server_id=1, channel_id=2, creator_id=3)
             )
             raise RuntimeError("boom")
     assert db.get_pool_status().checked_out == 0
-    async with db.session_scope() as session:
-        assert await session.scalar(select(func.count(polls.c.id))) == 0
+    async with db.transaction() as conn:
+        assert await conn.scalar(select(func.count(polls.c.id))) == 0
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
@@ -163,8 +163,8 @@ async def test_memory_sqlite_reports_ignored_settings_and_has_no_live_sizing(tmp
     db = Database(make_settings(tmp_path, database_url="sqlite+aiosqlite:///:memory:"))
     try:
         await db.create_tables()
-        async with db.session_scope() as session:
-            await session.execute(text("SELECT 1"))
+        async with db.transaction() as conn:
+            await conn.execute(text("SELECT 1"))
         status = db.get_pool_status()
         assert status.pool_class == "StaticPool"
         assert status.sized is False
