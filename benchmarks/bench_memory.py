@@ -64,7 +64,7 @@ def idle_cog() -> list[Result]:
 
 
 FOOTPRINT_BUDGETS_MIB = {"polly": 3.0, "polly-health": 5.0}
-FOOTPRINT_RUNS = 3
+FOOTPRINT_RUNS = 5
 
 
 def footprint_child(*args: str) -> dict:

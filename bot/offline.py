@@ -1,6 +1,6 @@
 """Offline console: the real bot inside SimCord's simulated Discord, driven from a prompt.
 
-Same `create_bot`, same extensions, real psutil readings and the real database from
+Same `create_bot`, same extensions, real `/proc` readings and the real database from
 DATABASE_URL (the `--demo` tour uses a throwaway one). You are an operator in a guild whose #ops
 channel is the alert channel; type what you would type in Discord.
 """
