@@ -67,6 +67,8 @@ def fmt_seconds(value: float) -> str:
 
 
 def fmt_value(value: float, unit: str) -> str:
+    if value != value:  # NaN: nothing measured (the detail says why)
+        return "none"
     if unit == "s":
         return fmt_seconds(value)
     if unit == "MiB":

@@ -14,7 +14,8 @@ from discord import app_commands
 
 from benchmarks._harness import Result
 from bot.app import create_bot
-from polly.alerts import AlertEngine, Thresholds
+from polly.alert_engine import AlertEngine
+from polly.alerts import Thresholds
 from polly.config import load_settings
 from polly.memory_optimizer import MemoryMonitor
 from polly.memory_utils import StructureRegistry

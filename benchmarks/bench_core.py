@@ -8,10 +8,12 @@ import time
 import psutil
 
 from benchmarks._harness import Result, interleaved, per_call
-from polly.alerts import AlertEngine, Thresholds, evaluate_rules
+from polly.alert_engine import AlertEngine
+from polly.alerts import Thresholds, evaluate_rules
 from polly.config import Settings
 from polly.memory_optimizer import MemoryMonitor
 from polly.memory_utils import BoundedDict, StructureRegistry, cleanup_global_dict
+from polly.trend import leak_windows
 from tests.clocks import FakeClock
 
 CORE_SHARE_BUDGET = 0.0001  # 0.01 % of one core
@@ -26,13 +28,20 @@ def monitor_tick(settings: Settings) -> list[Result]:
         settings, structures=registry, clock=FakeClock(step_s=settings.memory_check_interval_seconds)
     )
     engine = AlertEngine(Thresholds.from_settings(settings))
-    for _ in range(120):  # a full trend window first
+    for _ in range(150):  # full trend and leak windows first
         monitor.sample()
     proc = psutil.Process()
 
     def tick() -> None:
         sample = monitor.sample()
-        engine.evaluate(evaluate_rules(sample, monitor.trend(), engine.thresholds), sample.at)
+        monitor.trend()  # as the tick computes it for /mem stats and the metrics
+        leak = leak_windows(
+            monitor.history,
+            settings.alert_leak_fast_window_minutes * 60,
+            settings.alert_leak_slow_window_minutes * 60,
+            None,
+        )
+        engine.evaluate(evaluate_rules(sample, leak, engine.thresholds), sample.at)
 
     calls = 300
     median, base, *_ = interleaved(lambda: per_call(tick, calls), lambda: per_call(proc.memory_full_info, calls))

@@ -36,13 +36,17 @@ def rss_mib() -> float:
         resident_pages = int(statm.read().split()[1])
     return resident_pages * os.sysconf("SC_PAGE_SIZE") / 1024 / 1024
 
+
 # What a bare discord.py + SQLAlchemy + driver bot imports anyway.
 BARE_IMPORTS = ("discord", "discord.ext.commands", "discord.ext.tasks", "sqlalchemy.ext.asyncio", "aiosqlite")
 # Polly's additions in the order the bot imports them; each step's cost is the RSS it adds.
 POLLY_IMPORT_STEPS = (
     ("lru-dict", ("lru",)),
     ("python-dotenv (only with a .env file)", ("dotenv",)),
-    ("polly core", ("polly.config", "polly.process_stats", "polly.memory_utils", "polly.memory_optimizer", "polly.monitor_cycle")),
+    (
+        "polly core",
+        ("polly.config", "polly.process_stats", "polly.memory_utils", "polly.memory_optimizer", "polly.monitor_cycle"),
+    ),
     ("polly database and models", ("polly.enhanced_database", "polly.alert_store", "polly.background_tasks")),
     ("cogs.memory", ("cogs.memory",)),
     ("bot.app", ("bot.app",)),

@@ -13,8 +13,9 @@ from discord.ext import commands
 import cogs
 from cogs._cache_census import take_census
 from polly import background_tasks
+from polly.alert_engine import AlertEngine
 from polly.alert_store import AlertStore
-from polly.alerts import AlertEngine, Thresholds
+from polly.alerts import Thresholds
 from polly.config import Settings, load_settings
 from polly.enhanced_database import Database
 from polly.memory_optimizer import MemoryMonitor, set_default_monitor

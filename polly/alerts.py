@@ -1,24 +1,21 @@
-"""Alert rules and the alert state machine: pure functions of a sample and an injected `now`.
-
-Each rule turns a sample into conditions (rule, subject, value, threshold). `AlertEngine`
-keeps one state per (rule, subject): a condition must hold for `for_checks` consecutive
-evaluations before it fires; while firing it repeats at most every `repeat_minutes`; it
-resolves only once the value falls below the threshold minus the hysteresis margin.
+"""Alert rules: pure functions of a sample, turning it into conditions (rule, subject, value,
+threshold, active, clear). The state machine that turns conditions into fired, repeated and
+resolved alerts is `polly.alert_engine`.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Sequence
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
-from datetime import datetime, timedelta
-from typing import Protocol
+from datetime import datetime
 
 from polly.config import SETTING_SPECS, Settings, hysteresis_conflict
-from polly.formatting import format_bytes, format_duration
+from polly.formatting import MIB, format_bytes, format_duration
 from polly.heap_types import TypeGrowth
 from polly.samples import MemorySample
-from polly.trend import Trend
+from polly.trend import LeakWindows
 
 
 class Rule(enum.StrEnum):
@@ -68,7 +65,8 @@ class Thresholds:
     dict_fill_percent: float = 80.0
     checkpoint_growth_percent: float = 20.0
     leak_horizon_hours: float = 24.0
-    leak_min_mib_per_hour: float = 1.0
+    leak_slow_horizon_hours: float = 168.0
+    leak_min_mib_per_hour: float = 2.0
     for_checks: int = 3
     repeat_minutes: float = 60.0
     hysteresis_percent: float = 5.0
@@ -81,6 +79,7 @@ class Thresholds:
             dict_fill_percent=settings.alert_dict_fill_percent,
             checkpoint_growth_percent=settings.alert_checkpoint_growth_percent,
             leak_horizon_hours=settings.alert_leak_horizon_hours,
+            leak_slow_horizon_hours=settings.alert_leak_slow_horizon_hours,
             leak_min_mib_per_hour=settings.alert_leak_min_mib_per_hour,
             for_checks=settings.alert_for_checks,
             repeat_minutes=settings.alert_repeat_minutes,
@@ -240,24 +239,43 @@ def growth_conditions(
     ]
 
 
-def leak_conditions(trend: Trend, t: Thresholds, growing: Sequence[TypeGrowth] = ()) -> list[Condition]:
-    if trend.slope_mib_per_hour is None:
+LEAK_FOR_CHECKS = 5  # a cache step can look like a leak for a few checks (alert-quality benchmark)
+
+
+def leak_conditions(
+    sample: MemorySample, leak: LeakWindows | None, t: Thresholds, growing: Sequence[TypeGrowth] = ()
+) -> list[Condition]:
+    """A leak: RSS rising steadily, far above the noise, toward the memory threshold: over the
+    short window within ALERT_LEAK_HORIZON_HOURS (a fast leak), over the long one within
+    ALERT_LEAK_SLOW_HORIZON_HOURS (a slow one). It resolves once both windows have settled."""
+    windows = ((leak.fast, t.leak_horizon_hours), (leak.slow, t.leak_slow_horizon_hours)) if leak else ()
+    judged = [(w, hours) for w, hours in windows if w.slope_mib_per_hour is not None]
+    if not judged:
         return []
-    slope, eta = trend.slope_mib_per_hour, trend.seconds_to_threshold
-    horizon = t.leak_horizon_hours * 3600
-    active = slope >= t.leak_min_mib_per_hour and eta is not None and eta <= horizon
-    # Hysteresis: resolve only once the slope is clearly below the minimum or the threshold is
-    # well beyond the horizon.
-    clear = slope < t.leak_min_mib_per_hour * 0.5 or eta is None or eta > horizon * 1.5
-    reach = f"reaches {t.memory_percent:g} % of the limit in {format_duration(eta)}" if eta is not None else ""
-    detail = f"RSS rising {slope:.1f} MiB/h over {format_duration(trend.span_s)}; {reach}".rstrip("; ")
-    detail += growing_text(growing)
-    return [Condition(Rule.LEAK_TREND, "process", slope, t.leak_min_mib_per_hour, active, clear, detail)]
+    headroom_mib = (sample.limit * t.memory_percent / 100 - sample.rss) / MIB
+
+    def eta_h(slope: float) -> float:
+        return max(0.0, headroom_mib / slope) if slope > 0 else math.inf
+
+    minimum = t.leak_min_mib_per_hour
+    firing = [w for w, hours in judged if w.sustained(minimum) and eta_h(w.slope_mib_per_hour or 0) <= hours]
+    shown = firing[0] if firing else max((w for w, _ in judged), key=lambda w: w.slope_mib_per_hour or 0.0)
+    slope = shown.slope_mib_per_hour or 0.0
+    eta = eta_h(slope)
+    reach = f"; reaches {t.memory_percent:g} % of the limit in {format_duration(eta * 3600)}" if eta < math.inf else ""
+    if headroom_mib <= 0:
+        reach = f"; already above {t.memory_percent:g} % of the limit"
+    detail = f"RSS rising {slope:.1f} MiB/h over the last {format_duration(shown.window_s)}{reach}"
+    clear = all(w.settled(minimum) for w, _ in judged)
+    hold = max(t.for_checks, LEAK_FOR_CHECKS)
+    return [
+        Condition(Rule.LEAK_TREND, "process", slope, minimum, bool(firing), clear, detail + growing_text(growing), hold)
+    ]
 
 
 def evaluate_rules(
     sample: MemorySample,
-    trend: Trend,
+    leak: LeakWindows | None,
     thresholds: Thresholds,
     *,
     previous: MemorySample | None = None,
@@ -271,114 +289,5 @@ def evaluate_rules(
         *pool_conditions(sample, previous, thresholds),
         *structure_conditions(sample, thresholds),
         *growth_conditions(checkpoint_growth_percent, thresholds, growing_types),
-        *leak_conditions(trend, thresholds, growing_types),
+        *leak_conditions(sample, leak, thresholds, growing_types),
     ]
-
-
-# ---------------------------------------------------------------- the state machine
-
-
-class FiringRecord(Protocol):
-    """What a stored alert event tells about an alert that was firing (polly.alert_store)."""
-
-    rule: str
-    subject: str
-    value: float
-    threshold: float
-    message: str
-    at: datetime
-    since: datetime | None
-
-
-@dataclass
-class _State:
-    held: int = 0
-    firing: bool = False
-    since: datetime | None = None
-    last_notified: datetime | None = None
-    condition: Condition | None = None
-
-
-class AlertEngine:
-    """Turns conditions into fired / repeated / resolved transitions."""
-
-    def __init__(self, thresholds: Thresholds) -> None:
-        self.thresholds = thresholds
-        self._states: dict[tuple[Rule, str], _State] = {}
-
-    def evaluate(self, conditions: Iterable[Condition], now: datetime) -> list[AlertTransition]:
-        out: list[AlertTransition] = []
-        seen: set[tuple[Rule, str]] = set()
-        repeat = timedelta(minutes=self.thresholds.repeat_minutes)
-        for c in conditions:
-            key = (c.rule, c.subject)
-            seen.add(key)
-            state = self._states.get(key)
-            if c.active:
-                state = state or self._states.setdefault(key, _State(since=now))
-                state.held += 1
-                state.condition = c
-                needed = c.for_checks if c.for_checks is not None else self.thresholds.for_checks
-                if not state.firing and state.held >= needed:
-                    state.firing, state.since, state.last_notified = True, now, now
-                    out.append(self._transition(Transition.FIRED, c, now, now))
-                elif state.firing and state.last_notified and now - state.last_notified >= repeat:
-                    state.last_notified = now
-                    out.append(self._transition(Transition.REPEATED, c, now, state.since or now))
-            elif state is not None and state.firing:
-                state.condition = c
-                if c.clear:
-                    del self._states[key]
-                    out.append(self._transition(Transition.RESOLVED, c, now, state.since or now))
-                # else: inside the hysteresis band, still firing, no repeat while below threshold
-            elif state is not None:
-                del self._states[key]  # pending condition broke off before the hold time
-        out.extend(self._vanished(seen, now))
-        return out
-
-    def _vanished(self, seen: set[tuple[Rule, str]], now: datetime) -> list[AlertTransition]:
-        """Subjects that no longer report (an unregistered structure) resolve; pending ones drop."""
-        out = []
-        for key in [k for k in self._states if k not in seen]:
-            state = self._states.pop(key)
-            if state.firing and state.condition is not None:
-                c = replace(state.condition, detail=f"{state.condition.detail} (no longer reported)")
-                out.append(self._transition(Transition.RESOLVED, c, now, state.since or now))
-        return out
-
-    @staticmethod
-    def _transition(kind: Transition, c: Condition, now: datetime, since: datetime) -> AlertTransition:
-        return AlertTransition(kind, c.rule, c.subject, c.value, c.threshold, c.detail, now, since)
-
-    def active(self) -> list[ActiveAlert]:
-        return [
-            ActiveAlert(
-                k[0],
-                k[1],
-                s.condition.value,
-                s.condition.threshold,
-                s.condition.detail,
-                s.since,
-                s.last_notified,
-            )
-            for k, s in self._states.items()
-            if s.firing and s.condition is not None and s.since and s.last_notified
-        ]
-
-    def pending(self) -> dict[tuple[Rule, str], int]:
-        """Conditions holding but not yet firing, with how many checks they have held."""
-        return {k: s.held for k, s in self._states.items() if not s.firing}
-
-    def restore(self, firing: Iterable[FiringRecord]) -> None:
-        """Take back alerts that were firing before a restart: they repeat and resolve as if the
-        bot had never stopped, and do not fire again as new."""
-        for record in firing:
-            rule = Rule(record.rule)
-            condition = Condition(rule, record.subject, record.value, record.threshold, True, False, record.message)
-            since = record.since or record.at
-            self._states[(rule, record.subject)] = _State(
-                held=1_000_000, firing=True, since=since, last_notified=record.at, condition=condition
-            )
-
-    def set_threshold(self, name: str, value: float) -> None:
-        self.thresholds = self.thresholds.updated(name, value)

@@ -106,7 +106,12 @@ class Settings:
     alert_dict_fill_percent: float = percent(80.0)
     alert_checkpoint_growth_percent: float = number(20.0, "percent, > 0 and <= 1000", 0, low_open=True, high=1000)
     alert_leak_horizon_hours: float = number(24.0, "hours, > 0 and <= 720 (30 days)", 0, low_open=True, high=720)
-    alert_leak_min_mib_per_hour: float = number(1.0, "MiB/hour, 0 to 100000", 0, high=100_000)
+    alert_leak_slow_horizon_hours: float = number(168.0, "hours, > 0 and <= 8760 (a year)", 0, low_open=True, high=8760)
+    alert_leak_min_mib_per_hour: float = number(2.0, "MiB/hour, 0 to 100000", 0, high=100_000)
+    # The leak rule's windows and the warm-up it ignores after a start (see polly/trend.py).
+    alert_leak_grace_minutes: float = number(60.0, "minutes, 0 to 1440", 0, high=1440)
+    alert_leak_fast_window_minutes: float = number(30.0, "minutes, 5 to 1440", 5, high=1440)
+    alert_leak_slow_window_minutes: float = number(120.0, "minutes, 5 to 10080", 5, high=10_080)
     alert_for_checks: int = whole(3, "checks, a whole number 1-1000", 1, high=1000)
     alert_repeat_minutes: float = number(60.0, "minutes, > 0 and <= 10080 (a week)", 0, low_open=True, high=10_080)
     alert_hysteresis_percent: float = number(

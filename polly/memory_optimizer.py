@@ -261,11 +261,12 @@ class MemoryMonitor:
                 return candidate
         return None
 
-    async def automatic_growth(self) -> tuple[float | None, tuple[TypeGrowth, ...]]:
+    async def automatic_growth(self, since: datetime | None = None) -> tuple[float | None, tuple[TypeGrowth, ...]]:
         """RSS growth in percent between the two newest automatic checkpoints, and the types
-        that grew most between them."""
+        that grew most between them; nothing when the older one was taken before `since` (the
+        end of the warm-up after a start: growth across a start or a warm-up is no leak)."""
         pair = await self.checkpoints.newest(automatic=True, limit=2)
-        if len(pair) < 2:
+        if len(pair) < 2 or (since is not None and pair[1].created_at < since):
             return None, ()
         newer, older = pair[0].sample, pair[1].sample
         return percent_change(older.rss, newer.rss), type_growth(older.type_counts, newer.type_counts)

@@ -12,8 +12,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from polly.alert_engine import AlertEngine
 from polly.alert_store import AlertStore
-from polly.alerts import AlertEngine, AlertTransition, evaluate_rules
+from polly.alerts import AlertTransition, evaluate_rules
 from polly.allocations import AllocationGrowth, TraceRunningError, TraceSession
 from polly.checkpoints import Checkpoint
 from polly.config import Settings
@@ -22,7 +23,7 @@ from polly.heap_types import TypeGrowth
 from polly.memory_optimizer import MemoryMonitor
 from polly.registry import StructureRegistry
 from polly.samples import MemorySample
-from polly.trend import Trend
+from polly.trend import LeakWindows, Trend, leak_windows
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,10 @@ class MonitorCycle:
         self.store = store
         self.structures = structures
         self.health = MonitorHealth()
+        # Warm-up after a start is not a leak: the leak rule and the checkpoint-growth rule
+        # ignore what happened before `warm_at`.
+        self.started_at = monitor.clock()
+        self.warm_at = self.started_at + timedelta(minutes=settings.alert_leak_grace_minutes)
         self.last_cleanup_at: datetime | None = None
         self.last_checkpoint_at: datetime | None = None
         self.last_size_estimate_at: datetime | None = None
@@ -136,12 +141,12 @@ class MonitorCycle:
         ):
             self.last_checkpoint_at = now
             checkpoint = await self.monitor.checkpoint(automatic=True)  # unique "auto <UTC time>" label
-            self.growth_percent, self.growing_types = await self.monitor.automatic_growth()
+            self.growth_percent, self.growing_types = await self.monitor.automatic_growth(since=self.warm_at)
             self.note_types(self.growing_types, checkpoint.sample.type_counts)
         trend = self.trend()
         conditions = evaluate_rules(
             sample,
-            trend,
+            self.leak_windows(),
             self.engine.thresholds,
             previous=previous,
             checkpoint_growth_percent=self.growth_percent,
@@ -177,6 +182,12 @@ class MonitorCycle:
     def trend(self) -> Trend:
         """The RSS trend towards the live memory threshold (runtime changes included)."""
         return self.monitor.trend(self.engine.thresholds.memory_percent)
+
+    def leak_windows(self) -> LeakWindows:
+        """What the leak rule's two windows say now, from samples after the warm-up grace."""
+        s = self.settings
+        fast_s, slow_s = s.alert_leak_fast_window_minutes * 60, s.alert_leak_slow_window_minutes * 60
+        return leak_windows(self.monitor.history, fast_s, slow_s, self.warm_at.timestamp())
 
     def note_types(self, growth: Iterable[TypeGrowth], counts: dict[str, int] | None) -> None:
         """Remember the latest checkpoint's growing and most common types (for suggestions)."""

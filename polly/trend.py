@@ -1,7 +1,20 @@
-"""The RSS trend: a least-squares slope over the recent window, and when it reaches a threshold."""
+"""The RSS trend: a least-squares slope over the recent window, and when it reaches a threshold;
+and the evidence the leak rule weighs (`leak_evidence`).
+
+A rising line alone is not a leak: right after a start RSS climbs while caches warm up, caches
+that fill at once make a step or a ramp of a few minutes that tilts any line fitted across it,
+and spikes and noise tilt short windows. So a window shows a leak when, after a Hampel filter
+has removed spikes of a few samples, its slope clears the minimum rate, stands well above the
+noise of the fit (t-value), and the rise is even: a straight line fits better than any single
+step, and no sixth of the window holds much of the rise. The monitor judges no window that
+reaches back into the warm-up grace after a start. Tuned on replayed traces:
+`python -m benchmarks --only alert-quality`.
+"""
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -9,6 +22,14 @@ from polly.formatting import MIB
 
 # A fall of this fraction between two samples (a restart, a big cleanup) starts a new trend segment.
 TREND_RESET_DROP = 0.10
+# The leak rule's tests (see the module docstring); tuned on the alert-quality benchmark.
+LEAK_MIN_T = 4.0  # the slope is at least this many standard errors above zero
+MIN_STEP_SIDE = 3  # samples on each side of the step allowed for
+PARTS = 6  # the window's parts whose medians must rise evenly
+MAX_PART_SHARE = 1.0  # no step between neighbouring parts holds more of the window's rise (even: 1/5)
+SPIKE_FILTER = 7  # spikes of up to 3 samples are taken out first (a Hampel filter this wide; 1: off)
+MIN_SPAN_SHARE = 0.9  # a window is judged once samples cover this much of it
+MIN_WINDOW_SAMPLES = 6
 
 
 @dataclass(frozen=True)
@@ -30,6 +51,22 @@ RssPoint = tuple[float, int]
 """(epoch seconds, RSS bytes): all the trend needs, kept compact so the history costs little."""
 
 
+def _segment(points: Sequence[RssPoint], window_s: float, not_before: float | None = None) -> list[RssPoint]:
+    """The points of the last `window_s` (none before `not_before`), after the last big drop."""
+    newest = points[-1][0]
+    window: list[RssPoint] = []
+    for point in reversed(points):  # newest first: stop at the window's edge, not the ring's
+        if newest - point[0] > window_s or (not_before is not None and point[0] < not_before):
+            break
+        window.append(point)
+    window.reverse()
+    start = 0
+    for i in range(1, len(window)):
+        if window[i][1] < window[i - 1][1] * (1 - TREND_RESET_DROP):
+            start = i
+    return window[start:]
+
+
 def rss_trend(
     points: Sequence[RssPoint],
     window_s: float,
@@ -44,19 +81,9 @@ def rss_trend(
     """
     if not points:
         return Trend(None, 0, 0.0, None)
-    newest = points[-1][0]
-    window = []
-    for point in reversed(points):  # newest first: stop at the window's edge, not the ring's
-        if newest - point[0] > window_s:
-            break
-        window.append(point)
-    window.reverse()
-    start = 0
-    for i in range(1, len(window)):
-        if window[i][1] < window[i - 1][1] * (1 - TREND_RESET_DROP):
-            start = i
-    segment = window[start:]
-    recent = tuple(p[1] for p in window[-spark_points:])
+    segment = _segment(points, window_s)
+    tail = (points[i] for i in range(max(0, len(points) - spark_points), len(points)))  # a deque: no slices
+    recent = tuple(p[1] for p in tail if points[-1][0] - p[0] <= window_s)
     span = segment[-1][0] - segment[0][0] if segment else 0.0
     if len(segment) < 3 or span <= 0:
         return Trend(None, len(segment), span, None, recent)
@@ -72,3 +99,114 @@ def rss_trend(
     if threshold_bytes is not None and slope > 0:
         eta = max(0.0, (threshold_bytes - ys[-1]) / slope)
     return Trend(slope * 3600 / MIB, n, span, eta, recent)
+
+
+@dataclass(frozen=True)
+class LeakEvidence:
+    """What one window says about a leak (see the module docstring)."""
+
+    window_s: float
+    slope_mib_per_hour: float | None  # None: the window is not covered yet
+    t_value: float = 0.0
+    steady: bool = False  # a straight line fits better than any single step
+
+    def sustained(self, min_mib_per_hour: float) -> bool:
+        """A leak by every test: fast enough, far above the noise, rising steadily."""
+        slope = self.slope_mib_per_hour
+        return slope is not None and slope >= min_mib_per_hour and self.t_value >= LEAK_MIN_T and self.steady
+
+    def settled(self, min_mib_per_hour: float) -> bool:
+        """Clearly no longer rising: what resolves a firing leak alert (hysteresis: half the rate,
+        half the t-value, or no longer steady)."""
+        slope = self.slope_mib_per_hour
+        return slope is None or slope < min_mib_per_hour / 2 or self.t_value < LEAK_MIN_T / 2 or not self.steady
+
+
+def leak_evidence(points: Sequence[RssPoint], window_s: float, not_before: float | None = None) -> LeakEvidence:
+    """Slope, its t-value and steadiness over the last `window_s`, using no point before
+    `not_before` (the end of the warm-up grace) nor before the last big drop."""
+    if not points:
+        return LeakEvidence(window_s, None)
+    segment = _segment(points, window_s, not_before)
+    span = segment[-1][0] - segment[0][0] if segment else 0.0
+    if len(segment) < MIN_WINDOW_SAMPLES or span < window_s * MIN_SPAN_SHARE:
+        return LeakEvidence(window_s, None)
+    t0 = segment[0][0]
+    xs = [(p[0] - t0) / 3600 for p in segment]  # hours
+    ys = [p[1] / MIB for p in segment]
+    if SPIKE_FILTER > 1:
+        ys = _running_median(ys, SPIKE_FILTER)
+    n = len(xs)
+    mean_x, mean_y = sum(xs) / n, sum(ys) / n
+    sxx = sum((x - mean_x) ** 2 for x in xs)
+    slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / sxx  # MiB/h
+    residual = sum((y - mean_y - slope * (x - mean_x)) ** 2 for x, y in zip(xs, ys, strict=True))
+    stderr = math.sqrt(residual / (n - 2) / sxx)
+    t_value = slope / stderr if stderr > 0 else (math.inf if slope > 0 else 0.0)
+    steady = slope > 0 and residual < _best_step_residual(ys) and _rise_is_spread(xs, ys)
+    return LeakEvidence(window_s, slope, t_value, steady)
+
+
+def _rise_is_spread(xs: Sequence[float], ys: Sequence[float]) -> bool:
+    """Whether the window rose evenly: split into PARTS by time, no rise from one part's median to
+    the next holds more than MAX_PART_SHARE of the whole rise (a ramp of a few minutes does)."""
+    width = (xs[-1] - xs[0]) / PARTS
+    parts: list[list[float]] = [[] for _ in range(PARTS)]
+    for x, y in zip(xs, ys, strict=True):
+        parts[min(PARTS - 1, int((x - xs[0]) / width))].append(y)
+    medians = [sorted(p)[len(p) // 2] for p in parts if p]
+    total = medians[-1] - medians[0]
+    return total > 0 and all(b - a <= MAX_PART_SHARE * total for a, b in itertools.pairwise(medians))
+
+
+def _best_step_residual(ys: Sequence[float]) -> float:
+    """The squared error of the best two-level fit (one jump anywhere, MIN_STEP_SIDE samples or
+    more on each side), in O(n) with running sums."""
+    n = len(ys)
+    total, total_sq = sum(ys), sum(y * y for y in ys)
+    best, left, left_sq = math.inf, 0.0, 0.0
+    for k in range(1, n):
+        left += ys[k - 1]
+        left_sq += ys[k - 1] ** 2
+        if k < MIN_STEP_SIDE or n - k < MIN_STEP_SIDE:
+            continue
+        right, right_sq = total - left, total_sq - left_sq
+        best = min(best, left_sq - left * left / k + right_sq - right * right / (n - k))
+    return best
+
+
+def _running_median(values: Sequence[float], width: int) -> list[float]:
+    half = width // 2
+    out = []
+    for i in range(len(values)):
+        around = sorted(values[max(0, i - half) : i + half + 1])
+        out.append(around[len(around) // 2])
+    return out
+
+
+def _without_spikes(values: Sequence[float], width: int) -> list[float]:
+    """A Hampel filter: a value further than 3 scaled median absolute deviations from the median
+    of the `width` values around it is replaced by that median; every other value is kept."""
+    half = width // 2
+    out = list(values)
+    for i in range(len(values)):
+        around = sorted(values[max(0, i - half) : i + half + 1])
+        middle = around[len(around) // 2]
+        deviations = sorted(abs(v - middle) for v in around)
+        spread = 1.4826 * deviations[len(deviations) // 2]
+        if abs(values[i] - middle) > 3 * spread:
+            out[i] = middle
+    return out
+
+
+@dataclass(frozen=True)
+class LeakWindows:
+    """The leak rule's two windows: short (fast leaks) and long (slow ones)."""
+
+    fast: LeakEvidence
+    slow: LeakEvidence
+
+
+def leak_windows(points: Sequence[RssPoint], fast_s: float, slow_s: float, not_before: float | None) -> LeakWindows:
+    """Both windows' evidence from the same history."""
+    return LeakWindows(leak_evidence(points, fast_s, not_before), leak_evidence(points, slow_s, not_before))

@@ -11,7 +11,8 @@ import time
 import pytest
 
 from cogs import _memory_render as render
-from polly.alerts import AlertEngine, Thresholds
+from polly.alert_engine import AlertEngine
+from polly.alerts import Thresholds
 from polly.memory_optimizer import MemoryMonitor
 from polly.memory_utils import StructureRegistry
 from polly.monitor_cycle import MonitorCycle, MonitorHealth

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from polly.alerts import AlertEngine, Rule, ThresholdError, Thresholds, evaluate_rules
+from polly.alert_engine import AlertEngine
+from polly.alerts import Rule, ThresholdError, Thresholds, evaluate_rules
 from polly.config import ConfigError
 from polly.memory_optimizer import MemoryMonitor
 from polly.monitor_cycle import MonitorCycle
@@ -78,5 +79,7 @@ async def test_a_structure_that_cannot_report_is_skipped_and_every_other_rule_st
     assert stats["broken"].failing == "RuntimeError: broken on purpose"
     assert stats["fine"].size == 1 and stats["fine"].failing is None
     assert Rule.MEMORY in {e.transition.rule for e in result.events}  # the memory rule fired anyway
-    assert "broken" not in {c.subject for c in evaluate_rules(result.sample, result.trend, cycle.engine.thresholds)}
+    assert "broken" not in {
+        c.subject for c in evaluate_rules(result.sample, cycle.leak_windows(), cycle.engine.thresholds)
+    }
     assert any("cannot report its size" in r.getMessage() for r in caplog.records)

@@ -7,11 +7,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from polly.alerts import AlertEngine, Rule, Thresholds, Transition, evaluate_rules
+from polly.alert_engine import AlertEngine
+from polly.alerts import LEAK_FOR_CHECKS, Rule, Thresholds, Transition, evaluate_rules
 from polly.enhanced_database import PoolStatus
 from polly.formatting import MIB
-from polly.memory_optimizer import MemorySample, Trend
+from polly.memory_optimizer import MemorySample
 from polly.memory_utils import StructureStat
+from polly.trend import LeakEvidence, LeakWindows
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 LIMIT = 1000 * MIB
@@ -41,7 +43,7 @@ def make_sample(rss_mib: float = 100, structures=(), pool=None) -> MemorySample:
     )
 
 
-FLAT = Trend(0.0, 10, 600, None)
+FLAT = None  # no leak evidence yet
 T = Thresholds(memory_percent=80, for_checks=3, repeat_minutes=60, hysteresis_percent=5)
 
 
@@ -177,7 +179,7 @@ def test_pool_without_sizing_has_no_overflow_rule():
     conditions = evaluate_rules(
         make_sample(pool=replace(pool(0), sized=False, pool_size=None, max_overflow=None, overflow=None)), FLAT, T
     )
-    assert {c.rule for c in conditions} == {Rule.MEMORY, Rule.POOL_TIMEOUT, Rule.LEAK_TREND}
+    assert {c.rule for c in conditions} == {Rule.MEMORY, Rule.POOL_TIMEOUT}  # no leak evidence yet
 
 
 def test_checkpoint_growth_rule():
@@ -189,16 +191,61 @@ def test_checkpoint_growth_rule():
     assert kinds(out, Rule.CHECKPOINT_GROWTH) == [Transition.RESOLVED]
 
 
-def test_leak_trend_rule_fires_when_the_projection_reaches_the_threshold_within_the_horizon():
-    engine = AlertEngine(replace(T, for_checks=1, leak_horizon_hours=24, leak_min_mib_per_hour=1))
-    leaking = Trend(30.0, 60, 3600, 10 * 3600)
-    out = run(engine, make_sample(), 0, trend=leaking)
+def windows(fast: float | None = None, slow: float | None = None, *, t: float = 20.0, steady: bool = True):
+    return LeakWindows(LeakEvidence(1800, fast, t, steady), LeakEvidence(7200, slow, t, steady))
+
+
+def held(engine: AlertEngine, sample: MemorySample, trend, start: float = 0) -> list:
+    """The transitions of LEAK_FOR_CHECKS checks in a row (the leak rule's hold)."""
+    return [t for minute in range(LEAK_FOR_CHECKS) for t in run(engine, sample, start + minute, trend=trend)]
+
+
+def test_a_leak_fires_only_after_it_held_for_five_checks():
+    engine = AlertEngine(replace(T, for_checks=1))
+    for minute in range(LEAK_FOR_CHECKS - 1):
+        assert kinds(run(engine, make_sample(500), minute, trend=windows(fast=30.0)), Rule.LEAK_TREND) == []
+    assert kinds(run(engine, make_sample(500), 9, trend=windows(fast=30.0)), Rule.LEAK_TREND) == [Transition.FIRED]
+
+
+def test_a_fast_leak_fires_when_the_threshold_is_within_the_horizon():
+    engine = AlertEngine(replace(T, for_checks=1, leak_horizon_hours=24, leak_min_mib_per_hour=2))
+    out = held(engine, make_sample(500), windows(fast=30.0))  # 300 MiB to 80 %: 10 h
     assert kinds(out, Rule.LEAK_TREND) == [Transition.FIRED]
-    assert "30.0 MiB/h" in out[0].detail and "10.0 h" in out[0].detail
-    # far beyond the horizon: not a problem yet
-    slow = Trend(2.0, 60, 3600, 100 * 3600)
-    assert kinds(run(AlertEngine(replace(T, for_checks=1)), make_sample(), 0, trend=slow), Rule.LEAK_TREND) == []
-    assert kinds(run(engine, make_sample(), 1, trend=FLAT), Rule.LEAK_TREND) == [Transition.RESOLVED]
+    assert "30.0 MiB/h over the last 30 min" in out[0].detail and "in 10.0 h" in out[0].detail
+    assert kinds(run(engine, make_sample(500), 9, trend=windows(fast=0.5)), Rule.LEAK_TREND) == [Transition.RESOLVED]
+
+
+def test_a_fast_window_beyond_the_horizon_waits_for_the_slow_one_and_its_horizon():
+    t = replace(T, for_checks=1, leak_horizon_hours=24, leak_slow_horizon_hours=168, leak_min_mib_per_hour=2)
+    # 300 MiB of headroom at 5 MiB/h: 60 h, beyond the fast window's 24 h, within the slow one's week
+    assert kinds(held(AlertEngine(t), make_sample(500), windows(fast=5.0)), Rule.LEAK_TREND) == []
+    out = held(AlertEngine(t), make_sample(500), windows(fast=5.0, slow=5.0))
+    assert kinds(out, Rule.LEAK_TREND) == [Transition.FIRED] and "over the last 2.0 h" in out[0].detail
+    # 2 MiB/h: 150 h, beyond a 100 h slow horizon
+    slow_t = replace(t, leak_slow_horizon_hours=100)
+    assert kinds(held(AlertEngine(slow_t), make_sample(500), windows(slow=2.0)), Rule.LEAK_TREND) == []
+
+
+def test_a_leak_needs_a_steady_rise_far_above_the_noise():
+    t = replace(T, for_checks=1, leak_min_mib_per_hour=2)
+    for trend in (windows(fast=30.0, t=3.0), windows(fast=30.0, steady=False), windows(fast=1.0)):
+        assert kinds(held(AlertEngine(t), make_sample(500), trend), Rule.LEAK_TREND) == []
+
+
+def test_a_firing_leak_resolves_only_when_both_windows_settle():
+    engine = AlertEngine(replace(T, for_checks=1, leak_min_mib_per_hour=2))
+    assert kinds(held(engine, make_sample(500), windows(fast=30.0, slow=30.0)), Rule.LEAK_TREND) == [Transition.FIRED]
+    # the short window calmed down, the long one still rises: still firing, nothing new
+    assert kinds(run(engine, make_sample(500), 9, trend=windows(fast=0.0, slow=30.0)), Rule.LEAK_TREND) == []
+    assert [a.rule for a in engine.active()] == [Rule.LEAK_TREND]
+    out = run(engine, make_sample(500), 10, trend=windows(fast=0.0, slow=0.5))
+    assert kinds(out, Rule.LEAK_TREND) == [Transition.RESOLVED]
+
+
+def test_a_leak_above_the_threshold_says_so():
+    out = held(AlertEngine(replace(T, for_checks=1)), make_sample(900), windows(fast=30.0))
+    leak = next(t for t in out if t.rule == Rule.LEAK_TREND)
+    assert "already above 80 % of the limit" in leak.detail
 
 
 def test_active_and_pending_views():
@@ -215,7 +262,7 @@ def test_leak_and_growth_alerts_name_the_top_growing_types():
     from polly.heap_types import TypeGrowth
 
     growing = (TypeGrowth("discord.message.Message", 400, 1000), TypeGrowth("discord.member.Member", 0, 300))
-    rising = Trend(12.0, 30, 3600.0, 3600.0)
+    rising = windows(fast=12.0)
     conditions = evaluate_rules(make_sample(), rising, T, checkpoint_growth_percent=35.0, growing_types=growing)
     details = {c.rule: c.detail for c in conditions}
     assert details[Rule.LEAK_TREND].endswith("; growing: Message +600, Member +300")

@@ -7,7 +7,8 @@ import sys
 import time
 from collections import deque
 
-from polly.alerts import AlertEngine, Thresholds
+from polly.alert_engine import AlertEngine
+from polly.alerts import Thresholds
 from polly.bounded import BoundedDict
 from polly.heap_refs import find_chain, safe_key
 from polly.heap_sizes import deep_size, estimate_container_bytes

@@ -9,9 +9,11 @@ import time
 
 import pytest
 
-from polly.alerts import AlertEngine, Thresholds, evaluate_rules
+from polly.alert_engine import AlertEngine
+from polly.alerts import Thresholds, evaluate_rules
 from polly.memory_optimizer import MemoryMonitor
 from polly.memory_utils import StructureRegistry, cleanup_global_dict
+from polly.trend import leak_windows
 from tests.settings import make_settings
 
 
@@ -35,7 +37,9 @@ def warm_monitor(tmp_path):
     engine = AlertEngine(Thresholds())
     for _ in range(3000):
         sample = monitor.sample()
-        engine.evaluate(evaluate_rules(sample, monitor.trend(), engine.thresholds), sample.at)
+        engine.evaluate(
+            evaluate_rules(sample, leak_windows(monitor.history, 1800, 7200, None), engine.thresholds), sample.at
+        )
     return monitor, engine
 
 
@@ -45,7 +49,9 @@ def test_a_loop_of_1000_samples_with_rules_leaks_nothing(warm_monitor):
     monitor, engine = warm_monitor
     for _ in range(1000):
         sample = monitor.sample()
-        engine.evaluate(evaluate_rules(sample, monitor.trend(), engine.thresholds), sample.at)
+        engine.evaluate(
+            evaluate_rules(sample, leak_windows(monitor.history, 1800, 7200, None), engine.thresholds), sample.at
+        )
     assert len(monitor.history) == 10
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import psutil
@@ -231,6 +232,17 @@ async def test_automatic_growth_percent_compares_the_two_newest_automatic_checkp
     growth = await monitor.automatic_growth_percent()
     a, b = await monitor.get_checkpoint("auto-1"), await monitor.get_checkpoint("auto-2")
     assert growth == pytest.approx(100 * (b.sample.rss - a.sample.rss) / a.sample.rss)
+
+
+async def test_growth_from_a_checkpoint_taken_during_the_warm_up_is_not_compared(tmp_path, db):
+    """After a start the first automatic checkpoint sees RSS before caches warm up: growth from
+    it to the next one is warm-up, not a leak (it alerted an hour after every start)."""
+    monitor = MemoryMonitor(make_settings(tmp_path), db, structures=StructureRegistry())
+    await monitor.checkpoint("auto-1", automatic=True)
+    await monitor.checkpoint("auto-2", automatic=True)
+    first = await monitor.get_checkpoint("auto-1")
+    assert await monitor.automatic_growth(since=first.created_at) != (None, ())
+    assert await monitor.automatic_growth(since=first.created_at + timedelta(seconds=1)) == (None, ())
 
 
 async def test_checkpoints_without_a_database_are_kept_in_memory_and_bounded(tmp_path):

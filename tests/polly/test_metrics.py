@@ -8,7 +8,8 @@ import subprocess
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from polly.alerts import AlertEngine, Thresholds
+from polly.alert_engine import AlertEngine
+from polly.alerts import Thresholds
 from polly.memory_optimizer import MemoryMonitor
 from polly.memory_utils import StructureRegistry
 from polly.metrics import MetricsRenderer, family

@@ -1,0 +1,122 @@
+"""The alert state machine: conditions in, fired / repeated / resolved transitions out.
+
+`AlertEngine` keeps one state per (rule, subject): a condition must hold for `for_checks`
+consecutive evaluations before it fires; while firing it repeats at most every `repeat_minutes`;
+it resolves only once the rule says the value is clear (below the threshold minus the hysteresis
+margin). Pure: `now` is passed in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from polly.alerts import ActiveAlert, AlertTransition, Condition, Rule, Thresholds, Transition
+
+
+class FiringRecord(Protocol):
+    """What a stored alert event tells about an alert that was firing (polly.alert_store)."""
+
+    rule: str
+    subject: str
+    value: float
+    threshold: float
+    message: str
+    at: datetime
+    since: datetime | None
+
+
+@dataclass
+class _State:
+    held: int = 0
+    firing: bool = False
+    since: datetime | None = None
+    last_notified: datetime | None = None
+    condition: Condition | None = None
+
+
+class AlertEngine:
+    """Turns conditions into fired / repeated / resolved transitions."""
+
+    def __init__(self, thresholds: Thresholds) -> None:
+        self.thresholds = thresholds
+        self._states: dict[tuple[Rule, str], _State] = {}
+
+    def evaluate(self, conditions: Iterable[Condition], now: datetime) -> list[AlertTransition]:
+        out: list[AlertTransition] = []
+        seen: set[tuple[Rule, str]] = set()
+        repeat = timedelta(minutes=self.thresholds.repeat_minutes)
+        for c in conditions:
+            key = (c.rule, c.subject)
+            seen.add(key)
+            state = self._states.get(key)
+            if c.active:
+                state = state or self._states.setdefault(key, _State(since=now))
+                state.held += 1
+                state.condition = c
+                needed = c.for_checks if c.for_checks is not None else self.thresholds.for_checks
+                if not state.firing and state.held >= needed:
+                    state.firing, state.since, state.last_notified = True, now, now
+                    out.append(self._transition(Transition.FIRED, c, now, now))
+                elif state.firing and state.last_notified and now - state.last_notified >= repeat:
+                    state.last_notified = now
+                    out.append(self._transition(Transition.REPEATED, c, now, state.since or now))
+            elif state is not None and state.firing:
+                state.condition = c
+                if c.clear:
+                    del self._states[key]
+                    out.append(self._transition(Transition.RESOLVED, c, now, state.since or now))
+                # else: inside the hysteresis band, still firing, no repeat while below threshold
+            elif state is not None:
+                del self._states[key]  # pending condition broke off before the hold time
+        out.extend(self._vanished(seen, now))
+        return out
+
+    def _vanished(self, seen: set[tuple[Rule, str]], now: datetime) -> list[AlertTransition]:
+        """Subjects that no longer report (an unregistered structure) resolve; pending ones drop."""
+        out = []
+        for key in [k for k in self._states if k not in seen]:
+            state = self._states.pop(key)
+            if state.firing and state.condition is not None:
+                c = replace(state.condition, detail=f"{state.condition.detail} (no longer reported)")
+                out.append(self._transition(Transition.RESOLVED, c, now, state.since or now))
+        return out
+
+    @staticmethod
+    def _transition(kind: Transition, c: Condition, now: datetime, since: datetime) -> AlertTransition:
+        return AlertTransition(kind, c.rule, c.subject, c.value, c.threshold, c.detail, now, since)
+
+    def active(self) -> list[ActiveAlert]:
+        return [
+            ActiveAlert(
+                k[0],
+                k[1],
+                s.condition.value,
+                s.condition.threshold,
+                s.condition.detail,
+                s.since,
+                s.last_notified,
+            )
+            for k, s in self._states.items()
+            if s.firing and s.condition is not None and s.since and s.last_notified
+        ]
+
+    def pending(self) -> dict[tuple[Rule, str], int]:
+        """Conditions holding but not yet firing, with how many checks they have held."""
+        return {k: s.held for k, s in self._states.items() if not s.firing}
+
+    def restore(self, firing: Iterable[FiringRecord]) -> None:
+        """Take back alerts that were firing before a restart: they repeat and resolve as if the
+        bot had never stopped, and do not fire again as new."""
+        for record in firing:
+            rule = Rule(record.rule)
+            condition = Condition(rule, record.subject, record.value, record.threshold, True, False, record.message)
+            since = record.since or record.at
+            self._states[(rule, record.subject)] = _State(
+                held=1_000_000, firing=True, since=since, last_notified=record.at, condition=condition
+            )
+
+    def set_threshold(self, name: str, value: float) -> None:
+        self.thresholds = self.thresholds.updated(name, value)
