@@ -93,9 +93,8 @@ class MonitorCycle:
         self.structures = structures
         self.health = MonitorHealth()
         # Warm-up after a start is not a leak: the leak rule and the checkpoint-growth rule
-        # ignore what happened before `warm_at`.
-        self.started_at = monitor.clock()
-        self.warm_at = self.started_at + timedelta(minutes=settings.alert_leak_grace_minutes)
+        # ignore what happened before `warm_at` (ALERT_LEAK_GRACE_MINUTES after the first tick).
+        self.started_at: datetime | None = None
         self.last_cleanup_at: datetime | None = None
         self.last_checkpoint_at: datetime | None = None
         self.last_size_estimate_at: datetime | None = None
@@ -114,8 +113,16 @@ class MonitorCycle:
     def _due(self, last: datetime | None, minutes: float, now: datetime) -> bool:
         return last is not None and now - last >= timedelta(minutes=minutes)
 
+    @property
+    def warm_at(self) -> datetime | None:
+        if self.started_at is None:
+            return None
+        return self.started_at + timedelta(minutes=self.settings.alert_leak_grace_minutes)
+
     async def tick(self, loop_lag_ms: float | None = None) -> TickResult:
         now = self.monitor.clock()
+        if self.started_at is None:
+            self.started_at = now
         if self.last_cleanup_at is None:
             self.last_cleanup_at = now  # the first automatic cleanup comes one interval after start
         cleanup = None
@@ -187,7 +194,8 @@ class MonitorCycle:
         """What the leak rule's two windows say now, from samples after the warm-up grace."""
         s = self.settings
         fast_s, slow_s = s.alert_leak_fast_window_minutes * 60, s.alert_leak_slow_window_minutes * 60
-        return leak_windows(self.monitor.history, fast_s, slow_s, self.warm_at.timestamp())
+        warm_at = self.warm_at or self.monitor.clock() + timedelta(minutes=s.alert_leak_grace_minutes)
+        return leak_windows(self.monitor.history, fast_s, slow_s, warm_at.timestamp())
 
     def note_types(self, growth: Iterable[TypeGrowth], counts: dict[str, int] | None) -> None:
         """Remember the latest checkpoint's growing and most common types (for suggestions)."""

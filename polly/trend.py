@@ -2,18 +2,17 @@
 and the evidence the leak rule weighs (`leak_evidence`).
 
 A rising line alone is not a leak: right after a start RSS climbs while caches warm up, caches
-that fill at once make a step or a ramp of a few minutes that tilts any line fitted across it,
-and spikes and noise tilt short windows. So a window shows a leak when, after a Hampel filter
-has removed spikes of a few samples, its slope clears the minimum rate, stands well above the
-noise of the fit (t-value), and the rise is even: a straight line fits better than any single
-step, and no sixth of the window holds much of the rise. The monitor judges no window that
-reaches back into the warm-up grace after a start. Tuned on replayed traces:
-`python -m benchmarks --only alert-quality`.
+that fill at once make a step that tilts any line fitted across it, and spikes and noise tilt
+short windows. So a window shows a leak when, after a running median has taken out spikes of up
+to 3 samples, its slope clears the minimum rate, stands well above the noise of the fit (t-value),
+and a straight line fits the window better than any single step does (a leak rises all along; a
+step is over at once). The monitor judges no window that reaches back into the warm-up grace
+after a start, and the rule must hold for several checks (a few-minute ramp can pass the tests
+for a minute or two). Tuned on replayed traces: `python -m benchmarks --only alert-quality`.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,9 +24,7 @@ TREND_RESET_DROP = 0.10
 # The leak rule's tests (see the module docstring); tuned on the alert-quality benchmark.
 LEAK_MIN_T = 4.0  # the slope is at least this many standard errors above zero
 MIN_STEP_SIDE = 3  # samples on each side of the step allowed for
-PARTS = 6  # the window's parts whose medians must rise evenly
-MAX_PART_SHARE = 1.0  # no step between neighbouring parts holds more of the window's rise (even: 1/5)
-SPIKE_FILTER = 7  # spikes of up to 3 samples are taken out first (a Hampel filter this wide; 1: off)
+SPIKE_FILTER = 7  # a running median this wide takes out spikes of up to 3 samples first
 MIN_SPAN_SHARE = 0.9  # a window is judged once samples cover this much of it
 MIN_WINDOW_SAMPLES = 6
 
@@ -134,8 +131,7 @@ def leak_evidence(points: Sequence[RssPoint], window_s: float, not_before: float
     t0 = segment[0][0]
     xs = [(p[0] - t0) / 3600 for p in segment]  # hours
     ys = [p[1] / MIB for p in segment]
-    if SPIKE_FILTER > 1:
-        ys = _running_median(ys, SPIKE_FILTER)
+    ys = _running_median(ys, SPIKE_FILTER)
     n = len(xs)
     mean_x, mean_y = sum(xs) / n, sum(ys) / n
     sxx = sum((x - mean_x) ** 2 for x in xs)
@@ -143,20 +139,8 @@ def leak_evidence(points: Sequence[RssPoint], window_s: float, not_before: float
     residual = sum((y - mean_y - slope * (x - mean_x)) ** 2 for x, y in zip(xs, ys, strict=True))
     stderr = math.sqrt(residual / (n - 2) / sxx)
     t_value = slope / stderr if stderr > 0 else (math.inf if slope > 0 else 0.0)
-    steady = slope > 0 and residual < _best_step_residual(ys) and _rise_is_spread(xs, ys)
+    steady = slope > 0 and residual < _best_step_residual(ys)
     return LeakEvidence(window_s, slope, t_value, steady)
-
-
-def _rise_is_spread(xs: Sequence[float], ys: Sequence[float]) -> bool:
-    """Whether the window rose evenly: split into PARTS by time, no rise from one part's median to
-    the next holds more than MAX_PART_SHARE of the whole rise (a ramp of a few minutes does)."""
-    width = (xs[-1] - xs[0]) / PARTS
-    parts: list[list[float]] = [[] for _ in range(PARTS)]
-    for x, y in zip(xs, ys, strict=True):
-        parts[min(PARTS - 1, int((x - xs[0]) / width))].append(y)
-    medians = [sorted(p)[len(p) // 2] for p in parts if p]
-    total = medians[-1] - medians[0]
-    return total > 0 and all(b - a <= MAX_PART_SHARE * total for a, b in itertools.pairwise(medians))
 
 
 def _best_step_residual(ys: Sequence[float]) -> float:
@@ -181,21 +165,6 @@ def _running_median(values: Sequence[float], width: int) -> list[float]:
     for i in range(len(values)):
         around = sorted(values[max(0, i - half) : i + half + 1])
         out.append(around[len(around) // 2])
-    return out
-
-
-def _without_spikes(values: Sequence[float], width: int) -> list[float]:
-    """A Hampel filter: a value further than 3 scaled median absolute deviations from the median
-    of the `width` values around it is replaced by that median; every other value is kept."""
-    half = width // 2
-    out = list(values)
-    for i in range(len(values)):
-        around = sorted(values[max(0, i - half) : i + half + 1])
-        middle = around[len(around) // 2]
-        deviations = sorted(abs(v - middle) for v in around)
-        spread = 1.4826 * deviations[len(deviations) // 2]
-        if abs(values[i] - middle) > 3 * spread:
-            out[i] = middle
     return out
 
 

@@ -36,6 +36,15 @@ STATS_KEYS = (
 )
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--soak-days",
+        type=int,
+        default=1,
+        help="simulated days of the alert chaos soak (tests/cogs/test_alert_soak.py); CI runs 7",
+    )
+
+
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """No setting of the machine running the tests leaks into them."""

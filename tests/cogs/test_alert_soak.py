@@ -1,0 +1,264 @@
+"""Chaos soak: the real bot through SimCord for 7 simulated days, a restart every night.
+
+Each day provokes alerts (tracked structures filling and emptying, a flood of 15 at once) while
+posting fails with 5xx and 429 bursts, the alert channel is deleted and set anew, the bot loses
+the right to post, the SQLite file is locked by another connection, and the rules raise. Every
+alert transition the monitor produced (recorded from its ticks) must reach a channel exactly
+once, individually or in a summary; nothing fires that was not provoked; the loop lives; the
+bot's own structures stay bounded. The figures are logged (and quoted in the README).
+"""
+
+from __future__ import annotations
+
+import collections
+import re
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import pytest
+import simcord
+
+from bot.app import create_bot
+from polly import monitor_cycle
+from polly.alerts import Transition
+from polly.registry import registry
+from tests.cogs.helpers import add_ops_guild, assert_within_discord_limits
+from tests.settings import make_settings
+
+FLOOD = 15
+MARKS = {"🔴": Transition.FIRED, "🟠": Transition.REPEATED, "🟢": Transition.RESOLVED}
+SUMMARY_LINE = re.compile(r"^`(\d\d-\d\d \d\d:\d\d)` \S+ (fired|repeated|resolved) · .+ · (.+)$")
+
+
+@dataclass
+class Ledger:
+    produced: list[tuple[str, str, str]] = field(default_factory=list)  # (kind, subject, "MM-DD HH:MM")
+    posted: list[tuple[str, str, str]] = field(default_factory=list)
+    individual: int = 0
+    summaries: int = 0
+    summarised: int = 0
+    provoked: set[str] = field(default_factory=set)
+    faults: collections.Counter = field(default_factory=collections.Counter)
+
+
+def key(kind: str, subject: str, at) -> tuple[str, str, str]:
+    return kind, subject, f"{at:%m-%d %H:%M}"
+
+
+def collect_posts(channel, ledger: Ledger) -> None:
+    for message in channel.history():
+        if not (message.author.bot and message.embeds):
+            continue
+        assert_within_discord_limits(message.content, message.embeds)
+        embed = message.embeds[0]
+        title = embed.title or ""
+        if title[:1] in MARKS:
+            rule_field = next(f.value for f in embed.fields if f.name == "Rule")
+            subject = rule_field.split(" · ", 1)[1]
+            ledger.posted.append(key(MARKS[title[:1]].value, subject, embed.timestamp))
+            ledger.individual += 1
+        elif title.startswith("📋"):
+            ledger.summaries += 1
+            for line in (embed.description or "").splitlines():
+                found = SUMMARY_LINE.match(line)
+                if found:
+                    ledger.posted.append((found[2], found[3], found[1]))
+                    ledger.summarised += 1
+
+
+def fill(name: str, ledger: Ledger) -> None:
+    registry.bounded_dict(name, max_size=10).update({k: k for k in range(9)})
+    ledger.provoked.add(name)
+
+
+def empty(name: str) -> None:
+    registry.get(name).target.clear()
+
+
+class Unmeasurable:
+    """A tracked structure whose size cannot be read (a rule input that raises)."""
+
+    def __len__(self) -> int:
+        raise RuntimeError("cannot count on purpose")
+
+
+def recording(bot, ledger: Ledger):
+    """Record every transition the bot's monitor produces (the ticks are otherwise untouched)."""
+    real_tick = bot.cycle.tick
+
+    async def tick(*args, **kwargs):
+        result = await real_tick(*args, **kwargs)
+        ledger.produced.extend(
+            key(e.transition.kind.value, e.transition.subject, e.transition.at) for e in result.events
+        )
+        return result
+
+    bot.cycle.tick = tick
+    return bot
+
+
+async def one_day(day: int, env, bot, ops, operator, settings, ledger: Ledger, monkeypatch):
+    """One simulated day of alerts and faults; returns the alert channel at its end."""
+    cog = bot.get_cog("MemoryCog")
+    path = f"/channels/{ops.id}/messages"
+    midnight = env.now().replace(hour=0, minute=0, second=0, microsecond=0)
+
+    async def until(hour: float) -> None:
+        await env.advance_time((midnight + timedelta(hours=hour) - env.now()).total_seconds())
+
+    names = [f"soak_{day}_a{i}" for i in range(3)]
+    await until(2)
+    for name in names:
+        fill(name, ledger)
+    await until(2.5)
+    env.inject_error("POST", path, status=503, times=None)  # a 5xx burst on posting
+    ledger.faults["5xx minutes"] += 60
+    await until(3.5)
+    env.backend.faults.clear()
+    await until(4)
+    for name in names:
+        empty(name)
+
+    await until(6)
+    env.inject_error("POST", path, status=429, message="You are being rate limited.", times=20)
+    ledger.faults["429 responses"] += 20
+    fill(f"soak_{day}_r", ledger)
+    await until(6.5)
+    env.backend.faults.clear()
+    empty(f"soak_{day}_r")
+
+    flood = [f"soak_{day}_f{i:02d}" for i in range(FLOOD)]
+    await until(8)
+    for name in flood:
+        fill(name, ledger)
+    await until(9)
+    for name in flood:
+        empty(name)
+
+    await until(11)
+    collect_posts(ops, ledger)
+    env.backend.delete_channel(ops.id)  # the alert channel is deleted
+    ledger.faults["alert channel deleted"] += 1
+    fill(f"soak_{day}_b", ledger)
+    await until(12)
+    ops = ops.guild.create_text_channel(f"ops-{day}")
+    await operator.slash(ops, "mem alerts", channel=ops)  # and set anew
+    path = f"/channels/{ops.id}/messages"
+    await until(13)
+    empty(f"soak_{day}_b")
+
+    await until(14)
+    env.inject_error("POST", path, status=403, code=50013, message="Missing Permissions", times=None)
+    ledger.faults["403 minutes"] += 60
+    fill(f"soak_{day}_c", ledger)
+    await until(15)
+    env.backend.faults.clear()
+    await until(16)
+    empty(f"soak_{day}_c")
+
+    if day in (2, 5):  # another connection holds the SQLite write lock for three checks
+        await until(17)
+        locker = sqlite3.connect(settings.sqlite_path(), timeout=1)
+        locker.execute("BEGIN EXCLUSIVE")
+        ledger.faults["database locked checks"] += 3
+        fill(f"soak_{day}_d", ledger)
+        await env.advance_time(3 * 300)
+        locker.rollback()
+        locker.close()
+        await until(18)
+        empty(f"soak_{day}_d")
+
+    await until(19)
+    registry.register("soak_unmeasurable", Unmeasurable(), max_size=10)  # one structure's rule input raises
+    ledger.faults["unmeasurable structure hours"] += 1
+
+    def broken_rules(*_args, **_kwargs):
+        raise RuntimeError("a rule raised on purpose")
+
+    monkeypatch.setattr(monitor_cycle, "evaluate_rules", broken_rules)  # and then every rule
+    ledger.faults["failing rule ticks"] += 3
+    await env.advance_time(3 * 300)
+    monkeypatch.undo()
+    fill(f"soak_{day}_e", ledger)  # still firing at the restart: the next bot resolves it
+    await until(20)
+    registry.unregister("soak_unmeasurable")
+
+    await until(23.9)
+    assert cog.monitor_loop.is_running() and not cog.monitor_loop.failed()
+    assert bot.cycle.health.backoff_factor == 1
+    assert len(bot.cycle.outbox) <= monitor_cycle.OUTBOX_SIZE
+    assert len(bot.monitor.history) <= settings.memory_history_size
+    return ops
+
+
+async def soak(days: int, settings, ledger: Ledger, monkeypatch) -> None:
+    bot = recording(create_bot(settings), ledger)
+    async with simcord.run(bot, settle_timeout=60) as env:
+        _, ops, operator = add_ops_guild(env, bot)
+        await operator.slash(ops, "mem alerts", channel=ops)
+        for day in range(days):
+            ops = await one_day(day, env, bot, ops, operator, settings, ledger, monkeypatch)
+            await until_midnight(env)
+            await bot.close()  # a restart: a new process on the same database
+            bot = recording(create_bot(settings), ledger)
+            await env.restart_bot(bot)
+            ledger.faults["restarts"] += 1
+            if day > 0:
+                empty(f"soak_{day - 1}_e")
+        await env.advance_time(2 * 3600)  # the last day's alerts resolve and go out
+        empty(f"soak_{days - 1}_e")
+        await env.advance_time(3600)
+        collect_posts(ops, ledger)
+        await bot.close()
+
+
+async def until_midnight(env) -> None:
+    now = env.now()
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    await env.advance_time((midnight - now).total_seconds())
+
+
+@pytest.fixture
+def soak_settings(tmp_path):
+    return make_settings(
+        tmp_path,
+        alert_dict_fill_percent=50,
+        alert_for_checks=2,
+        alert_hysteresis_percent=5,
+        alert_repeat_minutes=240,
+        # Checks every 5 minutes (288 a day): a week of them costs a minute or two of real time.
+        memory_check_interval_seconds=300,
+    )
+
+
+@pytest.mark.soak
+async def test_days_of_chaos_deliver_every_alert_exactly_once(soak_settings, monkeypatch, pytestconfig):
+    """Seven days in CI (`--soak-days 7`, about two minutes); one day in a plain `pytest` run."""
+    days = pytestconfig.getoption("soak_days")
+    ledger = Ledger()
+    started = time.perf_counter()
+    try:
+        await soak(days, soak_settings, ledger, monkeypatch)
+    finally:
+        for name in [t.name for t in registry if t.name.startswith("soak_")]:
+            registry.unregister(name)
+    produced, posted = collections.Counter(ledger.produced), collections.Counter(ledger.posted)
+    missing = produced - posted
+    doubled = {k: n for k, n in posted.items() if n > 1}
+    unexpected = posted - produced
+    fired = [k for k in ledger.produced if k[0] == Transition.FIRED.value]
+    false = [k for k in fired if k[1] not in ledger.provoked]
+    report = (
+        f"soak: {days} days, {len(ledger.produced)} transitions ({len(fired)} fired), {len(ledger.posted)} "
+        f"delivered ({ledger.individual} posts, {ledger.summaries} summaries listing {ledger.summarised}), "
+        f"missing {sum(missing.values())}, doubled {len(doubled)}, unexpected {sum(unexpected.values())}, "
+        f"false {len(false)}; faults {dict(ledger.faults)}; {time.perf_counter() - started:.0f} s"
+    )
+    print(report)  # the figures the README quotes (pytest -s)
+    assert len(fired) >= days * (FLOOD + 7)
+    assert not missing, f"never posted: {sorted(missing)[:10]}"
+    assert not doubled, f"posted more than once: {sorted(doubled)[:10]}"
+    assert not unexpected, f"posted but never produced: {sorted(unexpected)[:10]}"
+    assert not false, f"alerts nobody provoked: {false[:10]}"
