@@ -21,6 +21,7 @@ from polly.settings_spec import (
     Spec,
     flag,
     id_list,
+    masked_url,
     number,
     percent,
     read_database_url,
@@ -60,7 +61,8 @@ class Settings:
 
     # Database
     database_url: str = setting(
-        DEFAULT_DATABASE_URL, Spec(read_database_url, "a sqlite:// or postgresql:// URL (drivers aiosqlite / asyncpg)")
+        DEFAULT_DATABASE_URL,
+        Spec(read_database_url, "a sqlite:// or postgresql:// URL (drivers aiosqlite / asyncpg)", shown=masked_url),
     )
     # Unset: 1 connection kept on SQLite, 10 on PostgreSQL (see pool_size()).
     db_pool_size: int | None = whole(
@@ -181,7 +183,7 @@ def _read_env_file(path: str | os.PathLike[str] | None) -> dict[str, str]:
 
 
 def _describe(name: str, spec: Spec, value: Any, reason: str) -> str:
-    shown = "<hidden>" if spec.secret else repr(value)
+    shown = "<hidden>" if spec.secret else spec.shown(value)
     return f"{name.upper()}={shown} is not allowed ({reason}); allowed: {spec.allowed}"
 
 

@@ -105,6 +105,18 @@ def read_secret(value: Any) -> Secret:
     return value if isinstance(value, Secret) else Secret(str(value))
 
 
+def masked_url(value: Any) -> str:
+    """The URL with its password replaced by `***` (`postgresql://polly:***@db/polly`): what an
+    error may quote."""
+    text = str(value)
+    scheme, sep, rest = text.partition("://")
+    credentials, at, location = rest.rpartition("@")
+    if not sep or not at or ":" not in credentials:
+        return repr(text)
+    user = credentials.split(":", 1)[0]
+    return repr(f"{scheme}://{user}:***@{location}")
+
+
 def read_database_url(value: Any) -> str:
     scheme, sep, rest = str(value).partition("://")
     driver = _SCHEME_DRIVERS.get(scheme.lower())
@@ -138,6 +150,7 @@ class Spec:
     low_open: bool = False  # True: the value must be above `low`, not equal to it
     optional: bool = False  # True: empty means None; False: empty means the default
     secret: bool = False
+    shown: Callable[[Any], str] = repr  # how an error quotes a refused value
 
     def parse(self, value: Any) -> Any:
         result = self.read(value)

@@ -15,6 +15,7 @@ import time
 
 import pytest
 
+from polly.config import setting_names
 from tests.conftest import REPO_ROOT
 
 DRIVER = """
@@ -75,3 +76,24 @@ def test_signal_closes_the_bot_cleanly(tmp_path, sig):
     assert "Task was destroyed but it is pending" not in stderr
     assert "Traceback" not in stderr
     assert "not-a-real-token" not in stderr
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["mysql://polly:Hunter2pw@db/polly", "postgresql+psycopg2://polly:Hunter2pw@db:5432/polly"],
+)
+def test_a_refused_database_url_is_quoted_without_its_password(tmp_path, url):
+    env = {k: v for k, v in os.environ.items() if k not in setting_names()}
+    env.update(DISCORD_TOKEN="x" * 40, DATABASE_URL=url)
+    result = subprocess.run(
+        [sys.executable, "-m", "bot"],
+        cwd=tmp_path,
+        env={**env, "PYTHONPATH": str(REPO_ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 2
+    assert "Hunter2pw" not in output
+    assert "DATABASE_URL=" in output and "polly:***@db" in output

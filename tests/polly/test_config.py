@@ -157,3 +157,18 @@ def test_replaced_validates_the_new_values(tmp_path):
     assert settings.replaced(db_pool_size=3).db_pool_size == 3
     with pytest.raises(ConfigError, match="DB_POOL_SIZE"):
         settings.replaced(db_pool_size=0)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("mysql://polly:Hunter2pw@db/polly", "'mysql://polly:***@db/polly'"),
+        ("postgresql://u:p@ss:w@rd@host:5432/db", "'postgresql://u:***@host:5432/db'"),
+        ("postgresql://polly@db/polly", "'postgresql://polly@db/polly'"),
+        ("sqlite:///./data/polly.db", "'sqlite:///./data/polly.db'"),
+    ],
+)
+def test_urls_are_quoted_without_their_password(url, shown):
+    from polly.settings_spec import masked_url
+
+    assert masked_url(url) == shown
