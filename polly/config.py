@@ -24,6 +24,7 @@ from polly.settings_spec import (
     masked_url,
     number,
     percent,
+    read_bearer_token,
     read_database_url,
     read_log_level,
     read_member_cache,
@@ -125,7 +126,8 @@ class Settings:
     health_port: int | None = whole(None, "a port 0-65535, or empty (off)", 0, high=65535, optional=True)
     health_host: str = setting("127.0.0.1", Spec(read_text, "an address to bind"))
     health_token: Secret | None = setting(
-        None, Spec(read_secret, "a bearer token, or empty (open)", optional=True, secret=True)
+        None,
+        Spec(read_bearer_token, "a bearer token of 16 characters or more, or empty (open)", optional=True, secret=True),
     )
     health_max_loop_lag_ms: float = number(1000.0, "milliseconds, a number > 0", 0, low_open=True)
     metrics_instance: str = setting("polly", Spec(read_text, "a label value naming this process"))

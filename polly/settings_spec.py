@@ -105,6 +105,18 @@ def read_secret(value: Any) -> Secret:
     return value if isinstance(value, Secret) else Secret(str(value))
 
 
+HEALTH_TOKEN_MIN_LENGTH = 16
+
+
+def read_bearer_token(value: Any) -> Secret:
+    """A token for the HTTP endpoints: long enough that it cannot be guessed, and that hiding it
+    in log lines does not garble them (a one-letter token would be "redacted" everywhere)."""
+    token = read_secret(value)
+    if len(token.get_secret_value()) < HEALTH_TOKEN_MIN_LENGTH:
+        raise ValueError(f"shorter than {HEALTH_TOKEN_MIN_LENGTH} characters")
+    return token
+
+
 def masked_url(value: Any) -> str:
     """The URL with its password replaced by `***` (`postgresql://polly:***@db/polly`): what an
     error may quote."""

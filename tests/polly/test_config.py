@@ -172,3 +172,14 @@ def test_urls_are_quoted_without_their_password(url, shown):
     from polly.settings_spec import masked_url
 
     assert masked_url(url) == shown
+
+
+def test_a_short_health_token_is_refused_without_showing_it(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HEALTH_TOKEN", "e")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    message = str(info.value)
+    assert "HEALTH_TOKEN=<hidden>" in message and "16 characters" in message
+    monkeypatch.setenv("HEALTH_TOKEN", "a-token-of-16-ch")
+    assert load_settings().health_token.get_secret_value() == "a-token-of-16-ch"
