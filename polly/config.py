@@ -67,34 +67,42 @@ class Settings:
     )
     # Unset: 1 connection kept on SQLite, 10 on PostgreSQL (see pool_size()).
     db_pool_size: int | None = whole(
-        None, "a whole number >= 1, or empty (1 on SQLite, 10 on PostgreSQL)", optional=True
+        None, "a whole number 1-1000, or empty (1 on SQLite, 10 on PostgreSQL)", optional=True, high=1000
     )
-    db_max_overflow: int = whole(20, "a whole number >= 0", 0)
-    db_pool_timeout: float = number(30.0, "seconds, a number > 0", 0, low_open=True)
-    db_pool_recycle: int = whole(3600, "seconds, a whole number >= -1 (-1: never)", -1)
+    db_max_overflow: int = whole(20, "a whole number 0-1000", 0, high=1000)
+    db_pool_timeout: float = number(30.0, "seconds, > 0 and <= 3600", 0, low_open=True, high=3600)
+    db_pool_recycle: int = whole(3600, "seconds, a whole number -1 to 86400 (-1: never)", -1, high=86_400)
     db_echo: bool = flag(False)
 
     # Polly's background tasks
-    max_failure_entries: int = whole(1000)
-    failure_cleanup_age: int = whole(60, "minutes, a whole number >= 1")
-    poll_check_interval_minutes: float = number(30.0, "minutes, a number > 0", 0, low_open=True)
+    max_failure_entries: int = whole(1000, "entries, a whole number 1-10000000", high=10_000_000)
+    failure_cleanup_age: int = whole(60, "minutes, a whole number 1-43200 (30 days)", high=43_200)
+    poll_check_interval_minutes: float = number(30.0, "minutes, > 0 and <= 1440", 0, low_open=True, high=1440)
 
     # Memory monitor
     memory_monitoring: bool = flag(True)
-    memory_check_interval_seconds: float = number(60.0, "seconds, a number >= 1", 1)
-    memory_cleanup_interval_minutes: float = number(15.0, "minutes, a number > 0", 0, low_open=True)
-    memory_auto_checkpoint_minutes: float = number(60.0, "minutes, a number > 0", 0, low_open=True)
-    memory_history_size: int = whole(1440, "samples kept, a whole number >= 2", 2)
-    memory_trend_window_minutes: float = number(60.0, "minutes, a number > 0", 0, low_open=True)
+    memory_check_interval_seconds: float = number(60.0, "seconds, 1 to 3600", 1, high=3600)
+    memory_cleanup_interval_minutes: float = number(
+        15.0, "minutes, > 0 and <= 10080 (a week)", 0, low_open=True, high=10_080
+    )
+    memory_auto_checkpoint_minutes: float = number(
+        60.0, "minutes, > 0 and <= 10080 (a week)", 0, low_open=True, high=10_080
+    )
+    memory_history_size: int = whole(1440, "samples kept, a whole number 2-1000000", 2, high=1_000_000)
+    memory_trend_window_minutes: float = number(
+        60.0, "minutes, > 0 and <= 10080 (a week)", 0, low_open=True, high=10_080
+    )
     memory_checkpoint_retention: int = whole(50, "manual checkpoints kept, a whole number 1-10000", 1, high=10_000)
     memory_auto_checkpoint_retention: int = whole(
         48, "automatic checkpoints kept, a whole number 2-10000", 2, high=10_000
     )
-    memory_limit_mb: int | None = whole(None, "MiB, a whole number >= 1, or empty", optional=True)
-    memory_max_consecutive_errors: int = whole(5)
+    memory_limit_mb: int | None = whole(
+        None, "MiB, a whole number 1-16777216 (16 TiB), or empty", optional=True, high=16_777_216
+    )
+    memory_max_consecutive_errors: int = whole(5, "failed ticks, a whole number 1-1000", high=1000)
     memory_gc_generation: int = whole(1, "0, 1 or 2", 0, high=2)
     memory_trace_frames: int = whole(10, "frames, a whole number 1-100", 1, high=100)
-    memory_size_estimate_minutes: float = number(5.0, "minutes, a number > 0", 0, low_open=True)
+    memory_size_estimate_minutes: float = number(5.0, "minutes, > 0 and <= 1440", 0, low_open=True, high=1440)
 
     # Who may use /mem, and where alerts go
     memory_admin_user_ids: list[int] = id_list("comma-separated user ids")
@@ -120,7 +128,7 @@ class Settings:
     alert_hysteresis_percent: float = number(
         5.0, "percentage points, 0 to 50, below every percent threshold", 0, high=50
     )
-    alert_history_size: int = whole(500)
+    alert_history_size: int = whole(500, "events kept, a whole number 1-100000", high=100_000)
 
     # HTTP health and metrics endpoints
     health_port: int | None = whole(None, "a port 0-65535, or empty (off)", 0, high=65535, optional=True)
@@ -129,7 +137,7 @@ class Settings:
         None,
         Spec(read_bearer_token, "a bearer token of 16 characters or more, or empty (open)", optional=True, secret=True),
     )
-    health_max_loop_lag_ms: float = number(1000.0, "milliseconds, a number > 0", 0, low_open=True)
+    health_max_loop_lag_ms: float = number(1000.0, "milliseconds, > 0 and <= 600000", 0, low_open=True, high=600_000)
     metrics_instance: str = setting("polly", Spec(read_text, "a label value naming this process"))
 
     @property

@@ -97,3 +97,19 @@ def test_a_refused_database_url_is_quoted_without_its_password(tmp_path, url):
     assert result.returncode == 2
     assert "Hunter2pw" not in output
     assert "DATABASE_URL=" in output and "polly:***@db" in output
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("MEMORY_CHECK_INTERVAL_SECONDS", "1e12"), ("MEMORY_CLEANUP_INTERVAL_MINUTES", "1e13"), ("HEALTH_TOKEN", "e")],
+)
+def test_a_setting_beyond_its_bounds_stops_start_up_with_one_line(tmp_path, variable, value):
+    """These once passed validation and then killed the loop or broke every tick."""
+    env = {k: v for k, v in os.environ.items() if k not in setting_names()}
+    env.update({"DISCORD_TOKEN": "x" * 40, variable: value, "PYTHONPATH": str(REPO_ROOT)})
+    result = subprocess.run(
+        [sys.executable, "-m", "bot"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    lines = (result.stdout + result.stderr).strip().splitlines()
+    assert result.returncode == 2
+    assert len(lines) == 1 and variable in lines[0] and "Traceback" not in lines[0]

@@ -56,10 +56,15 @@ def test_environment_overrides_dotenv(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     ("variable", "value", "allowed"),
     [
-        ("DB_POOL_SIZE", "abc", "a whole number >= 1"),
-        ("DB_POOL_SIZE", "-1", "a whole number >= 1"),
-        ("DB_MAX_OVERFLOW", "-3", "a whole number >= 0"),
-        ("DB_POOL_TIMEOUT", "0", "seconds, a number > 0"),
+        ("DB_POOL_SIZE", "abc", "a whole number 1-1000"),
+        ("DB_POOL_SIZE", "-1", "a whole number 1-1000"),
+        ("DB_MAX_OVERFLOW", "-3", "a whole number 0-1000"),
+        ("DB_POOL_TIMEOUT", "0", "seconds, > 0 and <= 3600"),
+        # values that once passed and then broke every tick or killed the loop at start
+        ("MEMORY_CHECK_INTERVAL_SECONDS", "1e12", "seconds, 1 to 3600"),
+        ("MEMORY_CLEANUP_INTERVAL_MINUTES", "1e13", "minutes, > 0 and <= 10080"),
+        ("MEMORY_AUTO_CHECKPOINT_MINUTES", "1e13", "minutes, > 0 and <= 10080"),
+        ("MAX_FAILURE_ENTRIES", "1e20", "entries, a whole number 1-10000000"),
         ("DATABASE_URL", "mysql://user@host/db", "a sqlite:// or postgresql:// URL"),
         ("MEMORY_ADMIN_USER_IDS", "12,bob", "comma-separated user ids"),
         ("ALERT_MEMORY_PERCENT", "120", "percent, > 0 and <= 100"),
