@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 
 import aiohttp
@@ -176,3 +177,29 @@ async def test_health_is_503_while_the_gateway_is_down(simcord_env, simcord_bot,
     monkeypatch.setattr(simcord_bot, "ws", None)  # what discord.py holds between connections
     status, body, _ = await get(simcord_bot, "/health")
     assert status == 503 and "gateway not connected" in body and '"gateway_connected": false' in body
+
+
+class TestOpenToTheNetwork:
+    @pytest.fixture
+    def bot_settings(self, tmp_path):
+        return make_settings(tmp_path, health_port=0, health_host="0.0.0.0")
+
+    async def test_endpoints_open_to_the_network_without_a_token_are_warned_about(
+        self, simcord_env, simcord_bot, caplog
+    ):
+        server = simcord_bot.health_server
+        await server.stop()
+        with caplog.at_level(logging.WARNING, logger="bot.health"):
+            await server.start()  # as at start-up
+        warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert any("open to the network without a token" in w and "HEALTH_TOKEN" in w for w in warnings)
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [("127.0.0.1", True), ("::1", True), ("localhost", True), ("0.0.0.0", False), ("10.0.0.5", False), ("db", False)],
+)
+def test_which_hosts_keep_the_endpoints_on_this_machine(host, loopback):
+    from bot.health import is_loopback
+
+    assert is_loopback(host) is loopback
