@@ -12,8 +12,16 @@ import discord
 from discord.ext import commands
 
 from polly.config import Settings
+from polly.registry import registry
 
 log = logging.getLogger(__name__)
+
+# Refusals logged per (user, guild): the first one is a WARNING, the rest within
+# ALERT_REPEAT_MINUTES are counted and summed up in the next WARNING (300 refused calls wrote 300
+# lines). Bounded: the users refused most recently.
+refusals_logged = registry.bounded_dict(
+    "refused_access_log", max_size=1000, timestamp_key="last_at", description="refused /mem calls per user, for the log"
+)
 
 REFUSAL = (
     "You must be one of this bot's operators to use /mem: it acts on the whole bot process, "
@@ -44,13 +52,30 @@ async def check_operator(interaction: discord.Interaction, settings: Settings) -
     if await is_operator(bot, settings, interaction.user, interaction.guild):
         return True
     command = interaction.command.qualified_name if interaction.command else "?"
+    _log_refusal(interaction, command, settings.alert_repeat_minutes * 60)
+    await interaction.response.send_message(REFUSAL, ephemeral=True)
+    return False
+
+
+def _log_refusal(interaction: discord.Interaction, command: str, quiet_s: float) -> None:
+    """A WARNING for the first refusal of a user in a guild, then at most one per `quiet_s`,
+    saying how many were refused in between (those go to DEBUG)."""
+    now = discord.utils.utcnow().timestamp()
+    key = (interaction.user.id, interaction.guild_id)
+    seen = refusals_logged.get(key)
+    if seen is not None and now - seen["last_at"] < quiet_s:
+        seen["suppressed"] += 1
+        refusals_logged[key] = seen
+        log.debug("Refused /%s to %s (%d) again", command, interaction.user, interaction.user.id)
+        return
+    more = f"; {seen['suppressed']} more refused since the last such line" if seen and seen["suppressed"] else ""
     log.warning(
-        "Refused /%s to %s (%d) in guild %s (%s): not an operator",
+        "Refused /%s to %s (%d) in guild %s (%s): not an operator%s",
         command,
         interaction.user,
         interaction.user.id,
         interaction.guild.name if interaction.guild else "DM",
         interaction.guild_id,
+        more,
     )
-    await interaction.response.send_message(REFUSAL, ephemeral=True)
-    return False
+    refusals_logged[key] = {"last_at": now, "suppressed": 0}

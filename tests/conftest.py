@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot import PollyBot, create_bot
+from cogs._access import refusals_logged
 from cogs._replies import answered_in_discord
 from polly import background_tasks
 from polly.config import Settings, setting_names
@@ -67,8 +68,10 @@ async def simcord_env(simcord_env):  # wraps simcord's own fixture of that name
 
 @pytest.fixture(autouse=True)
 def _fresh_failure_tracking() -> Iterator[None]:
-    """Polly's failure tracking is process-global: each test starts empty, with default limits."""
+    """Polly's failure tracking (and the refusal log's memory) is process-global: each test starts
+    empty, with default limits."""
     background_tasks.message_fetch_failures.clear()
+    refusals_logged.clear()
     yield
     background_tasks.message_fetch_failures.clear()
     defaults = Settings()

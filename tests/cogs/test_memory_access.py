@@ -41,9 +41,26 @@ async def test_every_subcommand_refuses_a_server_admin_who_is_not_an_operator(si
         assert result.ephemeral
         assert "You must be one of this bot's operators" in result.response.content
     refusals = [r.getMessage() for r in caplog.records if "Refused /mem" in r.getMessage()]
-    assert len(refusals) == len(SUBCOMMANDS)
+    assert len(refusals) == 1  # the first per user and guild; the rest are counted (next test)
     assert "mallory" in refusals[0] and "Some server" in refusals[0] and str(guild.id) in refusals[0]
     assert await simcord_bot.monitor.refresh_checkpoint_count() == 1  # only the automatic one
+
+
+async def test_repeated_refusals_write_one_line_per_quiet_period_with_a_count(simcord_env, simcord_bot, caplog):
+    guild = simcord_env.create_guild("Some server")
+    channel = guild.create_text_channel("general")
+    admin = guild.add_member(simcord_env.create_user("mallory"), roles=[admin_role(guild)])
+    other = guild.add_member(simcord_env.create_user("trudy"), roles=[admin_role(guild)])
+    caplog.set_level(logging.WARNING, logger="cogs._access")
+    for _ in range(30):
+        await admin.slash(channel, "mem stats")
+    await other.slash(channel, "mem stats")
+    lines = [r.getMessage() for r in caplog.records if "Refused /mem" in r.getMessage()]
+    assert len(lines) == 2 and "mallory" in lines[0] and "trudy" in lines[1]
+    await simcord_env.advance_time(simcord_bot.settings.alert_repeat_minutes * 60)
+    await admin.slash(channel, "mem pool")
+    lines = [r.getMessage() for r in caplog.records if "Refused /mem" in r.getMessage()]
+    assert len(lines) == 3 and "29 more refused" in lines[2]
 
 
 async def test_a_member_without_administrator_cannot_use_the_group(simcord_env, simcord_bot):
