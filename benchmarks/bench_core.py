@@ -13,7 +13,7 @@ from polly.alerts import Thresholds, evaluate_rules
 from polly.config import Settings
 from polly.memory_optimizer import MemoryMonitor
 from polly.memory_utils import BoundedDict, StructureRegistry, cleanup_global_dict
-from polly.trend import leak_windows
+from polly.trend import LeakWatch
 from tests.clocks import FakeClock
 
 CORE_SHARE_BUDGET = 0.0001  # 0.01 % of one core
@@ -28,6 +28,7 @@ def monitor_tick(settings: Settings) -> list[Result]:
         settings, structures=registry, clock=FakeClock(step_s=settings.memory_check_interval_seconds)
     )
     engine = AlertEngine(Thresholds.from_settings(settings))
+    watch = LeakWatch(settings.alert_leak_fast_window_minutes * 60, settings.alert_leak_slow_window_minutes * 60)
     for _ in range(150):  # full trend and leak windows first
         monitor.sample()
     proc = psutil.Process()
@@ -35,12 +36,7 @@ def monitor_tick(settings: Settings) -> list[Result]:
     def tick() -> None:
         sample = monitor.sample()
         monitor.trend()  # as the tick computes it for /mem stats and the metrics
-        leak = leak_windows(
-            monitor.history,
-            settings.alert_leak_fast_window_minutes * 60,
-            settings.alert_leak_slow_window_minutes * 60,
-            None,
-        )
+        leak = watch.windows(monitor.history, None)
         engine.evaluate(evaluate_rules(sample, leak, engine.thresholds), sample.at)
 
     calls = 300

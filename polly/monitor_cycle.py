@@ -23,7 +23,7 @@ from polly.heap_types import TypeGrowth
 from polly.memory_optimizer import MemoryMonitor
 from polly.registry import StructureRegistry
 from polly.samples import MemorySample
-from polly.trend import LeakWindows, Trend, leak_windows
+from polly.trend import LeakWatch, LeakWindows, Trend
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +95,9 @@ class MonitorCycle:
         # Warm-up after a start is not a leak: the leak rule and the checkpoint-growth rule
         # ignore what happened before `warm_at` (ALERT_LEAK_GRACE_MINUTES after the first tick).
         self.started_at: datetime | None = None
+        self.leak_watch = LeakWatch(
+            settings.alert_leak_fast_window_minutes * 60, settings.alert_leak_slow_window_minutes * 60
+        )
         self.last_cleanup_at: datetime | None = None
         self.last_checkpoint_at: datetime | None = None
         self.last_size_estimate_at: datetime | None = None
@@ -192,10 +195,9 @@ class MonitorCycle:
 
     def leak_windows(self) -> LeakWindows:
         """What the leak rule's two windows say now, from samples after the warm-up grace."""
-        s = self.settings
-        fast_s, slow_s = s.alert_leak_fast_window_minutes * 60, s.alert_leak_slow_window_minutes * 60
-        warm_at = self.warm_at or self.monitor.clock() + timedelta(minutes=s.alert_leak_grace_minutes)
-        return leak_windows(self.monitor.history, fast_s, slow_s, warm_at.timestamp())
+        grace = timedelta(minutes=self.settings.alert_leak_grace_minutes)
+        warm_at = self.warm_at or self.monitor.clock() + grace
+        return self.leak_watch.windows(self.monitor.history, warm_at.timestamp())
 
     def note_types(self, growth: Iterable[TypeGrowth], counts: dict[str, int] | None) -> None:
         """Remember the latest checkpoint's growing and most common types (for suggestions)."""

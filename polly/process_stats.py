@@ -71,7 +71,7 @@ class LinuxProcess:
         """RSS and VMS, plus USS (private pages), PSS and swap, as psutil computes them."""
         basic = self.memory_info()
         try:
-            fields = _kib_fields(self._smaps_text())
+            fields = _kib_fields(self._smaps_text(), SMAPS_FIELDS)
         except PermissionError as exc:
             raise AccessDenied(str(exc)) from exc
         uss = fields.get("Private_Clean", 0) + fields.get("Private_Dirty", 0) + fields.get("Private_Hugetlb", 0)
@@ -106,7 +106,7 @@ class LinuxProcess:
         return time.time()
 
     def host_memory(self) -> HostMemory:
-        fields = _kib_fields((self.proc_root / "meminfo").read_text())
+        fields = _kib_fields((self.proc_root / "meminfo").read_text(), MEMINFO_FIELDS, stop_after=MEMINFO_FIELDS)
         total = fields["MemTotal"]
         available = fields.get("MemAvailable")
         if available is None:  # kernels before 3.14: psutil's estimate
@@ -184,12 +184,21 @@ def _process() -> ProcessStats:
     return _current
 
 
-def _kib_fields(text: str) -> dict[str, int]:
-    """`Name:   123 kB` lines (smaps, meminfo) as bytes by name; other lines are skipped."""
+SMAPS_FIELDS = frozenset({"Pss", "Private_Clean", "Private_Dirty", "Private_Hugetlb", "Swap"})
+MEMINFO_FIELDS = frozenset({"MemTotal", "MemAvailable", "MemFree", "Buffers", "Cached"})
+
+
+def _kib_fields(text: str, wanted: frozenset[str], stop_after: frozenset[str] | None = None) -> dict[str, int]:
+    """The `wanted` `Name:   123 kB` lines (smaps, meminfo) as bytes by name, summed over mappings
+    in smaps; reading stops once every name in `stop_after` was seen (meminfo's come first)."""
     fields: dict[str, int] = {}
     for line in text.splitlines():
         name, _, rest = line.partition(":")
-        parts = rest.split()
-        if len(parts) == 2 and parts[1] == "kB" and parts[0].isdigit():
-            fields[name] = fields.get(name, 0) + int(parts[0]) * 1024  # smaps: summed over mappings
+        if name not in wanted:
+            continue
+        amount = rest.split()
+        if len(amount) == 2 and amount[1] == "kB" and amount[0].isdigit():
+            fields[name] = fields.get(name, 0) + int(amount[0]) * 1024
+            if stop_after is not None and stop_after <= fields.keys():
+                break
     return fields

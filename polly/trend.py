@@ -161,11 +161,13 @@ def _best_step_residual(ys: Sequence[float]) -> float:
 
 def _running_median(values: Sequence[float], width: int) -> list[float]:
     half = width // 2
-    out = []
-    for i in range(len(values)):
-        around = sorted(values[max(0, i - half) : i + half + 1])
-        out.append(around[len(around) // 2])
-    return out
+    n = len(values)
+    edge = [
+        sorted(values[max(0, i - half) : i + half + 1]) for i in (*range(min(half, n)), *range(max(half, n - half), n))
+    ]
+    middle = [sorted(values[i - half : i + half + 1])[half] for i in range(half, n - half)]
+    head, tail = edge[: min(half, n)], edge[min(half, n) :]
+    return [a[len(a) // 2] for a in head] + middle + [a[len(a) // 2] for a in tail]
 
 
 @dataclass(frozen=True)
@@ -179,3 +181,18 @@ class LeakWindows:
 def leak_windows(points: Sequence[RssPoint], fast_s: float, slow_s: float, not_before: float | None) -> LeakWindows:
     """Both windows' evidence from the same history."""
     return LeakWindows(leak_evidence(points, fast_s, not_before), leak_evidence(points, slow_s, not_before))
+
+
+class LeakWatch:
+    """Both windows' evidence at each check, the long window judged at most every
+    `slow_every_s` (it moves little from one sample to the next, and judging it costs ~0.2 ms)."""
+
+    def __init__(self, fast_s: float, slow_s: float, slow_every_s: float = 300.0) -> None:
+        self.fast_s, self.slow_s, self.slow_every_s = fast_s, slow_s, slow_every_s
+        self._slow: tuple[float, LeakEvidence] | None = None
+
+    def windows(self, points: Sequence[RssPoint], not_before: float | None) -> LeakWindows:
+        now = points[-1][0] if points else 0.0
+        if self._slow is None or not 0 <= now - self._slow[0] < self.slow_every_s:
+            self._slow = (now, leak_evidence(points, self.slow_s, not_before))
+        return LeakWindows(leak_evidence(points, self.fast_s, not_before), self._slow[1])
