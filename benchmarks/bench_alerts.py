@@ -116,8 +116,8 @@ def prometheus_rules() -> list[Result]:
                 len(seen),
                 0,
                 "alerts",
-                "reported",
-                True,
+                "0",
+                not seen,
                 None,
                 f"promtool test rules, checked every 10 min; fired: {named}",
             )
