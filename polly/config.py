@@ -25,6 +25,7 @@ from polly.settings_spec import (
     number,
     percent,
     read_bearer_token,
+    read_bind_host,
     read_database_url,
     read_log_level,
     read_member_cache,
@@ -132,7 +133,7 @@ class Settings:
 
     # HTTP health and metrics endpoints
     health_port: int | None = whole(None, "a port 0-65535, or empty (off)", 0, high=65535, optional=True)
-    health_host: str = setting("127.0.0.1", Spec(read_text, "an address to bind"))
+    health_host: str = setting("127.0.0.1", Spec(read_bind_host, "an IP address or a host name to bind"))
     health_token: Secret | None = setting(
         None,
         Spec(read_bearer_token, "a bearer token of 16 characters or more, or empty (open)", optional=True, secret=True),

@@ -3,10 +3,13 @@ and the field helpers `polly.config.Settings` is declared with."""
 
 from __future__ import annotations
 
+import ipaddress
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 # Accepted URL schemes, mapped to the async driver each one runs on.
 _SCHEME_DRIVERS = {
@@ -101,6 +104,23 @@ def read_text(value: Any) -> str:
     return str(value)
 
 
+_HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+
+
+def read_bind_host(value: Any) -> str:
+    """An IP address or a host name to bind; `999.1.1.1` is neither."""
+    host = str(value).strip()
+    try:
+        ipaddress.ip_address(host)
+        return host
+    except ValueError:
+        pass
+    labels = host.rstrip(".").split(".")
+    if len(host) > 253 or labels[-1].isdigit() or not all(_HOST_LABEL.match(label) for label in labels):
+        raise ValueError("not an IP address or a host name")
+    return host
+
+
 def read_secret(value: Any) -> Secret:
     return value if isinstance(value, Secret) else Secret(str(value))
 
@@ -134,6 +154,11 @@ def read_database_url(value: Any) -> str:
     driver = _SCHEME_DRIVERS.get(scheme.lower())
     if not sep or driver is None:
         raise ValueError("unknown URL scheme")
+    if driver.startswith("postgresql"):
+        try:
+            urlsplit(f"postgresql://{rest}").port  # noqa: B018 - parsing it is the check
+        except ValueError:
+            raise ValueError("the port is not a number 1-65535") from None
     return f"{driver}://{rest}"
 
 

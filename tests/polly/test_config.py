@@ -65,6 +65,10 @@ def test_environment_overrides_dotenv(tmp_path, monkeypatch):
         ("MEMORY_CLEANUP_INTERVAL_MINUTES", "1e13", "minutes, > 0 and <= 10080"),
         ("MEMORY_AUTO_CHECKPOINT_MINUTES", "1e13", "minutes, > 0 and <= 10080"),
         ("MAX_FAILURE_ENTRIES", "1e20", "entries, a whole number 1-10000000"),
+        ("HEALTH_HOST", "999.1.1.1", "an IP address or a host name to bind"),
+        ("HEALTH_HOST", "bad host!", "an IP address or a host name to bind"),
+        ("DATABASE_URL", "postgresql://polly@db:notaport/polly", "the port is not a number 1-65535"),
+        ("DATABASE_URL", "postgresql://polly@db:70000/polly", "the port is not a number 1-65535"),
         ("DATABASE_URL", "mysql://user@host/db", "a sqlite:// or postgresql:// URL"),
         ("MEMORY_ADMIN_USER_IDS", "12,bob", "comma-separated user ids"),
         ("ALERT_MEMORY_PERCENT", "120", "percent, > 0 and <= 100"),
@@ -188,3 +192,18 @@ def test_a_short_health_token_is_refused_without_showing_it(monkeypatch, tmp_pat
     assert "HEALTH_TOKEN=<hidden>" in message and "16 characters" in message
     monkeypatch.setenv("HEALTH_TOKEN", "a-token-of-16-ch")
     assert load_settings().health_token.get_secret_value() == "a-token-of-16-ch"
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "0.0.0.0", "::", "::1", "localhost", "metrics.internal", "bot-1"])
+def test_bind_hosts_that_are_allowed(tmp_path, monkeypatch, host):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HEALTH_HOST", host)
+    assert load_settings().health_host == host
+
+
+def test_a_bad_port_in_the_database_url_is_refused_without_its_password(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", "postgresql://polly:Hunter2pw@db:notaport/polly")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert "Hunter2pw" not in str(info.value) and "polly:***@db:notaport" in str(info.value)
