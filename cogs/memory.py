@@ -204,10 +204,15 @@ class MemoryCog(commands.Cog):
     ) -> None:
         """Store a checkpoint and show what changed since another one."""
         before = await self.monitor.compare_target(compare_to)
+        was_tracing = self.monitor.tracing
         if trace is not None:
             self.monitor.set_tracing(trace)
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        stored = await self.monitor.checkpoint(label)
+        try:
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            stored = await self.monitor.checkpoint(label)
+        except BaseException:
+            self.monitor.set_tracing(was_tracing)  # a refused checkpoint changes nothing
+            raise
         before = before or await self.monitor.previous_checkpoint(stored)
         comparison = compare_checkpoints(before, stored) if before is not None else None
         self.cycle.note_types(comparison.types if comparison else (), stored.sample.type_counts)

@@ -158,6 +158,17 @@ async def test_unknown_compare_to_and_duplicate_label_are_clear_errors_that_stor
     assert await simcord_bot.monitor.refresh_checkpoint_count() == count
 
 
+async def test_a_refused_checkpoint_with_trace_leaves_tracing_as_it_was(world, simcord_bot):
+    _, ops, operator = world
+    await operator.slash(ops, "mem checkpoint", label="one")
+    try:
+        duplicate = await operator.slash(ops, "mem checkpoint", label="one", trace=True)
+        assert "already exists" in last_reply(duplicate).content
+        assert simcord_bot.monitor.tracing is False  # tracemalloc's ~10x slowdown not left on
+    finally:
+        simcord_bot.monitor.set_tracing(False)
+
+
 async def test_compare_to_is_autocompleted_from_stored_checkpoints(world):
     _, ops, operator = world
     for label in ("release-1", "release-2", "other"):
