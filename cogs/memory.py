@@ -20,7 +20,7 @@ from cogs._access import check_operator, is_operator
 from cogs._alert_delivery import AlertDelivery
 from cogs._discord_limits import error_line, new_embed
 from cogs._loops import stop_loop
-from cogs._replies import APOLOGY, DOMAIN_ERRORS, reply
+from cogs._replies import APOLOGY, DATABASE_ERRORS, DOMAIN_ERRORS, database_unavailable, reply
 from polly.alert_store import ALERT_CHANNEL_KEY
 from polly.alerts import THRESHOLD_NAMES, ThresholdError
 from polly.checkpoints import compare_checkpoints
@@ -370,6 +370,13 @@ class MemoryCog(commands.Cog):
         if isinstance(original, DOMAIN_ERRORS):
             with contextlib.suppress(discord.HTTPException):
                 await reply(interaction, error_line(str(original)))
+            return
+        if isinstance(original, DATABASE_ERRORS):
+            answer = database_unavailable(original)
+            name = interaction.command.qualified_name if interaction.command else "?"
+            log.warning("/%s: %s", name, answer, exc_info=log.isEnabledFor(logging.DEBUG))
+            with contextlib.suppress(discord.HTTPException):
+                await reply(interaction, error_line(answer))
             return
         log.error(
             "Unexpected error in /%s",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import discord
 import pytest
 
@@ -167,6 +169,28 @@ async def test_a_refused_checkpoint_with_trace_leaves_tracing_as_it_was(world, s
         assert simcord_bot.monitor.tracing is False  # tracemalloc's ~10x slowdown not left on
     finally:
         simcord_bot.monitor.set_tracing(False)
+
+
+async def test_a_command_while_the_database_is_locked_says_so_and_changes_nothing(world, simcord_bot):
+    """Another connection holds SQLite's write lock: after the busy timeout the operator is told the
+    database is unavailable and that nothing changed, not "Sorry, that went wrong"."""
+    _, ops, operator = world
+    count = await simcord_bot.monitor.refresh_checkpoint_count()
+    async with simcord_bot.db.engine.connect() as conn:  # the one pooled connection: wait 0.2 s, not 5
+        await conn.exec_driver_sql("PRAGMA busy_timeout=200")
+    locker = sqlite3.connect(simcord_bot.settings.sqlite_path(), timeout=1)
+    locker.execute("BEGIN EXCLUSIVE")
+    try:
+        result = await operator.slash(ops, "mem checkpoint", label="while-locked")
+    finally:
+        locker.rollback()
+        locker.close()
+    text = last_reply(result).content
+    assert result.ephemeral
+    assert "database is unavailable" in text and "database is locked" in text and "nothing was changed" in text
+    assert "INSERT" not in text
+    assert await simcord_bot.monitor.refresh_checkpoint_count() == count
+    assert await simcord_bot.monitor.get_checkpoint("while-locked") is None
 
 
 async def test_compare_to_is_autocompleted_from_stored_checkpoints(world):
