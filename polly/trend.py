@@ -178,11 +178,6 @@ class LeakWindows:
     slow: LeakEvidence
 
 
-def leak_windows(points: Sequence[RssPoint], fast_s: float, slow_s: float, not_before: float | None) -> LeakWindows:
-    """Both windows' evidence from the same history."""
-    return LeakWindows(leak_evidence(points, fast_s, not_before), leak_evidence(points, slow_s, not_before))
-
-
 class LeakWatch:
     """Both windows' evidence at each check, the long window judged at most every
     `slow_every_s` (it moves little from one sample to the next, and judging it costs ~0.2 ms)."""

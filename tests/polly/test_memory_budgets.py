@@ -13,7 +13,7 @@ from polly.alert_engine import AlertEngine
 from polly.alerts import Thresholds, evaluate_rules
 from polly.memory_optimizer import MemoryMonitor
 from polly.memory_utils import StructureRegistry, cleanup_global_dict
-from polly.trend import leak_windows
+from polly.trend import LeakWatch
 from tests.settings import make_settings
 
 
@@ -35,23 +35,20 @@ def warm_monitor(tmp_path):
     """
     monitor = monitor_with_structures(tmp_path, history=10)
     engine = AlertEngine(Thresholds())
+    watch = LeakWatch(1800, 7200)
     for _ in range(3000):
         sample = monitor.sample()
-        engine.evaluate(
-            evaluate_rules(sample, leak_windows(monitor.history, 1800, 7200, None), engine.thresholds), sample.at
-        )
-    return monitor, engine
+        engine.evaluate(evaluate_rules(sample, watch.windows(monitor.history, None), engine.thresholds), sample.at)
+    return monitor, engine, watch
 
 
 @pytest.mark.limit_leaks("64 KB")
 def test_a_loop_of_1000_samples_with_rules_leaks_nothing(warm_monitor):
     """Measured: nothing retained per location beyond interpreter noise; 64 KB per location."""
-    monitor, engine = warm_monitor
+    monitor, engine, watch = warm_monitor
     for _ in range(1000):
         sample = monitor.sample()
-        engine.evaluate(
-            evaluate_rules(sample, leak_windows(monitor.history, 1800, 7200, None), engine.thresholds), sample.at
-        )
+        engine.evaluate(evaluate_rules(sample, watch.windows(monitor.history, None), engine.thresholds), sample.at)
     assert len(monitor.history) == 10
 
 
