@@ -8,7 +8,6 @@ GET /metrics         Prometheus text exposition of the same sample and the proce
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import logging
 from typing import TYPE_CHECKING
 
@@ -21,16 +20,6 @@ if TYPE_CHECKING:
     from bot.app import PollyBot
 
 log = logging.getLogger(__name__)
-
-
-def is_loopback(host: str) -> bool:
-    """Whether binding `host` keeps the endpoints on this machine."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # a host name: assume it is reachable from elsewhere
 
 
 class HealthServerError(StartupError):
@@ -61,13 +50,9 @@ class HealthServer:
                 "choose another port or stop what is listening there"
             ) from None
         log.info("Health endpoints on http://%s:%s (/health, /health/memory, /metrics)", host, self.port)
-        if self._token is None and not is_loopback(host):
-            log.warning(
-                "The health and metrics endpoints on %s:%s are open to the network without a token: "
-                "set HEALTH_TOKEN (16+ characters) or HEALTH_HOST=127.0.0.1",
-                host,
-                self.port,
-            )
+        exposure = self.settings.endpoints_exposure(self.port)
+        if exposure:
+            log.warning("%s%s", exposure[0].upper(), exposure[1:])
 
     async def stop(self) -> None:
         if self.port is not None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -116,8 +117,10 @@ def stats_embed(
     firing: int,
     tracing: bool,
     threshold_percent: float,
-    monitoring: bool,
+    monitoring: str,
+    warnings: Sequence[str] = (),
 ) -> discord.Embed:
+    """`monitoring` is the monitor loop's state in a few words; `warnings` are shown as ⚠ lines."""
     share = sample.percent_of_limit
     colour = COLOR_FIRING if share >= threshold_percent else COLOR_OK
     embed = new_embed("Memory of this bot process", colour=colour)
@@ -153,15 +156,16 @@ def stats_embed(
     lag = "n/a" if sample.loop_lag_ms is None else f"{sample.loop_lag_ms:.1f} ms"
     latency = "n/a" if latency_s is None or latency_s != latency_s else f"{latency_s * 1000:.0f} ms"
     add_field(embed, "Event loop", f"lag {lag} · gateway latency {latency}", inline=True)
-    state = "running" if monitoring else "off (MEMORY_MONITORING=false)"
+    state = monitoring
     if health.backoff_factor > 1:
         state = f"backing off ({health.backoff_factor}x interval)"
+    notes = "".join(f"\n⚠ {w}" for w in warnings)
     add_field(
         embed,
         "Monitor",
         f"{state}; last tick {ago(health.last_tick_at, now)}; {health.ticks} ticks, {health.errors} errors\n"
-        f"{firing} alert(s) firing · tracemalloc {'on' if tracing else 'off'}",
-        inline=True,
+        f"{firing} alert(s) firing · tracemalloc {'on' if tracing else 'off'}{notes}",
+        inline=not warnings,
     )
     embed.set_footer(text=f"Sample of {sample.at:%Y-%m-%d %H:%M:%S} UTC")
     return fit_embed(embed)

@@ -165,9 +165,19 @@ class MemoryCog(commands.Cog):
             firing=len(self.cycle.engine.active()),
             tracing=self.monitor.tracing,
             threshold_percent=self.cycle.engine.thresholds.memory_percent,
-            monitoring=self.monitor_loop.is_running(),
+            monitoring=self.monitor_state(),
+            warnings=[w for w in (self.endpoints_exposure(),) if w],
         )
         await reply(interaction, embed=embed)
+
+    def monitor_state(self) -> str:
+        if not self.settings.memory_monitoring:
+            return "off (MEMORY_MONITORING=false)"
+        return "running" if self.monitor_loop.is_running() else "stopped (see the log)"
+
+    def endpoints_exposure(self) -> str | None:
+        server = getattr(self.bot, "health_server", None)
+        return self.settings.endpoints_exposure(server.port if server is not None else None)
 
     @mem.command(name="cleanup", description="Clean every tracked structure and run a full garbage collection")
     @app_commands.describe(dry_run="Only report what would be removed; change nothing")

@@ -10,6 +10,7 @@ object, against 0.1 MiB for this module plus python-dotenv (which reads `.env` t
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, fields
@@ -166,6 +167,15 @@ class Settings:
             return None
         return Path(path)
 
+    def endpoints_exposure(self, bound_port: int | None = None) -> str | None:
+        """A warning when the health and metrics endpoints answer anyone on the network, else None."""
+        if self.health_port is None or self.health_token is not None or is_loopback(self.health_host):
+            return None
+        return (
+            f"the health and metrics endpoints on {self.health_host}:{bound_port or self.health_port} are open to "
+            "the network without a token: set HEALTH_TOKEN (16+ characters) or HEALTH_HOST=127.0.0.1"
+        )
+
     def replaced(self, **changes: Any) -> Settings:
         """A validated copy with some values changed."""
         current = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -275,6 +285,16 @@ def _intents_conflict(s: Settings) -> str | None:
     if s.discord_chunk_guilds_at_startup:
         return f"DISCORD_CHUNK_GUILDS_AT_STARTUP=true is not allowed ({why})"
     return None
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding `host` keeps the endpoints on this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: assume it is reachable from elsewhere
 
 
 def environment_settings() -> Settings:

@@ -194,12 +194,24 @@ class TestOpenToTheNetwork:
         warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
         assert any("open to the network without a token" in w and "HEALTH_TOKEN" in w for w in warnings)
 
+    async def test_mem_stats_warns_that_the_endpoints_are_open(self, simcord_env, simcord_bot):
+        _guild, channel, operator = add_ops_guild(simcord_env, simcord_bot)
+        text = reply_text(await operator.slash(channel, "mem stats"))
+        port = simcord_bot.health_server.port
+        assert f"⚠ the health and metrics endpoints on 0.0.0.0:{port} are open to the network" in text
+
+
+async def test_mem_stats_has_no_open_endpoints_warning_on_loopback(simcord_env, simcord_bot):
+    _guild, channel, operator = add_ops_guild(simcord_env, simcord_bot)
+    text = reply_text(await operator.slash(channel, "mem stats"))
+    assert "running;" in text and "⚠" not in text
+
 
 @pytest.mark.parametrize(
     ("host", "loopback"),
     [("127.0.0.1", True), ("::1", True), ("localhost", True), ("0.0.0.0", False), ("10.0.0.5", False), ("db", False)],
 )
 def test_which_hosts_keep_the_endpoints_on_this_machine(host, loopback):
-    from bot.health import is_loopback
+    from polly.config import is_loopback
 
     assert is_loopback(host) is loopback

@@ -61,7 +61,7 @@ def test_rendering_mem_stats_with_50_structures_fits_a_ceiling(stats_inputs):
             firing=0,
             tracing=False,
             threshold_percent=80,
-            monitoring=True,
+            monitoring="running",
         )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 
 import discord
@@ -41,6 +42,17 @@ async def test_stats_is_ephemeral_and_renders_the_latest_sample(world, simcord_b
     assert "RSS trend" in text and "Database pool" in text
     assert "ticks" in text and "errors" in text
     assert_within_discord_limits(result.response.content, result.response.embeds)
+
+
+async def test_stats_says_when_the_monitor_loop_stopped_though_monitoring_is_on(world, simcord_bot):
+    _, ops, operator = world
+    cog = simcord_bot.get_cog("MemoryCog")
+    task = cog.monitor_loop.get_task()
+    cog.monitor_loop.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    text = reply_text(await operator.slash(ops, "mem stats"))
+    assert "stopped (see the log)" in text and "MEMORY_MONITORING=false" not in text
 
 
 async def test_cleanup_reports_per_structure_and_is_announced_in_the_alert_channel(
