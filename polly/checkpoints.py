@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -9,6 +10,7 @@ from typing import Protocol
 
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.engine import Row
+from sqlalchemy.exc import IntegrityError
 
 from polly.allocations import AllocationGrowth
 from polly.enhanced_database import Database
@@ -109,12 +111,42 @@ def _changes(before: dict[str, int], after: dict[str, int]) -> tuple[StructureCh
     return tuple(StructureChange(n, before.get(n), after.get(n)) for n in names)
 
 
+# Characters that render as nothing though Unicode does not class them as spaces or format characters.
+BLANK_LOOKING = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
 def checked_label(label: str) -> str:
-    """The label to store, stripped; a CheckpointError says what is allowed."""
+    """The label to store, stripped; a CheckpointError says what is allowed.
+
+    The same rules on every database: control characters (NUL among them, which PostgreSQL cannot
+    store in text) are refused, and so is a label with nothing visible in it (zero-width and other
+    invisible characters only), which nobody could tell apart or type again."""
     label = label.strip()
     if not label or len(label) > LABEL_MAX_LENGTH:
         raise CheckpointError(f"A checkpoint label must be 1 to {LABEL_MAX_LENGTH} characters long.")
+    control = next((c for c in label if unicodedata.category(c) == "Cc"), None)
+    if control is not None:
+        raise CheckpointError(
+            f"A checkpoint label cannot contain control characters (found U+{ord(control):04X}): "
+            "use letters, digits, spaces and punctuation."
+        )
+    if all(unicodedata.category(c) in INVISIBLE_CATEGORIES or c in BLANK_LOOKING for c in label):
+        raise CheckpointError(
+            "A checkpoint label needs at least one visible character (it had only invisible ones): "
+            "use letters, digits or punctuation."
+        )
     return label
+
+
+INVISIBLE_CATEGORIES = frozenset({"Zs", "Zl", "Zp", "Cf", "Mn", "Me"})
+
+
+class DuplicateLabelError(CheckpointError):
+    """Another checkpoint already has this label (found when storing it, so also under a race)."""
+
+    def __init__(self, label: str) -> None:
+        super().__init__(f"A checkpoint named '{label}' already exists: choose another label.")
+        self.label = label
 
 
 # ---------------------------------------------------------------- stores
@@ -152,6 +184,8 @@ class MemoryCheckpointStore:
         self._items: OrderedDict[str, Checkpoint] = OrderedDict()
 
     async def add(self, checkpoint: Checkpoint) -> int:
+        if checkpoint.label in self._items:
+            raise DuplicateLabelError(checkpoint.label)
         self._items[checkpoint.label] = checkpoint
         same_kind = [c.label for c in self._items.values() if c.automatic == checkpoint.automatic]
         for label in same_kind[: max(0, len(same_kind) - self.keep[checkpoint.automatic])]:
@@ -182,6 +216,12 @@ class DatabaseCheckpointStore:
         self.keep = {False: keep, True: keep_automatic}
 
     async def add(self, checkpoint: Checkpoint) -> int:
+        try:
+            return await self._add(checkpoint)
+        except IntegrityError:  # the label's unique constraint: another checkpoint took it meanwhile
+            raise DuplicateLabelError(checkpoint.label) from None
+
+    async def _add(self, checkpoint: Checkpoint) -> int:
         async with self.db.transaction() as conn:
             await conn.execute(
                 insert(table).values(

@@ -26,6 +26,7 @@ from polly.checkpoints import (
     CheckpointError,
     CheckpointStore,
     DatabaseCheckpointStore,
+    DuplicateLabelError,
     MemoryCheckpointStore,
     checked_label,
     compare_checkpoints,
@@ -43,6 +44,8 @@ from polly.stats_payload import get_default_monitor, get_memory_stats, memory_st
 from polly.trend import RssPoint, Trend, rss_trend
 
 log = logging.getLogger(__name__)
+
+DEFAULT_LABEL_ATTEMPTS = 100  # " #2" … " #100" within one second
 
 __all__ = [
     "Checkpoint",
@@ -210,20 +213,30 @@ class MemoryMonitor:
     # -- checkpoints
 
     async def checkpoint(self, label: str | None = None, *, automatic: bool = False) -> Checkpoint:
-        """Store a sample (and an allocation summary when tracing) under a unique label."""
-        now = self.clock()
-        if label is None:
-            label = base = ("auto " if automatic else "") + now.strftime("%Y-%m-%d %H:%M:%S UTC")
-            suffix = 1
-            while await self.checkpoints.exists(label):  # two in the same second
-                suffix += 1
-                label = f"{base} #{suffix}"
-        label = checked_label(label)
-        if await self.checkpoints.exists(label):
-            raise CheckpointError(f"A checkpoint named '{label}' already exists: choose another label.")
+        """Store a sample (and an allocation summary when tracing) under a unique label.
+
+        A given label already taken is a CheckpointError; the default label (the UTC time) gets
+        " #2", " #3"… when taken, also when two checkpoints are stored at once."""
+        if label is not None:
+            label = checked_label(label)
+            if await self.checkpoints.exists(label):
+                raise DuplicateLabelError(label)
         sample = self.read(self.latest.loop_lag_ms if self.latest else None, count_objects=True)
         found = await asyncio.to_thread(allocations.allocation_summary) if self.tracing else None
-        checkpoint = Checkpoint(label, sample.at, automatic, sample, found)
+        if label is not None:
+            return await self._store(Checkpoint(label, sample.at, automatic, sample, found))
+        base = ("auto " if automatic else "") + self.clock().strftime("%Y-%m-%d %H:%M:%S UTC")
+        for suffix in range(1, DEFAULT_LABEL_ATTEMPTS + 1):
+            label = base if suffix == 1 else f"{base} #{suffix}"
+            if await self.checkpoints.exists(label):
+                continue
+            try:
+                return await self._store(Checkpoint(label, sample.at, automatic, sample, found))
+            except DuplicateLabelError:
+                continue  # taken between the check and the insert
+        raise CheckpointError(f"Over {DEFAULT_LABEL_ATTEMPTS} checkpoints in one second: wait a second and retry.")
+
+    async def _store(self, checkpoint: Checkpoint) -> Checkpoint:
         self.checkpoints_count = await self.checkpoints.add(checkpoint)
         return checkpoint
 

@@ -172,6 +172,16 @@ async def test_unknown_compare_to_and_duplicate_label_are_clear_errors_that_stor
     assert await simcord_bot.monitor.refresh_checkpoint_count() == count
 
 
+async def test_a_label_with_a_nul_byte_or_nothing_visible_is_refused_with_what_is_allowed(world, simcord_bot):
+    _, ops, operator = world
+    count = await simcord_bot.monitor.refresh_checkpoint_count()
+    nul = await operator.slash(ops, "mem checkpoint", label="a\x00b")
+    assert nul.ephemeral and "cannot contain control characters (found U+0000)" in last_reply(nul).content
+    blank = await operator.slash(ops, "mem checkpoint", label="\u200b\u200b")
+    assert "needs at least one visible character" in last_reply(blank).content
+    assert await simcord_bot.monitor.refresh_checkpoint_count() == count
+
+
 async def test_a_refused_checkpoint_with_trace_leaves_tracing_as_it_was(world, simcord_bot):
     _, ops, operator = world
     await operator.slash(ops, "mem checkpoint", label="one")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from polly.memory_optimizer import (
     set_default_monitor,
 )
 from polly.memory_utils import StructureRegistry
+from polly.models import memory_checkpoints
 from polly.process_stats import AccessDenied, LinuxProcess
 from tests.clocks import START, FakeClock
 from tests.conftest import STATS_KEYS
@@ -287,3 +289,52 @@ async def test_memory_profile_records_sync_and_async_calls():
     assert async_stats.calls == 2
     assert len(profile_table) <= profile_table.max_size
     del kept
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def any_db(request, tmp_path):
+    """An empty checkpoint table on each database."""
+    url = None if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    database = Database(make_settings(tmp_path, **({"database_url": url} if url else {})))
+    await database.create_tables()
+    async with database.transaction() as conn:
+        await conn.execute(memory_checkpoints.delete())
+    yield database
+    await database.dispose()
+
+
+async def test_the_same_label_twice_at_once_is_one_checkpoint_and_one_clear_refusal(tmp_path, any_db):
+    monitor = MemoryMonitor(make_settings(tmp_path), any_db, structures=StructureRegistry())
+    results = await asyncio.gather(*(monitor.checkpoint("deploy") for _ in range(2)), return_exceptions=True)
+    refused = [r for r in results if isinstance(r, Exception)]
+    assert len(refused) == 1 and isinstance(refused[0], CheckpointError), results
+    assert "'deploy' already exists" in str(refused[0])
+    assert [c.label for c in await monitor.list_checkpoints()] == ["deploy"]
+
+
+async def test_default_labels_in_the_same_second_at_once_all_get_stored(tmp_path, any_db):
+    monitor = MemoryMonitor(make_settings(tmp_path), any_db, structures=StructureRegistry(), clock=FakeClock())
+    stored = await asyncio.gather(*(monitor.checkpoint() for _ in range(4)))
+    base = START.strftime("%Y-%m-%d %H:%M:%S UTC")
+    assert sorted(c.label for c in stored) == sorted([base, f"{base} #2", f"{base} #3", f"{base} #4"])
+    assert len(await monitor.list_checkpoints()) == 4
+
+
+@pytest.mark.parametrize(
+    ("label", "why"),
+    [
+        ("before\x00after", "control characters (found U+0000)"),
+        ("tab\there", "control characters (found U+0009)"),
+        ("\u200b", "at least one visible character"),
+        ("\u200b\u200d\u2060", "at least one visible character"),
+        ("\u3164\u3164", "at least one visible character"),
+        (" \u00a0\u2800 ", "at least one visible character"),
+    ],
+)
+async def test_labels_are_validated_the_same_way_on_every_database(tmp_path, any_db, label, why):
+    monitor = MemoryMonitor(make_settings(tmp_path), any_db, structures=StructureRegistry())
+    with pytest.raises(CheckpointError, match=re.escape(why)):
+        await monitor.checkpoint(label)
+    assert await monitor.list_checkpoints() == []
+    stored = await monitor.checkpoint("après déploiement 🚀")  # visible Unicode is fine everywhere
+    assert (await monitor.get_checkpoint(stored.label)) is not None
