@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import bench_alerts, bench_bot, bench_core, bench_heap, bench_memory
+from benchmarks import bench_alerts, bench_bot, bench_core, bench_heap, bench_memory, bench_scrape
 from benchmarks._harness import Result, fmt_value
 from polly.config import Settings
 from polly.formatting import text_table
@@ -33,6 +33,7 @@ FIGURES: dict[str, Callable[[], list[Result]]] = {
     "what-grows": bench_heap.what_grows,
     "cache-defaults": bench_memory.cache_defaults,
     "alert-quality": bench_alerts.alert_quality,
+    "scrape-load": bench_scrape.scrape_load,
 }
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "latest.json"
 

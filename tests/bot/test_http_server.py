@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 
 import pytest
 
@@ -91,3 +92,46 @@ async def test_a_client_that_never_finishes_its_head_gets_408(port, monkeypatch)
     answer = await asyncio.wait_for(reader.read(), 10)
     writer.close()
     assert status_of(answer) == 408
+
+
+async def test_at_most_max_in_flight_connections_are_served_at_once_and_the_rest_wait(monkeypatch):
+    monkeypatch.setattr(http_server, "MAX_IN_FLIGHT", 4)
+    release = asyncio.Event()
+    inside, most = 0, 0
+
+    async def slow(_request: Request) -> Response:
+        nonlocal inside, most
+        inside += 1
+        most = max(most, inside)
+        await release.wait()
+        inside -= 1
+        return Response(200, b"done")
+
+    server = HttpServer({"/slow": slow})
+    bound = await server.start("127.0.0.1", 0)
+    try:
+        answers = [asyncio.create_task(exchange(bound, b"GET /slow HTTP/1.1\r\n\r\n")) for _ in range(10)]
+        for _ in range(50):
+            await asyncio.sleep(0.01)
+        assert most == 4 and not any(a.done() for a in answers)
+        release.set()
+        assert [status_of(a) for a in await asyncio.gather(*answers)] == [200] * 10
+    finally:
+        await server.stop()
+
+
+async def test_a_burst_of_1000_connections_is_answered_in_full(port):
+    answers = await asyncio.gather(*(exchange(port, b"GET /ok HTTP/1.1\r\n\r\n") for _ in range(1000)))
+    assert [status_of(a) for a in answers] == [200] * 1000
+
+
+async def test_a_host_name_is_bound_and_the_port_freed_on_stop():
+    server = HttpServer({"/ok": ok})
+    bound = await server.start("localhost", 0)
+    try:
+        assert status_of(await exchange(bound, b"GET /ok HTTP/1.1\r\n\r\n")) == 200
+    finally:
+        await server.stop()
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does: TIME_WAIT is fine
+        probe.bind(("127.0.0.1", bound))  # stop() freed the port

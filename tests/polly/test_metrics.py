@@ -75,3 +75,27 @@ def test_profiled_functions_are_exported_with_their_name_as_the_only_extra_label
     call = samples[("polly_profile_calls_total", name)]
     assert call.value == 2 and set(call.labels) == {"polly_instance", "function"}
     assert ("polly_profile_seconds_max", name) in samples
+
+
+async def test_the_exposition_is_rendered_once_per_sample_and_again_after_a_tick(tmp_path):
+    settings = make_settings(tmp_path)
+    structures = StructureRegistry()
+    cache = structures.bounded_dict("cache", max_size=100)
+    monitor = MemoryMonitor(settings, structures=structures)
+    cycle = MonitorCycle(settings, monitor, AlertEngine(Thresholds()), None, structures)
+    await cycle.tick()
+    renderer = MetricsRenderer(cycle, "x")
+    renderings = []
+    families = renderer._families  # count the real renderings
+    renderer._families = lambda s: (renderings.append(s), families(s))[1]
+
+    def size_of_cache(text: str) -> float:
+        samples = [s for f in text_string_to_metric_families(text) for s in f.samples]
+        return next(s.value for s in samples if s.name == "polly_tracked_structure_size")
+
+    first = [renderer.render().decode() for _ in range(1000)]
+    assert len(renderings) == 1 and size_of_cache(first[-1]) == 0
+    cache.update({i: i for i in range(5)})
+    assert size_of_cache(renderer.render().decode()) == 0  # the sample, not a live reading
+    await cycle.tick()
+    assert size_of_cache(renderer.render().decode()) == 5 and len(renderings) == 2
