@@ -11,6 +11,7 @@ import discord
 from discord.ext import commands
 
 import cogs
+from bot.startup_errors import database_failure
 from cogs._cache_census import take_census
 from polly import background_tasks
 from polly.alert_engine import AlertEngine
@@ -26,10 +27,6 @@ if TYPE_CHECKING:
     from bot.health import HealthServer
 
 log = logging.getLogger(__name__)
-
-
-class StartupError(RuntimeError):
-    """The bot cannot start as configured; the message names the setting to change."""
 
 
 def extension_names() -> tuple[str, ...]:
@@ -83,8 +80,16 @@ class PollyBot(commands.Bot):
         self.failed_extensions: dict[str, str] = {}
         self.health_server: HealthServer | None = None
 
+    async def open_database(self) -> None:
+        """Connect and create missing tables; a StartupError saying what to check if it cannot."""
+        try:
+            await self.db.create_tables()
+        except Exception as exc:
+            log.debug("Opening the database failed", exc_info=True)
+            raise database_failure(exc, self.settings) from None
+
     async def setup_hook(self) -> None:
-        await self.db.create_tables()
+        await self.open_database()
         await self.monitor.refresh_checkpoint_count()
         await self.cycle.restore_firing()  # before the loop: a still-firing alert is not new
         for name in extension_names():

@@ -11,8 +11,8 @@ import hmac
 import logging
 from typing import TYPE_CHECKING
 
-from bot.app import StartupError
 from bot.http_server import HttpServer, Request, Response
+from bot.startup_errors import StartupError
 from polly.memory_optimizer import measure_loop_lag
 from polly.metrics import CONTENT_TYPE, MetricsRenderer
 

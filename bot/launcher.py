@@ -10,13 +10,18 @@ import sys
 
 import discord
 
-from bot.app import StartupError, create_bot
+from bot.app import create_bot
+from bot.startup_errors import EXIT_CONFIG, StartupError, discord_failure
 from polly.config import ConfigError, Settings, load_settings
+from polly.settings_spec import url_password
 
 log = logging.getLogger("bot")
 
-EXIT_CONFIG = 2
 CLOSE_TIMEOUT_S = 10
+# Shorter secrets are not redacted: "[redacted]" in place of every "ab" would garble the log and
+# reveal them. HEALTH_TOKEN is refused below 16 characters; a short database password stays in the
+# URL only, which is masked wherever Polly shows it.
+MIN_REDACTED_LENGTH = 8
 TOKEN_HINT = (
     "DISCORD_TOKEN is not set: put DISCORD_TOKEN=<your bot token> in .env (see .env.example) or in the environment"
 )
@@ -38,14 +43,25 @@ class RedactSecrets(logging.Filter):
         return True
 
 
+class DropVoiceWarnings(logging.Filter):
+    """discord.py warns at every start that voice libraries are missing; Polly never joins voice."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "voice will NOT be supported" not in record.getMessage()
+
+
 def setup_logging(settings: Settings | None = None) -> None:
     level = getattr(logging, settings.log_level) if settings else logging.INFO
     discord.utils.setup_logging(level=level, root=True)
+    logging.getLogger("discord.client").addFilter(DropVoiceWarnings())
     if settings is None:
         return
     secrets = [
         secret.get_secret_value() for secret in (settings.discord_token, settings.health_token) if secret is not None
     ]
+    password = url_password(settings.database_url)
+    if password is not None and len(password) >= MIN_REDACTED_LENGTH:
+        secrets.append(password)  # never written by Polly (URLs are masked); this catches other code
     for handler in logging.getLogger().handlers:
         handler.addFilter(RedactSecrets(secrets))
 
@@ -58,6 +74,7 @@ async def run_until_signal(token: str, settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with bot:
+        await bot.open_database()  # before Discord: a database that cannot open ends start-up at once
         runner = asyncio.create_task(bot.start(token), name="bot")
         stopper = asyncio.create_task(stop.wait(), name="signal")
         done, _ = await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
@@ -105,12 +122,19 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CONFIG
     except StartupError as exc:
         log.error("%s", exc)
-        return EXIT_CONFIG
+        return exc.exit_code
     except discord.PrivilegedIntentsRequired as exc:
         log.error("%s", exc)
         return EXIT_CONFIG
     except KeyboardInterrupt:
         pass
+    except Exception as exc:
+        failure = discord_failure(exc)
+        if failure is None:
+            raise  # a bug: its traceback is what helps
+        log.debug("Reaching Discord failed", exc_info=True)
+        log.error("%s", failure)
+        return failure.exit_code
     return 0
 
 

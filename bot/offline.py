@@ -11,7 +11,8 @@ import asyncio
 import logging
 import sys
 import tempfile
-from collections.abc import Iterator
+import threading
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -21,6 +22,7 @@ from discord import app_commands
 from bot import _demo_leak
 from bot._console_input import ConsoleInputError, parse_duration, read_count, render_message, split_command
 from bot.app import PollyBot, create_bot
+from bot.startup_errors import StartupError
 from cogs._replies import answered_in_discord
 from polly import background_tasks
 from polly.config import Settings
@@ -79,9 +81,15 @@ class OfflineConsole:
     # -- setting up the world
 
     async def open(self, simcord: Any) -> None:
+        """Start the bot in a simulated Discord; StartupError (after closing it) if it cannot start."""
         self.bot: PollyBot = create_bot(self.settings)
         self._run = simcord.run(self.bot, check_errors=False, settle_timeout=60)
-        self.env = await self._run.__aenter__()
+        try:
+            await self.bot.open_database()
+            self.env = await self._run.__aenter__()
+        except StartupError:
+            await self.bot.close()
+            raise
         self.guild = self.env.create_guild("Polly offline")
         self.ops = self.guild.create_text_channel("ops")
         self.general = self.guild.create_text_channel("general")
@@ -263,9 +271,32 @@ def completions(typed: str, command_names: list[str]) -> list[str]:
     return [word for word in words if word.startswith(typed)]
 
 
-def _lines(stream: TextIO, interactive: bool, command_names: list[str]) -> Iterator[str]:
+async def read_line(read: Callable[[], str]) -> str | None:
+    """One line from a blocking `read` (input() or a stream's readline), None at its end, read in a
+    daemon thread so the event loop runs meanwhile: the bot's health and metrics endpoints answer
+    while the console waits, and an unfinished read never keeps the process from exiting."""
+    loop = asyncio.get_running_loop()
+    arrived: asyncio.Future[str | None] = loop.create_future()
+
+    def deliver(line: str | None) -> None:
+        if not arrived.done():
+            arrived.set_result(line)
+
+    def reader() -> None:
+        try:
+            line: str | None = read()
+        except (EOFError, OSError, ValueError):  # end of input, or stdin closed under us
+            line = None
+        loop.call_soon_threadsafe(deliver, line)
+
+    threading.Thread(target=reader, name="console-input", daemon=True).start()
+    return await arrived
+
+
+async def _lines(stream: TextIO, interactive: bool, command_names: list[str]) -> AsyncIterator[str]:
     if not interactive:
-        yield from stream
+        while (line := await read_line(stream.readline)) is not None and line != "":
+            yield line
         return
     try:
         import readline
@@ -279,11 +310,8 @@ def _lines(stream: TextIO, interactive: bool, command_names: list[str]) -> Itera
         readline.parse_and_bind("tab: complete")
     except ImportError:  # no readline on this platform: no completion, the prompt still works
         pass
-    while True:
-        try:
-            yield input("polly> ")
-        except EOFError:
-            return
+    while (line := await read_line(lambda: input("polly> "))) is not None:
+        yield line
 
 
 async def _console(settings: Settings, demo: bool, stdin: TextIO, out: TextIO) -> int:
@@ -300,7 +328,11 @@ async def _console(settings: Settings, demo: bool, stdin: TextIO, out: TextIO) -
     finally:
         discord_log.setLevel(level)
     console = OfflineConsole(settings, out)
-    await console.open(simcord)
+    try:
+        await console.open(simcord)
+    except StartupError as exc:
+        log.error("%s", exc)
+        return exc.exit_code
     try:
         if demo:
             for title, line in DEMO_SCRIPT:
@@ -310,7 +342,7 @@ async def _console(settings: Settings, demo: bool, stdin: TextIO, out: TextIO) -
             interactive = stdin.isatty()
             if interactive:
                 console.print("Polly offline: the real bot in a simulated Discord. :help lists what you can type.")
-            for line in _lines(stdin, interactive, console.command_names()):
+            async for line in _lines(stdin, interactive, console.command_names()):
                 if not interactive and line.strip():
                     console.print(f"> {line.strip()}")
                 if not await console.run_line(line):

@@ -178,9 +178,6 @@ class Database:
             self.ignored_settings = ["DB_POOL_SIZE", "DB_MAX_OVERFLOW", "DB_POOL_TIMEOUT", "DB_POOL_RECYCLE"]
             log.warning("In-memory SQLite uses one shared connection; ignoring %s", ", ".join(self.ignored_settings))
         else:
-            path = s.sqlite_path()
-            if path is not None:
-                path.parent.mkdir(parents=True, exist_ok=True)
             options.update(
                 poolclass=AsyncAdaptedQueuePool,
                 pool_size=s.pool_size(),
@@ -195,7 +192,11 @@ class Database:
         return engine
 
     async def create_tables(self) -> None:
-        """Create missing tables, and add nullable columns newer versions added to existing ones."""
+        """Create missing tables, and add nullable columns newer versions added to existing ones.
+        A SQLite file's folder is created first (OSError if it cannot be)."""
+        path = self.settings.sqlite_path()
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
         async with self.engine.begin() as conn:
             await conn.run_sync(metadata.create_all)
             await conn.run_sync(_add_missing_columns)
@@ -245,7 +246,8 @@ class Database:
     async def dispose(self) -> None:
         self.monitor.detach()
         await self.engine.dispose()
-        log.info("Database engine disposed")
+        # Said only after a working start: when the first connection failed, that is the one line.
+        log.log(logging.INFO if self.monitor.connects else logging.DEBUG, "Database engine disposed")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -9,7 +9,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 # Accepted URL schemes, mapped to the async driver each one runs on.
 _SCHEME_DRIVERS = {
@@ -147,6 +147,15 @@ def masked_url(value: Any) -> str:
         return repr(text)
     user = credentials.split(":", 1)[0]
     return repr(f"{scheme}://{user}:***@{location}")
+
+
+def url_password(url: str) -> str | None:
+    """The password in a database URL, if it has one."""
+    _scheme, sep, rest = url.partition("://")
+    credentials, at, _location = rest.rpartition("@")
+    if not sep or not at or ":" not in credentials:
+        return None
+    return unquote(credentials.split(":", 1)[1])
 
 
 def read_database_url(value: Any) -> str:

@@ -204,3 +204,48 @@ def test_the_leak_hunt_reads_from_the_console_without_knowing_the_code(tmp_path)
 def test_bad_counts_for_the_new_verbs_are_clear(tmp_path, line, message):
     result = offline(tmp_path, line + "\n")
     assert result.returncode == 1 and message in result.stdout
+
+
+def test_the_endpoints_answer_while_the_console_waits_for_input(tmp_path):
+    """The console reads stdin off the event loop: with a line pending, /health and /metrics answer."""
+    import socket
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DB_", "DATABASE_", "DISCORD_", "MEMORY_"))}
+    clean.update(
+        PYTHONPATH=str(REPO_ROOT),
+        DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'offline.db'}",
+        HEALTH_PORT=str(port),
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-m", "bot", "--offline"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+        env=clean,
+        text=True,
+    )
+    try:
+        assert child.stdin is not None
+        child.stdin.write("/mem stats\n")
+        child.stdin.flush()  # stdin stays open: the console now waits for the next line
+        answers: dict[str, tuple[int, str]] = {}
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(answers) < 2:
+            for path in ("/health", "/metrics"):
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+                        answers[path] = (response.status, response.read().decode())
+                except OSError:
+                    time.sleep(0.2)
+        assert answers["/health"][0] == 200 and '"gateway_connected": true' in answers["/health"][1]
+        assert answers["/metrics"][0] == 200 and "polly_memory_rss_bytes" in answers["/metrics"][1]
+        stdout, stderr = child.communicate(":quit\n", timeout=60)
+        assert child.returncode == 0, stderr
+        assert "Memory of this bot process" in stdout
+    finally:
+        child.kill()
