@@ -83,6 +83,10 @@ class HealthServer:
             reasons.append("gateway not connected")
         if lag_ms > self.settings.health_max_loop_lag_ms:
             reasons.append(f"event loop lag {lag_ms:.0f} ms above {self.settings.health_max_loop_lag_ms:g} ms")
+        guard = self.bot.db.file_guard
+        problem = guard.problem() if guard is not None else None
+        if guard is not None and problem is not None:
+            reasons.append(guard.explain(problem))
         body = {
             "status": "ok" if not reasons else "unhealthy",
             "gateway_connected": connected,

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import discord
 
 from cogs import _alert_render
+from cogs._discord_limits import new_embed
 from polly.alert_store import AlertStore, StoredAlertEvent
 from polly.alerts import AlertTransition
 from polly.monitor_cycle import AlertEventOut, MonitorCycle
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+SEND_PERMISSIONS_HINT = "give me View Channel, Send Messages and Embed Links there"
 INDIVIDUAL_POSTS = 10
 QUEUE_READ = 2000  # undelivered events read at once; the table holds at most ALERT_HISTORY_SIZE
 
@@ -59,6 +61,24 @@ class AlertDelivery:
         if not isinstance(channel, discord.abc.Messageable):
             raise TypeError(f"channel {channel_id} cannot receive messages")
         return channel
+
+    async def post_test(self, requested_by: str) -> str:
+        """Post a test notice to the alert channel; one line saying how it went."""
+        channel_id = self.channel_id()
+        if channel_id is None:
+            return "❌ No alert channel is set: add channel:#your-ops-channel to choose one."
+        notice = new_embed("✅ Test alert", f"Requested by {requested_by}; alerts will appear here.")
+        try:
+            channel = await self.channel()
+            assert channel is not None
+            await channel.send(embed=notice)
+        except discord.Forbidden:
+            return f"❌ I cannot post in <#{channel_id}>: {SEND_PERMISSIONS_HINT}."
+        except (discord.NotFound, TypeError):
+            return f"❌ Channel {channel_id} no longer exists: choose another with channel:."
+        except discord.HTTPException as exc:
+            return f"❌ Discord refused the test message ({exc.status}); try again later."
+        return f"✅ Test message posted in <#{channel_id}>."
 
     async def deliver(self) -> int:
         """Post what waits, oldest first; return how many were delivered (never raises for Discord)."""

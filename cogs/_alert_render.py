@@ -22,6 +22,7 @@ from cogs._discord_limits import (
 from polly.alert_store import StoredAlertEvent
 from polly.alerts import ActiveAlert, AlertTransition, Thresholds, Transition
 from polly.formatting import format_duration, sparkline
+from polly.sqlite_file import FileIncident
 from polly.trend import Trend
 
 # ---------------------------------------------------------------- /mem alerts and alert posts
@@ -129,3 +130,19 @@ def backoff_embed(factor: int, interval_s: float, last_error: str | None) -> dis
             COLOR_WARN,
         )
     )
+
+
+def database_file_embed(incident: FileIncident) -> discord.Embed:
+    action = (
+        "Nothing was lost."
+        if not incident.lost
+        else "Checkpoints, thresholds and alert events written to the old file since then are not in the new one."
+    )
+    embed = new_embed(
+        f"⚠ Database file {incident.kind}",
+        f"{incident.describe()}\n{action} If this was not you, find what removes files in "
+        f"`{clip(str(incident.path.parent), 500)}` (a cleanup job, a deploy that replaces the folder).",
+        COLOR_WARN if not incident.lost else COLOR_FIRING,
+    )
+    embed.set_footer(text=f"{incident.at:%Y-%m-%d %H:%M:%S} UTC")
+    return fit_embed(embed)

@@ -18,7 +18,7 @@ from cogs import _alert_render, _heap_render
 from cogs import _memory_render as render
 from cogs._access import check_operator, is_operator
 from cogs._alert_delivery import AlertDelivery
-from cogs._discord_limits import error_line, new_embed
+from cogs._discord_limits import error_line
 from cogs._loops import stop_loop
 from cogs._replies import APOLOGY, DATABASE_ERRORS, DOMAIN_ERRORS, database_unavailable, reply
 from polly.alert_store import ALERT_CHANNEL_KEY
@@ -31,8 +31,6 @@ if TYPE_CHECKING:
     from bot.app import PollyBot
 
 log = logging.getLogger(__name__)
-
-SEND_PERMISSIONS_HINT = "give me View Channel, Send Messages and Embed Links there"
 
 
 class MemoryCog(commands.Cog):
@@ -102,6 +100,8 @@ class MemoryCog(commands.Cog):
         change = self.cycle.record_success(result.sample.at)
         if change is not None:
             self.monitor_loop.change_interval(seconds=change.interval_s)
+        if result.database_incident is not None:
+            await self._post_quietly(_alert_render.database_file_embed(result.database_incident))
         await self.deliver_alerts()
 
     @tasks.loop(count=2)
@@ -312,7 +312,7 @@ class MemoryCog(commands.Cog):
             notes.append(f"Alerts now go to {channel.mention}.")
             await self.deliver_alerts()
         if test:
-            notes.append(await self._test_post(interaction))
+            notes.append(await self.delivery.post_test(str(interaction.user)))
         embed = _alert_render.alerts_embed(
             self._channel_text(),
             engine.thresholds,
@@ -352,22 +352,6 @@ class MemoryCog(commands.Cog):
         if self.alert_channel_id is None:
             return "not set: choose one with /mem alerts channel:#your-ops-channel"
         return f"<#{self.alert_channel_id}>"
-
-    async def _test_post(self, interaction: discord.Interaction) -> str:
-        if self.alert_channel_id is None:
-            return "❌ No alert channel is set: add channel:#your-ops-channel to choose one."
-        notice = new_embed("✅ Test alert", f"Requested by {interaction.user}; alerts will appear here.")
-        try:
-            channel = await self.delivery.channel()
-            assert channel is not None
-            await channel.send(embed=notice)
-        except discord.Forbidden:
-            return f"❌ I cannot post in <#{self.alert_channel_id}>: {SEND_PERMISSIONS_HINT}."
-        except (discord.NotFound, TypeError):
-            return f"❌ Channel {self.alert_channel_id} no longer exists: choose another with channel:."
-        except discord.HTTPException as exc:
-            return f"❌ Discord refused the test message ({exc.status}); try again later."
-        return f"✅ Test message posted in <#{self.alert_channel_id}>."
 
     async def cog_app_command_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError

@@ -14,6 +14,8 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, text
@@ -24,6 +26,7 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool, Pool, QueuePool, StaticPool
 
 from polly.config import Settings
 from polly.models import metadata
+from polly.sqlite_file import DELETED, REPLACED, FileIncident, SqliteFileGuard
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +170,8 @@ class Database:
         self.ignored_settings: list[str] = []
         self.engine: AsyncEngine = self._build_engine()
         self.monitor = PoolMonitor(self.engine.sync_engine.pool)
+        path = settings.sqlite_path()
+        self.file_guard = SqliteFileGuard(path) if path is not None else None
 
     def _build_engine(self) -> AsyncEngine:
         s = self.settings
@@ -200,6 +205,44 @@ class Database:
         async with self.engine.begin() as conn:
             await conn.run_sync(metadata.create_all)
             await conn.run_sync(_add_missing_columns)
+        if self.file_guard is not None:
+            self.file_guard.remember()
+
+    async def recover_file(self, now: datetime) -> FileIncident | None:
+        """If the SQLite file was deleted or replaced since it was opened: restore or reopen it.
+
+        Deleted: the pooled connection still has the old file open, so its content, with every
+        write made since the deletion, is copied back to the path (VACUUM INTO) before reopening;
+        nothing is lost. Replaced: the new file is opened (and given any missing tables); what
+        was written to the old one since the replacement is not in it."""
+        guard = self.file_guard
+        problem = guard.problem() if guard is not None else None
+        if guard is None or problem is None:
+            return None
+        lost = problem == REPLACED
+        outcome = "reopened the new file (writes to the old one since the replacement are not in it)"
+        if problem == DELETED:
+            lost = not await self._copy_open_file_to(guard.path)
+            outcome = (
+                "recreated it empty (no connection had the old file open any more)"
+                if lost
+                else "restored it from the copy the bot still had open: nothing was lost"
+            )
+        await self.engine.dispose()  # every pooled connection still points at the old file
+        self.monitor.pool = self.engine.sync_engine.pool  # dispose() made a new pool, same listeners
+        await self.create_tables()
+        incident = FileIncident(problem, guard.path, now, outcome, lost)
+        log.warning("%s", incident.describe())
+        return incident
+
+    async def _copy_open_file_to(self, path: Path) -> bool:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        async with self.engine.connect() as conn:
+            if path.exists():  # this connection is a new one: it created an empty file there
+                return False
+            await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")  # the WAL's pages too
+            await conn.exec_driver_sql("VACUUM INTO ?", (str(path),))
+        return True
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:

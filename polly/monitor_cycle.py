@@ -23,6 +23,7 @@ from polly.heap_types import TypeGrowth
 from polly.memory_optimizer import MemoryMonitor
 from polly.registry import StructureRegistry
 from polly.samples import MemorySample
+from polly.sqlite_file import FileIncident
 from polly.trend import LeakWatch, LeakWindows, Trend
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ class TickResult:
     events: tuple[AlertEventOut, ...]
     cleanup: CleanupReport | None
     checkpoint: Checkpoint | None
+    database_incident: FileIncident | None = None
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,8 @@ class MonitorCycle:
             self.started_at = now
         if self.last_cleanup_at is None:
             self.last_cleanup_at = now  # the first automatic cleanup comes one interval after start
+        database = self.monitor.db
+        incident = await database.recover_file(now) if database is not None else None
         cleanup = None
         if self._due(self.last_cleanup_at, self.settings.memory_cleanup_interval_minutes, now):
             self.last_cleanup_at = now
@@ -164,7 +168,7 @@ class MonitorCycle:
         )
         transitions = self.engine.evaluate(conditions, sample.at)
         events = tuple([await self._store(t) for t in transitions])
-        return TickResult(sample, trend, events, cleanup, checkpoint)
+        return TickResult(sample, trend, events, cleanup, checkpoint, incident)
 
     async def _store(self, transition: AlertTransition) -> AlertEventOut:
         level = logging.INFO if transition.kind == "resolved" else logging.WARNING

@@ -1,0 +1,61 @@
+"""Noticing that the SQLite file was deleted or replaced under the running bot.
+
+SQLite keeps reading and writing a deleted file through the connection it has open, without an
+error: everything written after the deletion would vanish at the next start. The monitor asks at
+every tick (one stat() call) whether the path still names the file the bot opened; the database
+then recovers (polly.enhanced_database.Database.recover_file) and the cog says so in the alert
+channel, /health answering 503 meanwhile.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+DELETED = "deleted"
+REPLACED = "replaced"
+
+
+@dataclass(frozen=True)
+class FileIncident:
+    """What happened to the database file, and what the bot did about it."""
+
+    kind: str  # DELETED or REPLACED
+    path: Path
+    at: datetime
+    outcome: str
+    lost: bool  # whether writes made since the incident are gone
+
+    def describe(self) -> str:
+        return f"The SQLite database file {self.path} was {self.kind} while the bot ran: {self.outcome}."
+
+
+class SqliteFileGuard:
+    """Remembers which file the database path named when it was opened."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._identity: tuple[int, int] | None = None
+
+    def remember(self) -> None:
+        """Call after opening (or reopening) the database."""
+        st = os.stat(self.path)
+        self._identity = (st.st_dev, st.st_ino)
+
+    def problem(self) -> str | None:
+        """DELETED or REPLACED when the path no longer names the file that was opened, else None."""
+        if self._identity is None:
+            return None
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return DELETED
+        except OSError:
+            return None  # cannot tell (a permission change): not evidence of a new file
+        return None if (st.st_dev, st.st_ino) == self._identity else REPLACED
+
+    def explain(self, problem: str) -> str:
+        """The /health reason while the problem lasts."""
+        return f"SQLite file {self.path} was {problem}; the monitor recovers it at its next tick"

@@ -1,0 +1,108 @@
+"""The SQLite file deleted or replaced under a running database: noticed, restored or reopened."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import func, insert, select
+
+from polly.enhanced_database import Database
+from polly.models import runtime_settings
+from polly.sqlite_file import DELETED, REPLACED
+from tests.settings import make_settings
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+async def db(tmp_path):
+    database = Database(make_settings(tmp_path))
+    await database.create_tables()
+    yield database
+    await database.dispose()
+
+
+async def write(db: Database, key: str) -> None:
+    async with db.transaction() as conn:
+        await conn.execute(insert(runtime_settings).values(key=key, value="v"))
+
+
+async def keys(db: Database) -> list[str]:
+    async with db.transaction() as conn:
+        return sorted(await conn.scalars(select(runtime_settings.c.key)))
+
+
+def keys_on_disk(path) -> list[str]:
+    """What a fresh process would find in the file."""
+    with sqlite3.connect(path) as conn:
+        return sorted(row[0] for row in conn.execute("SELECT key FROM runtime_settings"))
+
+
+async def test_nothing_happened_is_nothing_to_recover(db):
+    assert db.file_guard is not None and db.file_guard.problem() is None
+    assert await db.recover_file(NOW) is None
+
+
+@pytest.mark.parametrize("with_wal", [False, True], ids=["the database file", "with its -wal and -shm"])
+async def test_a_deleted_file_is_restored_with_every_write_made_after_the_deletion(db, tmp_path, with_wal):
+    path = tmp_path / "polly.db"
+    await write(db, "before")
+    path.unlink()
+    if with_wal:
+        for suffix in ("-wal", "-shm"):
+            (tmp_path / f"polly.db{suffix}").unlink(missing_ok=True)
+    await write(db, "after the deletion")  # SQLite takes it without an error, into the unlinked file
+    assert db.file_guard.problem() == DELETED
+
+    incident = await db.recover_file(NOW)
+    assert incident is not None and incident.kind == DELETED and not incident.lost
+    assert "nothing was lost" in incident.describe()
+    assert db.file_guard.problem() is None
+    await write(db, "after the recovery")
+    assert await keys(db) == ["after the deletion", "after the recovery", "before"]
+    await db.dispose()
+    assert keys_on_disk(path) == ["after the deletion", "after the recovery", "before"]
+
+
+async def test_a_deleted_folder_is_recreated_too(tmp_path):
+    folder = tmp_path / "data"
+    database = Database(make_settings(tmp_path, database_url=f"sqlite+aiosqlite:///{folder / 'polly.db'}"))
+    await database.create_tables()
+    try:
+        await write(database, "kept")
+        shutil.rmtree(folder)
+        incident = await database.recover_file(NOW)
+        assert incident is not None and not incident.lost
+        assert await keys(database) == ["kept"]
+    finally:
+        await database.dispose()
+
+
+async def test_a_replaced_file_is_reopened_and_given_the_tables(db, tmp_path):
+    path = tmp_path / "polly.db"
+    await write(db, "old file")
+    replacement = tmp_path / "restored-backup.db"
+    sqlite3.connect(replacement).close()  # an empty database someone restored in its place
+    os.replace(replacement, path)
+    assert db.file_guard.problem() == REPLACED
+
+    incident = await db.recover_file(NOW)
+    assert incident is not None and incident.kind == REPLACED and incident.lost
+    assert await keys(db) == []  # the new file, now with Polly's tables
+    await write(db, "new file")
+    await db.dispose()
+    assert keys_on_disk(path) == ["new file"]
+
+
+async def test_the_pool_monitor_follows_the_new_pool(db, tmp_path):
+    (tmp_path / "polly.db").unlink()
+    await db.recover_file(NOW)
+    before = db.get_pool_status().checkouts
+    async with db.transaction() as conn:
+        await conn.scalar(select(func.count()).select_from(runtime_settings))
+        assert db.get_pool_status().checked_out == 1  # read from the pool in use, not the disposed one
+    assert db.get_pool_status().checkouts == before + 1
