@@ -11,7 +11,7 @@ from sqlalchemy import exc as sa_exc
 from polly.alerts import ThresholdError
 from polly.allocations import TraceRunningError
 from polly.checkpoints import CheckpointError
-from polly.enhanced_database import PoolTimeoutError
+from polly.enhanced_database import DatabaseUnreachableError, PoolTimeoutError
 from polly.heap_types import UnknownTypeError
 from polly.monitor_cycle import CleanupRunningError
 
@@ -20,7 +20,7 @@ APOLOGY = "Sorry, that went wrong on our side; the details are in the bot's log.
 DOMAIN_ERRORS = (CheckpointError, CleanupRunningError, ThresholdError, UnknownTypeError, TraceRunningError)
 # The database refused or could not be reached (locked, read-only, stopped, pool exhausted): an
 # outage, not a bug; the transaction was rolled back.
-DATABASE_ERRORS = (sa_exc.DBAPIError, PoolTimeoutError)
+DATABASE_ERRORS = (sa_exc.DBAPIError, PoolTimeoutError, DatabaseUnreachableError)
 
 
 def database_unavailable(error: BaseException) -> str:

@@ -37,6 +37,11 @@ class PoolTimeoutError(RuntimeError):
     """No connection became free within the pool timeout."""
 
 
+class DatabaseUnreachableError(RuntimeError):
+    """The database server could not be reached (stopped, restarting, network): asyncpg raises
+    these as plain OSErrors, which SQLAlchemy does not wrap."""
+
+
 @dataclass(frozen=True)
 class PoolStatus:
     """The pool's class, configured limits, live figures and counters at one moment.
@@ -253,6 +258,8 @@ class Database:
                 yield conn
         except sa_exc.TimeoutError as exc:
             raise self._timeout_error() from exc
+        except OSError as exc:
+            raise DatabaseUnreachableError(f"cannot reach the database server: {exc}") from exc
 
     def _timeout_error(self) -> PoolTimeoutError:
         self.monitor.record_timeout()
