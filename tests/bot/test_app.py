@@ -52,6 +52,27 @@ def test_token_never_reaches_the_log(tmp_path, capsys):
     assert err.count("[redacted]") == 2
 
 
+def test_a_database_password_never_reaches_the_log_and_a_short_one_garbles_nothing(tmp_path, capsys):
+    root = logging.getLogger()
+    before = list(root.handlers)
+    long_url = "postgresql://polly:Hunter2pw-long@db:5432/polly"
+    try:
+        setup_logging(make_settings(tmp_path, database_url=long_url))
+        logging.getLogger("asyncpg").warning("auth with Hunter2pw-long failed")
+        for handler in root.handlers[:]:
+            if handler not in before:
+                root.removeHandler(handler)
+        setup_logging(make_settings(tmp_path, database_url="postgresql://polly:pw@db:5432/polly"))
+        logging.getLogger("anything").warning("a pwd-free line")
+    finally:
+        for handler in root.handlers[:]:
+            if handler not in before:
+                root.removeHandler(handler)
+    err = capsys.readouterr().err
+    assert "Hunter2pw-long" not in err and "auth with [redacted] failed" in err
+    assert "a pwd-free line" in err  # "pw" (too short to redact) does not garble every line
+
+
 def test_core_may_not_import_discord_and_the_rule_fires():
     """ruff's banned-import rule rejects `import discord` in polly/ (except background_tasks.py)."""
 
