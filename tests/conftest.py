@@ -13,6 +13,7 @@ from cogs._access import refusals_logged
 from cogs._replies import answered_in_discord
 from polly import background_tasks
 from polly.config import Settings, setting_names
+from polly.enhanced_database import Database
 from polly.memory_utils import registry
 from tests.settings import make_settings
 
@@ -81,6 +82,15 @@ def _fresh_failure_tracking() -> Iterator[None]:
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path)
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    """A SQLite file database with Polly's tables."""
+    database = Database(make_settings(tmp_path))
+    await database.create_tables()
+    yield database
+    await database.dispose()
 
 
 @pytest.fixture

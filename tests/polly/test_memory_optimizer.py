@@ -135,14 +135,6 @@ def test_trend_needs_three_samples():
 # ------------------------------------------------------------- checkpoints
 
 
-@pytest.fixture
-async def db(tmp_path):
-    database = Database(make_settings(tmp_path))
-    await database.create_tables()
-    yield database
-    await database.dispose()
-
-
 async def test_checkpoints_persist_across_a_new_monitor(tmp_path, db):
     settings = make_settings(tmp_path)
     clock = FakeClock()

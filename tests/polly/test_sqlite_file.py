@@ -18,14 +18,6 @@ from tests.settings import make_settings
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-@pytest.fixture
-async def db(tmp_path):
-    database = Database(make_settings(tmp_path))
-    await database.create_tables()
-    yield database
-    await database.dispose()
-
-
 async def write(db: Database, key: str) -> None:
     async with db.transaction() as conn:
         await conn.execute(insert(runtime_settings).values(key=key, value="v"))
