@@ -123,6 +123,12 @@ class AlertStore:
             rows = await conn.execute(select(events).order_by(events.c.id.desc()).limit(limit))
             return [_stored(r) for r in rows]
 
+    async def since(self, start: datetime, limit: int = 500) -> list[StoredAlertEvent]:
+        """Events from `start`, oldest first (for the chart's markers)."""
+        async with self.db.transaction() as conn:
+            query = select(events).where(events.c.at >= start).order_by(events.c.id).limit(limit)
+            return [_stored(r) for r in await conn.execute(query)]
+
     async def firing(self) -> list[StoredAlertEvent]:
         """For each alert whose latest event fired or repeated (not resolved): that event, with the
         time it first fired. What a restart must remember so it neither re-fires nor forgets."""

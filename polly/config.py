@@ -104,6 +104,7 @@ class Settings:
     memory_max_consecutive_errors: int = whole(5, "failed ticks, a whole number 1-1000", high=1000)
     memory_gc_generation: int = whole(1, "0, 1 or 2", 0, high=2)
     memory_trace_frames: int = whole(10, "frames, a whole number 1-100", 1, high=100)
+    memory_chart_retention_hours: float = number(168.0, "hours, 1 to 8760 (a year)", 1, high=8760)
     memory_size_estimate_minutes: float = number(5.0, "minutes, > 0 and <= 1440", 0, low_open=True, high=1440)
 
     # Who may use /mem, and where alerts go

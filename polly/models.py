@@ -87,6 +87,21 @@ memory_checkpoints = Table(
     Column("allocations", JSON, nullable=True),
 )
 
+# RSS per 5-minute bucket for charts (polly/history.py); a restart inside a bucket writes it twice.
+memory_history = Table(
+    "memory_history",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("bucket_start", DateTime(timezone=True), index=True, nullable=False),
+    Column("rss_min", BigInteger, nullable=False),
+    Column("rss_mean", BigInteger, nullable=False),
+    Column("rss_max", BigInteger, nullable=False),
+    Column("samples", Integer, nullable=False),
+    Column("limit_bytes", BigInteger, nullable=False),
+    Column("cleanups", Integer, nullable=False),
+    Column("manual_cleanups", Integer, nullable=False),
+)
+
 # One alert transition (fired, repeated, resolved); also the delivery queue (delivered=False).
 alert_events = Table(
     "alert_events",

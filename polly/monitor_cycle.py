@@ -20,6 +20,7 @@ from polly.checkpoints import Checkpoint
 from polly.config import Settings
 from polly.gc_tools import CleanupReport, cleanup_background_tasks_memory, force_garbage_collection
 from polly.heap_types import TypeGrowth
+from polly.history import HistoryRecorder
 from polly.memory_optimizer import MemoryMonitor
 from polly.registry import StructureRegistry
 from polly.samples import MemorySample
@@ -110,6 +111,7 @@ class MonitorCycle:
         self._common_type_names: tuple[str, ...] = ()
         self.cleanup_owner: tuple[str, datetime] | None = None
         self.trace: TraceSession | None = None
+        self.history = HistoryRecorder(monitor.db, settings.memory_chart_retention_hours)
         # Alerts the database could not store, waiting for delivery; bounded by construction.
         self.outbox = structures.bounded_deque("alert_outbox", OUTBOX_SIZE, "alerts the database refused, waiting")
 
@@ -148,6 +150,7 @@ class MonitorCycle:
             self.structures.estimate_sizes()
         previous = self.monitor.latest
         sample = self.monitor.sample(loop_lag_ms)
+        await self._record_history(sample, cleanup is not None)
         checkpoint = None
         if self.monitor.checkpoints.persistent and (
             self.last_checkpoint_at is None
@@ -169,6 +172,16 @@ class MonitorCycle:
         transitions = self.engine.evaluate(conditions, sample.at)
         events = tuple([await self._store(t) for t in transitions])
         return TickResult(sample, trend, events, cleanup, checkpoint, incident)
+
+    async def _record_history(self, sample: MemorySample, cleaned: bool) -> None:
+        self.history.add(sample.at, sample.rss, sample.limit)
+        if cleaned:
+            self.history.note_cleanup(sample.at, manual=False)
+        try:
+            await self.history.flush_due()
+        except Exception:
+            self.health.errors += 1  # the rows wait in memory for the next tick
+            log.exception("Could not store the memory history for charts")
 
     async def _store(self, transition: AlertTransition) -> AlertEventOut:
         level = logging.INFO if transition.kind == "resolved" else logging.WARNING
@@ -327,6 +340,7 @@ class MonitorCycle:
             if dry_run:
                 return report
             collection = force_garbage_collection(gc_generation)
+            self.history.note_cleanup(self.monitor.clock(), manual=True)
             return CleanupReport(report.rows, collection, False, report.rss_before, collection.rss_after)
         finally:
             self.cleanup_owner = None

@@ -1,0 +1,211 @@
+"""Draws a memory chart (a ChartSpec as JSON on stdin) as a PNG on stdout, with Pillow.
+
+Run as its own short-lived process (`python -m polly.chart_png`, see polly/chart.py), never
+imported by the bot: Pillow costs about 5 MiB of RSS once loaded (matplotlib 59 MiB and 2.4 s),
+and a process that exits gives all of it back, so the bot's memory does not notice a chart.
+Drawn at twice the size and scaled down, for smooth lines. Opaque, with its own colours, so it
+reads the same in Discord's dark and light themes.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from PIL import Image, ImageDraw, ImageFont
+
+from polly.formatting import format_bytes
+
+SCALE = 2
+BACKGROUND = (30, 31, 34)
+PLOT = (43, 45, 49)
+GRID = (70, 73, 80)
+TEXT = (220, 221, 222)
+MUTED = (150, 153, 160)
+RSS = (88, 166, 255)
+BAND = (54, 86, 128)
+LIMIT = (237, 66, 69)
+THRESHOLD = (250, 166, 26)
+FIRED = (237, 66, 69)
+RESOLVED = (87, 242, 135)
+CHECKPOINT = (190, 140, 255)
+CLEANUP = (64, 224, 208)
+GAP = (60, 50, 50)
+
+
+def nice_step(span: float, ticks: int = 5) -> float:
+    raw = span / max(1, ticks)
+    magnitude = 10 ** int(f"{raw:e}".split("e")[1])
+    for factor in (1, 2, 2.5, 5, 10):
+        if raw <= factor * magnitude:
+            return factor * magnitude
+    return 10 * magnitude
+
+
+class Canvas:
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.spec = spec
+        self.w, self.h = spec["width"] * SCALE, spec["height"] * SCALE
+        self.image = Image.new("RGB", (self.w, self.h), BACKGROUND)
+        self.draw = ImageDraw.Draw(self.image)
+        self.font = ImageFont.load_default(size=15 * SCALE)
+        self.small = ImageFont.load_default(size=13 * SCALE)
+        self.title_font = ImageFont.load_default(size=18 * SCALE)
+        self.left, self.right = 95 * SCALE, self.w - 20 * SCALE
+        self.top, self.bottom = 44 * SCALE, self.h - 62 * SCALE
+        self.x0, self.x1 = spec["start"], spec["end"]
+        self.y0, self.y1 = spec["y_min"], spec["y_max"]
+        self._corner_lines = 0
+
+    def x(self, t: float) -> float:
+        return self.left + (t - self.x0) / max(1e-9, self.x1 - self.x0) * (self.right - self.left)
+
+    def y(self, value: float) -> float:
+        return self.bottom - (value - self.y0) / max(1e-9, self.y1 - self.y0) * (self.bottom - self.top)
+
+    def dashed(self, a: tuple[float, float], b: tuple[float, float], fill: tuple[int, int, int], width: int) -> None:
+        (xa, ya), (xb, yb) = a, b
+        length = max(1.0, ((xb - xa) ** 2 + (yb - ya) ** 2) ** 0.5)
+        dash = 10 * SCALE
+        steps = int(length // dash)
+        for i in range(0, steps + 1, 2):
+            f0, f1 = i * dash / length, min(1.0, (i + 1) * dash / length)
+            self.draw.line(
+                [(xa + (xb - xa) * f0, ya + (yb - ya) * f0), (xa + (xb - xa) * f1, ya + (yb - ya) * f1)], fill, width
+            )
+
+    def render(self) -> bytes:
+        spec = self.spec
+        d = self.draw
+        d.rectangle([self.left, self.top, self.right, self.bottom], fill=PLOT)
+        d.text((self.left, 10 * SCALE), spec["title"], font=self.title_font, fill=TEXT)
+        self._axes()
+        for start, end in spec["gaps"]:
+            d.rectangle([self.x(start), self.top, self.x(end), self.bottom], fill=GAP)
+            label_x = (self.x(start) + self.x(end)) / 2
+            d.text((label_x, self.top + 6 * SCALE), "no data", font=self.small, fill=MUTED, anchor="mt")
+        self._level(spec.get("limit"), LIMIT, spec.get("limit_label", ""), dashed=False)
+        self._level(spec.get("threshold"), THRESHOLD, spec.get("threshold_label", ""), dashed=True)
+        for segment in spec["segments"]:
+            self._segment(segment)
+        projection = spec.get("projection")
+        if projection:
+            a, b = projection
+            self.dashed((self.x(a[0]), self.y(a[1])), (self.x(b[0]), self.y(b[1])), RSS, 3 * SCALE)
+            d.text(
+                (self.x(b[0]) - 4 * SCALE, self.y(b[1]) + 6 * SCALE),
+                spec.get("eta_label", ""),
+                font=self.small,
+                fill=RSS,
+                anchor="ra",
+            )
+        for marker in spec["markers"]:
+            self._marker(marker)
+        self._legend()
+        small = self.image.resize((spec["width"], spec["height"]), Image.Resampling.LANCZOS)
+        from io import BytesIO
+
+        out = BytesIO()
+        small.save(out, "PNG", optimize=True)
+        return out.getvalue()
+
+    def _axes(self) -> None:
+        d, spec = self.draw, self.spec
+        mib = 1024 * 1024
+        step = nice_step((self.y1 - self.y0) / mib) * mib  # round MiB values on the axis
+        value = (self.y0 // step + 1) * step
+        while value < self.y1:
+            y = self.y(value)
+            d.line([(self.left, y), (self.right, y)], GRID, SCALE)
+            d.text((self.left - 8 * SCALE, y), format_bytes(int(value)), font=self.small, fill=MUTED, anchor="rm")
+            value += step
+        span = self.x1 - self.x0
+        hour = 3600.0
+        candidates = (hour / 4, hour / 2, hour, 2 * hour, 3 * hour, 6 * hour, 12 * hour, 24 * hour, 48 * hour)
+        step_t = next((c for c in candidates if span / c <= 8), 48 * hour)
+        t = (self.x0 // step_t + 1) * step_t
+        while t < self.x1:
+            x = self.x(t)
+            d.line([(x, self.top), (x, self.bottom)], GRID, SCALE)
+            when = datetime.fromtimestamp(t, UTC)
+            label = when.strftime("%a %d %H:%M") if step_t >= 24 * hour or when.hour == 0 else when.strftime("%H:%M")
+            d.text((x, self.bottom + 6 * SCALE), label, font=self.small, fill=MUTED, anchor="mt")
+            t += step_t
+        d.text((self.right, 14 * SCALE), spec["axis_note"], font=self.small, fill=MUTED, anchor="ra")
+
+    def _level(self, value: float | None, colour: tuple[int, int, int], label: str, *, dashed: bool) -> None:
+        if value is None:
+            return
+        if not self.y0 <= value <= self.y1:  # said in the top-left corner, one line per level
+            where = "above the chart" if value > self.y1 else "below the chart"
+            y = self.top + (6 + 18 * self._corner_lines) * SCALE
+            self._corner_lines += 1
+            self.draw.text((self.left + 8 * SCALE, y), f"{label}: {where}", font=self.small, fill=colour)
+            return
+        y = self.y(value)
+        if dashed:
+            self.dashed((self.left, y), (self.right, y), colour, 2 * SCALE)
+        else:
+            self.draw.line([(self.left, y), (self.right, y)], colour, 2 * SCALE)
+        self.draw.text((self.right - 6 * SCALE, y - 4 * SCALE), label, font=self.small, fill=colour, anchor="rb")
+
+    def _segment(self, points: list[list[float]]) -> None:
+        if len(points) == 1:
+            t, _low, mean, _high = points[0]
+            r = 3 * SCALE
+            self.draw.ellipse([self.x(t) - r, self.y(mean) - r, self.x(t) + r, self.y(mean) + r], fill=RSS)
+            return
+        band = [(self.x(p[0]), self.y(p[3])) for p in points] + [(self.x(p[0]), self.y(p[1])) for p in reversed(points)]
+        self.draw.polygon(band, fill=BAND)
+        self.draw.line([(self.x(p[0]), self.y(p[2])) for p in points], RSS, 3 * SCALE, joint="curve")
+
+    def _marker(self, marker: dict[str, Any]) -> None:
+        d = self.draw
+        x = self.x(marker["t"])
+        kind = marker["kind"]
+        r = 7 * SCALE
+        if kind in ("fired", "resolved"):
+            colour = FIRED if kind == "fired" else RESOLVED
+            d.line([(x, self.top), (x, self.bottom)], colour, SCALE)
+            tip = self.top + r * 1.6
+            if kind == "fired":
+                d.polygon([(x - r, self.top), (x + r, self.top), (x, tip)], fill=colour)
+            else:
+                d.polygon([(x - r, tip), (x + r, tip), (x, self.top)], fill=colour)
+        elif kind == "auto_cleanup":
+            d.line([(x, self.bottom - 10 * SCALE), (x, self.bottom)], CLEANUP, 2 * SCALE)
+        else:
+            y = self.y(marker["rss"]) if marker.get("rss") is not None else self.bottom - r
+            if kind == "cleanup":
+                d.ellipse([x - r, y - r, x + r, y + r], outline=CLEANUP, width=3 * SCALE)
+            else:  # a checkpoint, manual or automatic
+                size = r if kind == "checkpoint" else r * 0.6
+                d.polygon([(x, y - size), (x + size, y), (x, y + size), (x - size, y)], fill=CHECKPOINT)
+
+    def _legend(self) -> None:
+        items = [
+            (RSS, "RSS (band: min-max per 5 min)"),
+            (THRESHOLD, "alert threshold"),
+            (LIMIT, "limit"),
+            (FIRED, "alert fired"),
+            (RESOLVED, "resolved"),
+            (CHECKPOINT, "checkpoint"),
+            (CLEANUP, "cleanup (tick: automatic)"),
+        ]
+        x, y = self.left, self.h - 22 * SCALE
+        for colour, label in items:
+            self.draw.rectangle([x, y - 5 * SCALE, x + 10 * SCALE, y + 5 * SCALE], fill=colour)
+            self.draw.text((x + 14 * SCALE, y), label, font=self.small, fill=TEXT, anchor="lm")
+            x += 14 * SCALE + self.draw.textlength(label, font=self.small) + 16 * SCALE
+
+
+def main() -> int:
+    spec = json.load(sys.stdin)
+    sys.stdout.buffer.write(Canvas(spec).render())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
