@@ -17,9 +17,11 @@ from typing import TYPE_CHECKING
 import discord
 
 from cogs import _alert_render
+from cogs._chart_reply import chart_file, make_chart, show_chart
 from cogs._discord_limits import new_embed
 from polly.alert_store import AlertStore, StoredAlertEvent
-from polly.alerts import AlertTransition
+from polly.alerts import AlertTransition, Rule, Transition
+from polly.chart import Chart, ChartError
 from polly.monitor_cycle import AlertEventOut, MonitorCycle
 
 if TYPE_CHECKING:
@@ -29,6 +31,8 @@ log = logging.getLogger(__name__)
 
 SEND_PERMISSIONS_HINT = "give me View Channel, Send Messages and Embed Links there"
 INDIVIDUAL_POSTS = 10
+CHARTED_RULES = (Rule.MEMORY, Rule.LEAK_TREND)
+ALERT_CHART_HOURS = 24
 QUEUE_READ = 2000  # undelivered events read at once; the table holds at most ALERT_HISTORY_SIZE
 
 
@@ -105,9 +109,10 @@ class AlertDelivery:
         trend = self.cycle.trend()
         individual, rest = pending[:INDIVIDUAL_POSTS], pending[INDIVIDUAL_POSTS:]
         delivered = 0
+        charts: dict[str, Chart | None] = {}  # one chart per delivery round, however many alerts want it
         try:
             for item in individual:
-                await channel.send(embed=_alert_render.alert_embed(item.transition, trend))
+                await self._send(channel, _alert_render.alert_embed(item.transition, trend), item, charts)
                 await self._mark([item])
                 delivered += 1
             if rest or self.store.dropped_undelivered:
@@ -123,6 +128,38 @@ class AlertDelivery:
             return self._failed(exc, len(pending) - delivered, delivered)
         self.cycle.delivered_all()
         return delivered
+
+    async def _send(
+        self, channel: discord.abc.Messageable, embed: discord.Embed, item: Pending, charts: dict[str, Chart | None]
+    ) -> None:
+        """Post one alert; memory and leak-trend alerts carry the chart of the last day, and go
+        without it when it cannot be drawn or attached."""
+        transition = item.transition
+        if (
+            transition.rule in CHARTED_RULES
+            and transition.kind != Transition.RESOLVED
+            and self.bot.settings.alert_charts
+        ):
+            if "chart" not in charts:
+                charts["chart"] = await self._chart()
+            chart = charts["chart"]
+            if chart is not None:
+                try:
+                    await channel.send(embed=show_chart(embed), file=chart_file(chart))
+                    return
+                except discord.HTTPException as exc:
+                    log.warning("The alert's chart could not be attached (%s); posting the alert without it", exc)
+                    embed.set_image(url=None)
+        await channel.send(embed=embed)
+
+    async def _chart(self) -> Chart | None:
+        try:
+            return await make_chart(self.cycle, ALERT_CHART_HOURS, self.bot.settings.metrics_instance)
+        except ChartError as exc:
+            log.info("No chart for the alert: %s", exc)
+        except Exception:
+            log.exception("Drawing the alert's chart failed; posting the alert without it")
+        return None
 
     async def _pending(self) -> list[Pending]:
         stored: Sequence[StoredAlertEvent] = []

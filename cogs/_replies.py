@@ -2,22 +2,35 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from typing import Any
 
 import discord
 from discord import app_commands
 from sqlalchemy import exc as sa_exc
 
+from cogs._discord_limits import error_line
 from polly.alerts import ThresholdError
 from polly.allocations import TraceRunningError
+from polly.chart import ChartError
 from polly.checkpoints import CheckpointError
 from polly.enhanced_database import DatabaseUnreachableError, PoolTimeoutError
 from polly.heap_types import UnknownTypeError
 from polly.monitor_cycle import CleanupRunningError
 
+log = logging.getLogger(__name__)
+
 APOLOGY = "Sorry, that went wrong on our side; the details are in the bot's log."
 # Refusals whose message is one sentence for the operator: answered as one ephemeral line.
-DOMAIN_ERRORS = (CheckpointError, CleanupRunningError, ThresholdError, UnknownTypeError, TraceRunningError)
+DOMAIN_ERRORS = (
+    ChartError,
+    CheckpointError,
+    CleanupRunningError,
+    ThresholdError,
+    UnknownTypeError,
+    TraceRunningError,
+)
 # The database refused or could not be reached (locked, read-only, stopped, pool exhausted): an
 # outage, not a bug; the transaction was rolled back.
 DATABASE_ERRORS = (sa_exc.DBAPIError, PoolTimeoutError, DatabaseUnreachableError)
@@ -29,6 +42,27 @@ def database_unavailable(error: BaseException) -> str:
     cause = getattr(error, "orig", None) or error
     said = (str(cause).strip().splitlines() or [type(cause).__name__])[0][:200]
     return f"The database is unavailable right now ({said}): nothing was changed. Try again in a moment."
+
+
+async def answer_command_error(interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
+    """Refused operators were answered by the check; domain errors become one ephemeral line, an
+    unavailable database too; anything else gets an apology and a logged traceback."""
+    if isinstance(error, app_commands.CheckFailure):
+        return
+    original = getattr(error, "original", error)
+    name = interaction.command.qualified_name if interaction.command else "?"
+    if isinstance(original, DOMAIN_ERRORS):
+        answer = str(original)
+    elif isinstance(original, DATABASE_ERRORS):
+        answer = database_unavailable(original)
+        log.warning("/%s: %s", name, answer, exc_info=log.isEnabledFor(logging.DEBUG))
+    else:
+        log.error("Unexpected error in /%s", name, exc_info=original)
+        with contextlib.suppress(discord.HTTPException):
+            await reply(interaction, APOLOGY)
+        return
+    with contextlib.suppress(discord.HTTPException):
+        await reply(interaction, error_line(answer))
 
 
 def answered_in_discord(error: BaseException) -> bool:

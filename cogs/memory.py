@@ -6,7 +6,6 @@ registry and the pool monitor; `_memory_render` turns them into embeds that fit 
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from typing import TYPE_CHECKING
 
@@ -18,11 +17,13 @@ from cogs import _alert_render, _heap_render
 from cogs import _memory_render as render
 from cogs._access import check_operator, is_operator
 from cogs._alert_delivery import AlertDelivery
+from cogs._chart_reply import chart_embed, chart_file, make_chart, show_chart
 from cogs._discord_limits import error_line
 from cogs._loops import stop_loop
-from cogs._replies import APOLOGY, DATABASE_ERRORS, DOMAIN_ERRORS, database_unavailable, reply
+from cogs._replies import answer_command_error, reply
 from polly.alert_store import ALERT_CHANNEL_KEY
 from polly.alerts import THRESHOLD_NAMES, ThresholdError
+from polly.chart import MAX_HOURS, ChartError
 from polly.checkpoints import compare_checkpoints
 from polly.decorators import profile_snapshot
 from polly.samples import measure_loop_lag
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
     from bot.app import PollyBot
 
 log = logging.getLogger(__name__)
+
+STATS_CHART_HOURS = 24
 
 
 class MemoryCog(commands.Cog):
@@ -153,7 +156,8 @@ class MemoryCog(commands.Cog):
         return await check_operator(interaction, self.settings)
 
     @mem.command(name="stats", description="Process memory, limit, trend, tracked structures, pool and loop lag")
-    async def stats(self, interaction: discord.Interaction) -> None:
+    @app_commands.describe(chart="Attach the chart of the last 24 hours")
+    async def stats(self, interaction: discord.Interaction, chart: bool = False) -> None:
         """Show the latest memory sample of this bot process."""
         sample = self.cycle.current_sample()
         embed = render.stats_embed(
@@ -168,7 +172,26 @@ class MemoryCog(commands.Cog):
             monitoring=self.monitor_state(),
             warnings=[w for w in (self.endpoints_exposure(),) if w],
         )
-        await reply(interaction, embed=embed)
+        if not chart:
+            await reply(interaction, embed=embed)
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        try:
+            drawn = await make_chart(self.cycle, STATS_CHART_HOURS, self.settings.metrics_instance)
+        except ChartError as exc:  # the stats still answer; the chart's absence is explained
+            await reply(interaction, error_line(str(exc)), embed=embed)
+            return
+        await reply(interaction, embed=show_chart(embed), file=chart_file(drawn))
+
+    @mem.command(name="chart", description="RSS over time as a picture: limit, threshold, trend, alerts, cleanups")
+    @app_commands.describe(hours=f"Hours to show, 1-{MAX_HOURS} (default 24)")
+    async def chart(self, interaction: discord.Interaction, hours: app_commands.Range[int, 1, MAX_HOURS] = 24) -> None:
+        """Draw the memory chart (in a short-lived process: the bot's memory does not notice)."""
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        drawn = await make_chart(self.cycle, hours, self.settings.metrics_instance)
+        await reply(
+            interaction, embed=chart_embed(drawn, hours, self.settings.metrics_instance), file=chart_file(drawn)
+        )
 
     def monitor_state(self) -> str:
         if not self.settings.memory_monitoring:
@@ -356,29 +379,7 @@ class MemoryCog(commands.Cog):
     async def cog_app_command_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError
     ) -> None:
-        """Refused operators were answered by the check; domain errors become one ephemeral line;
-        anything else gets an apology and a logged traceback."""
-        if isinstance(error, app_commands.CheckFailure):
-            return
-        original = getattr(error, "original", error)
-        if isinstance(original, DOMAIN_ERRORS):
-            with contextlib.suppress(discord.HTTPException):
-                await reply(interaction, error_line(str(original)))
-            return
-        if isinstance(original, DATABASE_ERRORS):
-            answer = database_unavailable(original)
-            name = interaction.command.qualified_name if interaction.command else "?"
-            log.warning("/%s: %s", name, answer, exc_info=log.isEnabledFor(logging.DEBUG))
-            with contextlib.suppress(discord.HTTPException):
-                await reply(interaction, error_line(answer))
-            return
-        log.error(
-            "Unexpected error in /%s",
-            interaction.command.qualified_name if interaction.command else "?",
-            exc_info=getattr(error, "original", error),
-        )
-        with contextlib.suppress(discord.HTTPException):
-            await reply(interaction, APOLOGY)
+        await answer_command_error(interaction, error)
 
 
 async def setup(bot: PollyBot) -> None:

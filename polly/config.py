@@ -131,6 +131,7 @@ class Settings:
     alert_hysteresis_percent: float = number(
         5.0, "percentage points, 0 to 50, below every percent threshold", 0, high=50
     )
+    alert_charts: bool = flag(True)  # memory and leak-trend alerts carry the chart of the last day
     alert_history_size: int = whole(500, "events kept, a whole number 1-100000", high=100_000)
 
     # HTTP health and metrics endpoints

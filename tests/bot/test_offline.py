@@ -59,7 +59,7 @@ def test_bad_input_gets_a_clear_message_the_session_continues_and_exit_is_1(tmp_
     )
     out = result.stdout
     assert result.returncode == 1
-    assert "❌ Unknown command '/mem nope': try one of /mem alerts, /mem checkpoint" in out
+    assert "❌ Unknown command '/mem nope': try one of /mem alerts, /mem chart, /mem checkpoint" in out
     assert "❌ Option 'dry_run' expects true or false, not 'maybe'" in out
     assert "❌ /mem checkpoint has no option 'colour' (options: label, compare_to, trace)" in out
     assert "❌ Option 'channel' expects a channel (#ops, #general), not '#nowhere'" in out

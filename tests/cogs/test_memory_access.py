@@ -21,6 +21,7 @@ SUBCOMMANDS = {
     "mem inspect": {"type": "dict"},
     "mem trace": {"minutes": 1},
     "mem profile": {},
+    "mem chart": {},
 }
 
 
