@@ -47,6 +47,7 @@ Console verbs:
                   /mem checkpoint and /mem inspect type:LeakyWidget)
   :help           this text
   :quit           leave (Ctrl-D too)"""
+ATTACHMENT_DIR = Path("data") / "offline"
 TRUE_WORDS, FALSE_WORDS = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}
 
 DEMO_SCRIPT = (
@@ -58,6 +59,7 @@ DEMO_SCRIPT = (
     ("An operator cleans up", "/mem cleanup"),
     ("The next tick resolves the alert", ":advance 1m"),
     ("What changed since the first checkpoint", "/mem checkpoint label:demo-end compare_to:demo-start"),
+    ("The last hours as a picture: the leak, the alert, the cleanup", "/mem chart hours:2"),
     ("Traffic: 500 members join and post (the tour turns discord.py's caches on to show them)", ":traffic 500"),
     ("Which cache holds what", "/mem stats"),
     ("A checkpoint before the next leak", "/mem checkpoint label:hunt-start"),
@@ -193,6 +195,7 @@ class OfflineConsole:
         for message in [result.response, *result.followups]:
             if message is not None:
                 self.print(render_message(message, ephemeral=result.ephemeral))
+                self._save_attachments(message)
 
     def _find_command(self, words: list[str]) -> app_commands.Command:
         if not words:
@@ -251,7 +254,19 @@ class OfflineConsole:
         messages = self._ops_messages()
         for message in messages[self._seen_in_ops :]:
             self.print(f"[#ops {message.created_at:%H:%M}] {render_message(message)}")
+            self._save_attachments(message)
         self._seen_in_ops = len(messages)
+
+    def _save_attachments(self, message: Any) -> None:
+        """Attachments (charts) are written under ./data/offline/, and their path printed."""
+        for attachment in getattr(message, "attachments", None) or []:
+            data = self.env.backend.cdn.get(attachment.url)
+            if data is None:
+                continue
+            ATTACHMENT_DIR.mkdir(parents=True, exist_ok=True)
+            path = ATTACHMENT_DIR / f"{self.env.now():%Y%m%d-%H%M%S}-{message.id}-{attachment.filename}"
+            path.write_bytes(data)
+            self.print(f"📎 {attachment.filename} saved to {path}")
 
     def _report_bot_errors(self) -> None:
         errors = self.env.errors

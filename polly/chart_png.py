@@ -130,7 +130,8 @@ class Canvas:
             x = self.x(t)
             d.line([(x, self.top), (x, self.bottom)], GRID, SCALE)
             when = datetime.fromtimestamp(t, UTC)
-            label = when.strftime("%a %d %H:%M") if step_t >= 24 * hour or when.hour == 0 else when.strftime("%H:%M")
+            midnight = when.hour == 0 and when.minute == 0
+            label = when.strftime("%a %d %H:%M") if step_t >= 24 * hour or midnight else when.strftime("%H:%M")
             d.text((x, self.bottom + 6 * SCALE), label, font=self.small, fill=MUTED, anchor="mt")
             t += step_t
         d.text((self.right, 14 * SCALE), spec["axis_note"], font=self.small, fill=MUTED, anchor="ra")

@@ -94,6 +94,9 @@ def test_demo_runs_the_tour_end_to_end(tmp_path):
         "■ 🟢 Resolved: Tracked structure filling up",
         "Checkpoint 'demo-end' stored",
         "Since 'demo-start'",
+        "■ RSS of polly · last 2 h",
+        "1 alert(s) fired, 1 resolved · 1 manual and",
+        "📎 memory-chart.png saved to data/offline/",
         "500 members joined and posted one message each in #general",
         "% full of 1,000 · member cache all",
         "5,000 LeakyWidget objects are now held",
@@ -106,6 +109,8 @@ def test_demo_runs_the_tour_end_to_end(tmp_path):
     for step in steps:  # each step after the one before (some texts appear more than once)
         position = out.index(step, position) + len(step)
     assert not (tmp_path / "offline.db").exists()  # the tour keeps out of the operator's database
+    saved = re.search(r"saved to (data/offline/\S+\.png)", out)
+    assert saved is not None and (tmp_path / saved.group(1)).read_bytes().startswith(b"\x89PNG")
 
 
 def test_without_simcord_it_says_how_to_install(tmp_path):
