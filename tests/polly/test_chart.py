@@ -1,0 +1,143 @@
+"""The chart spec and the PNG drawn by the real renderer process; the 5-minute history's store."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from PIL import Image
+from sqlalchemy import func, select
+
+from polly import chart_png
+from polly.chart import HEIGHT, WIDTH, ChartError, Marker, chart_spec, render_png
+from polly.history import BUCKET, HistoryBucket, HistoryRecorder
+from polly.models import memory_history
+
+MIB = 1024 * 1024
+NOW = datetime(2026, 1, 2, 12, 0, tzinfo=UTC)
+
+
+def day_of_buckets(*, gap_hours: tuple[float, float] | None = None, slope_mib: float = 0.3) -> list[HistoryBucket]:
+    buckets, start = [], NOW - timedelta(hours=24)
+    for i in range(24 * 12):
+        at = start + i * BUCKET
+        hours_ago = (NOW - at).total_seconds() / 3600
+        if gap_hours and gap_hours[1] <= hours_ago <= gap_hours[0]:
+            continue
+        rss = int(300 * MIB + i * slope_mib * MIB)
+        buckets.append(HistoryBucket(at, rss - 2 * MIB, rss + 4 * MIB, rss * 5, 5, 1024 * MIB, int(i % 3 == 0), 0))
+    return buckets
+
+
+def spec_of(buckets, markers=(), threshold=80.0, slope=3.6, eta=40 * 3600.0):
+    return chart_spec(
+        list(buckets),
+        list(markers),
+        now=NOW,
+        hours=24,
+        threshold_percent=threshold,
+        slope_mib_per_hour=slope,
+        seconds_to_threshold=eta,
+        title="RSS of test · last 24 h",
+    )
+
+
+async def draw(spec) -> Image.Image:
+    image = Image.open(io.BytesIO(await render_png(spec)))
+    image.load()
+    return image
+
+
+async def test_the_png_is_valid_and_of_the_expected_size():
+    spec, caption = spec_of(day_of_buckets())
+    image = await draw(spec)
+    assert image.format == "PNG" and image.size == (WIDTH, HEIGHT)
+    assert "RSS **" in caption and "+3.6 MiB/h" in caption and "80 % in 40.0 h" in caption
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["threshold", "markers", "history"],
+)
+async def test_the_png_changes_when_the_threshold_the_markers_or_the_history_change(change):
+    base = day_of_buckets()
+    before = hashlib.sha256(await render_png(spec_of(base)[0])).hexdigest()
+    if change == "threshold":
+        spec = spec_of(base, threshold=60.0)[0]
+    elif change == "markers":
+        spec = spec_of(base, [Marker(NOW - timedelta(hours=3), "fired")])[0]
+    else:
+        spec = spec_of(day_of_buckets(slope_mib=0.5))[0]
+    assert hashlib.sha256(await render_png(spec)).hexdigest() != before
+
+
+async def test_a_restart_is_a_gap_with_no_line_in_it():
+    spec, caption = spec_of(day_of_buckets(gap_hours=(10, 8)))
+    assert len(spec["gaps"]) == 1 and len(spec["segments"]) == 2
+    assert "1 gap(s) (restarts)" in caption
+    image = (await draw(spec)).convert("RGB")
+    canvas = chart_png.Canvas(spec)  # the same geometry, at twice the output size
+    top, bottom = int(canvas.top / chart_png.SCALE) + 30, int(canvas.bottom / chart_png.SCALE) - 2
+
+    def column_has(t: float, colour: tuple[int, int, int]) -> bool:
+        x = int(canvas.x(t) / chart_png.SCALE)
+        near = (
+            sum((a - b) ** 2 for a, b in zip(image.getpixel((x, y)), colour, strict=True)) for y in range(top, bottom)
+        )
+        return min(near) < 30**2
+
+    gap_start, gap_end = spec["gaps"][0]
+    assert column_has(gap_start - 3600, chart_png.RSS)  # the line before the gap
+    assert column_has((gap_start + gap_end) / 2, chart_png.GAP)
+    assert not column_has((gap_start + gap_end) / 2, chart_png.RSS)
+    assert not column_has((gap_start + gap_end) / 2, chart_png.BAND)
+
+
+def test_fewer_than_two_points_is_no_chart_with_a_time_to_wait_for():
+    with pytest.raises(ChartError, match=r"No chart yet: .* the next at 12:05 UTC"):
+        spec_of(day_of_buckets()[:1])
+
+
+def test_a_threshold_far_above_the_memory_is_said_not_drawn_flat():
+    spec, _ = spec_of(day_of_buckets(), slope=None, eta=None)
+    assert spec["threshold"] > spec["y_max"]  # 819 MiB of a 1 GiB limit, RSS around 300-390 MiB
+    assert spec["projection"] is None
+
+
+class TestHistoryRecorder:
+    async def test_samples_fold_into_5_minute_buckets_written_when_they_close(self, db):
+        recorder = HistoryRecorder(db, retention_hours=1)
+        for minute in range(0, 12):
+            recorder.add(NOW + timedelta(minutes=minute), (100 + minute) * MIB, 1024 * MIB)
+        recorder.note_cleanup(NOW + timedelta(minutes=11), manual=True)
+        assert await recorder.flush_due() == 2  # 12:00 and 12:05 closed; 12:10 is open
+        buckets = await recorder.load(NOW - timedelta(hours=1))
+        assert [(b.start.minute, b.rss_min // MIB, b.rss_max // MIB, b.samples) for b in buckets] == [
+            (0, 100, 104, 5),
+            (5, 105, 109, 5),
+            (10, 110, 111, 2),
+        ]
+        assert buckets[-1].manual_cleanups == 1
+
+    async def test_rows_past_the_retention_are_deleted_as_new_ones_are_written(self, db):
+        recorder = HistoryRecorder(db, retention_hours=1)
+        for minute in range(0, 6 * 60, 5):
+            recorder.add(NOW + timedelta(minutes=minute), 100 * MIB, 1024 * MIB)
+            await recorder.flush_due()
+        async with db.transaction() as conn:
+            rows = await conn.scalar(select(func.count()).select_from(memory_history))
+        assert rows <= 13  # an hour of 5-minute buckets (and the boundary one)
+
+    async def test_a_restart_inside_a_bucket_merges_both_halves(self, db):
+        first, second = HistoryRecorder(db, 24), HistoryRecorder(db, 24)
+        for minute in (0, 1):
+            first.add(NOW + timedelta(minutes=minute), 100 * MIB, 1024 * MIB)
+        first.add(NOW + timedelta(minutes=5), 100 * MIB, 1024 * MIB)
+        await first.flush_due()
+        for minute in (2, 3, 6):
+            second.add(NOW + timedelta(minutes=minute), 200 * MIB, 1024 * MIB)
+        await second.flush_due()
+        (merged, _) = await second.load(NOW - timedelta(hours=1))
+        assert (merged.samples, merged.rss_min // MIB, merged.rss_max // MIB) == (4, 100, 200)
