@@ -70,7 +70,7 @@ def chart_spec(
     limit = latest.limit
     threshold = limit * threshold_percent / 100
     centre = BUCKET.total_seconds() / 2
-    points = [[min(b.start.timestamp() + centre, now.timestamp()), b.rss_min, b.rss_mean, b.rss_max] for b in buckets]
+    points = [(min(b.start.timestamp() + centre, now.timestamp()), b.rss_min, b.rss_mean, b.rss_max) for b in buckets]
     segments, gaps = [[points[0]]], []
     for before, after in itertools.pairwise(points):
         if after[0] - before[0] > 2.5 * BUCKET.total_seconds():  # a missing bucket or more: a restart
@@ -160,10 +160,8 @@ async def gather_markers(cycle: MonitorCycle, since: datetime, buckets: list[His
         for event in await cycle.store.since(since):
             if event.kind in ("fired", "resolved"):
                 markers.append(Marker(event.at, event.kind))
-    for checkpoint in await cycle.monitor.list_checkpoints(limit=200):
-        if checkpoint.created_at >= since:
-            kind = "auto_checkpoint" if checkpoint.automatic else "checkpoint"
-            markers.append(Marker(checkpoint.created_at, kind, checkpoint.sample.rss))
+    for mark in await cycle.monitor.checkpoints.marks(since):
+        markers.append(Marker(mark.at, "auto_checkpoint" if mark.automatic else "checkpoint", mark.rss))
     centre = BUCKET / 2
     for b in buckets:
         if b.manual_cleanups:
@@ -177,6 +175,13 @@ async def memory_chart(cycle: MonitorCycle, hours: float, title: str) -> Chart:
     """The chart of the last `hours`: ChartError when there is no history yet or drawing fails."""
     if not 0 < hours <= MAX_HOURS:
         raise ChartError(f"A chart spans 1 to {MAX_HOURS} hours, not {hours:g}.")
+    payload, caption = await _chart_payload(cycle, hours, title)
+    # Only bytes stay alive while the child draws (a few hundred ms): the buckets and the spec
+    # died young, so the collector does not promote them, and no full collection follows.
+    return Chart(await render_png(payload), caption)
+
+
+async def _chart_payload(cycle: MonitorCycle, hours: float, title: str) -> tuple[bytes, str]:
     now = cycle.monitor.clock()
     since = now - timedelta(hours=hours)
     buckets = await cycle.history.load(since)
@@ -191,11 +196,13 @@ async def memory_chart(cycle: MonitorCycle, hours: float, title: str) -> Chart:
         seconds_to_threshold=trend.seconds_to_threshold,
         title=title,
     )
-    return Chart(await render_png(spec), caption)
+    return json.dumps(spec).encode(), caption
 
 
-async def render_png(spec: dict[str, Any]) -> bytes:
-    """Draw the spec in a child process (polly/chart_png.py); ChartError if it fails or hangs."""
+async def render_png(spec: dict[str, Any] | bytes) -> bytes:
+    """Draw the spec (or its JSON) in a child process (polly/chart_png.py); ChartError if it fails
+    or hangs."""
+    payload = spec if isinstance(spec, bytes) else json.dumps(spec).encode()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")]))}
     child = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -207,7 +214,7 @@ async def render_png(spec: dict[str, Any]) -> bytes:
         env=env,
     )
     try:
-        png, errors = await asyncio.wait_for(child.communicate(json.dumps(spec).encode()), RENDER_TIMEOUT_S)
+        png, errors = await asyncio.wait_for(child.communicate(payload), RENDER_TIMEOUT_S)
     except TimeoutError:
         child.kill()
         await child.wait()

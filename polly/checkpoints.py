@@ -141,6 +141,13 @@ def checked_label(label: str) -> str:
 INVISIBLE_CATEGORIES = frozenset({"Zs", "Zl", "Zp", "Cf", "Mn", "Me"})
 
 
+@dataclass(frozen=True)
+class CheckpointMark:
+    at: datetime
+    automatic: bool
+    rss: int | None
+
+
 class DuplicateLabelError(CheckpointError):
     """Another checkpoint already has this label (found when storing it, so also under a race)."""
 
@@ -172,6 +179,11 @@ class CheckpointStore(Protocol):
     async def newest(self, *, automatic: bool | None = None, limit: int = 25) -> list[Checkpoint]: ...
 
     async def count(self) -> int: ...
+
+    async def marks(self, since: datetime) -> list[CheckpointMark]:
+        """When each checkpoint since `since` was taken, whether automatically, and its RSS (None
+        for checkpoints stored before the column existed): the chart's markers, without samples."""
+        ...
 
 
 class MemoryCheckpointStore:
@@ -205,6 +217,13 @@ class MemoryCheckpointStore:
     async def count(self) -> int:
         return len(self._items)
 
+    async def marks(self, since: datetime) -> list[CheckpointMark]:
+        return [
+            CheckpointMark(c.created_at, c.automatic, c.sample.rss)
+            for c in self._items.values()
+            if c.created_at >= since
+        ]
+
 
 class DatabaseCheckpointStore:
     """Checkpoints in the `memory_checkpoints` table: they survive restarts."""
@@ -230,6 +249,7 @@ class DatabaseCheckpointStore:
                     automatic=checkpoint.automatic,
                     sample=checkpoint.sample.to_dict(),
                     allocations=checkpoint.allocations,
+                    rss=checkpoint.sample.rss,
                 )
             )
             kind = table.c.automatic == checkpoint.automatic
@@ -257,7 +277,17 @@ class DatabaseCheckpointStore:
         async with self.db.transaction() as conn:
             return await conn.scalar(select(func.count(table.c.id))) or 0
 
+    async def marks(self, since: datetime) -> list[CheckpointMark]:
+        async with self.db.transaction() as conn:
+            query = select(table.c.created_at, table.c.automatic, table.c.rss).where(table.c.created_at >= since)
+            return [CheckpointMark(_aware(r.created_at), r.automatic, r.rss) for r in await conn.execute(query)]
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
 
 def _from_row(row: Row) -> Checkpoint:
-    created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
-    return Checkpoint(row.label, created, row.automatic, MemorySample.from_dict(row.sample), row.allocations)
+    return Checkpoint(
+        row.label, _aware(row.created_at), row.automatic, MemorySample.from_dict(row.sample), row.allocations
+    )

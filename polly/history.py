@@ -8,17 +8,16 @@ the same transaction (at most 2,016 rows for the default week).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from sqlalchemy import delete, insert, select
-from sqlalchemy.engine import Row
+from sqlalchemy import delete, func, insert, select
 
 from polly.enhanced_database import Database
 from polly.models import memory_history as table
 
 BUCKET = timedelta(minutes=5)
+MAX_POINTS = 600
 
 
 def bucket_start(at: datetime) -> datetime:
@@ -27,7 +26,7 @@ def bucket_start(at: datetime) -> datetime:
     return datetime.fromtimestamp(epoch - epoch % int(BUCKET.total_seconds()), UTC)
 
 
-@dataclass
+@dataclass(slots=True)
 class HistoryBucket:
     start: datetime
     rss_min: int
@@ -83,27 +82,60 @@ class HistoryRecorder:
         try:
             async with self.db.transaction() as conn:
                 await conn.execute(insert(table), [_row(b) for b in pending])
-                await conn.execute(delete(table).where(table.c.bucket_start < pending[-1].start - self.retention))
+                oldest_kept = int((pending[-1].start - self.retention).timestamp())
+                await conn.execute(delete(table).where(table.c.bucket_start < oldest_kept))
         except Exception:
             self._closed = (pending + self._closed)[-288:]
             raise
         return len(pending)
 
-    async def load(self, since: datetime) -> list[HistoryBucket]:
-        """Stored buckets from `since`, oldest first, then the open one."""
+    async def load(self, since: datetime, max_points: int = MAX_POINTS) -> list[HistoryBucket]:
+        """Buckets from `since`, oldest first, the open one last; merged in the database into at
+        most about `max_points` (a week's 2,016 buckets become 504 of 20 minutes: a chart is 1,000
+        pixels wide, and fewer objects keep the collector from pausing the loop)."""
+        now = self.open.start if self.open is not None else datetime.now(UTC)
+        span = max(1, int((now - since) / BUCKET))
+        step_s = int(BUCKET.total_seconds()) * max(1, -(-span // max_points))
         stored: list[HistoryBucket] = []
         if self.db is not None:
+            group = (table.c.bucket_start // step_s).label("slot")
+            query = (
+                select(
+                    group,
+                    func.min(table.c.bucket_start),
+                    func.min(table.c.rss_min),
+                    func.max(table.c.rss_max),
+                    func.sum(table.c.rss_mean * table.c.samples),
+                    func.sum(table.c.samples),
+                    func.max(table.c.limit_bytes),
+                    func.sum(table.c.cleanups),
+                    func.sum(table.c.manual_cleanups),
+                )
+                .where(table.c.bucket_start >= int(since.timestamp()))
+                .group_by(group)
+                .order_by(group)
+            )
             async with self.db.transaction() as conn:
-                query = select(table).where(table.c.bucket_start >= since).order_by(table.c.bucket_start)
-                rows = await conn.execute(query)
-                stored = [_bucket(r) for r in rows]
+                for _slot, start, low, high, total, samples, limit, cleanups, manual in await conn.execute(query):
+                    stored.append(
+                        HistoryBucket(
+                            datetime.fromtimestamp(start, UTC),
+                            low,
+                            high,
+                            int(total),
+                            int(samples),
+                            limit,
+                            cleanups,
+                            manual,
+                        )
+                    )
         unwritten = [b for b in (*self._closed, self.open) if b is not None and b.start >= since]
         return _merged(stored + unwritten)
 
 
 def _row(b: HistoryBucket) -> dict[str, object]:
     return {
-        "bucket_start": b.start,
+        "bucket_start": int(b.start.timestamp()),
         "rss_min": b.rss_min,
         "rss_mean": b.rss_mean,
         "rss_max": b.rss_max,
@@ -114,20 +146,13 @@ def _row(b: HistoryBucket) -> dict[str, object]:
     }
 
 
-def _bucket(r: Row[Any]) -> HistoryBucket:
-    start = r.bucket_start if r.bucket_start.tzinfo else r.bucket_start.replace(tzinfo=UTC)
-    return HistoryBucket(
-        start, r.rss_min, r.rss_max, r.rss_mean * r.samples, r.samples, r.limit_bytes, r.cleanups, r.manual_cleanups
-    )
-
-
 def _merged(buckets: list[HistoryBucket]) -> list[HistoryBucket]:
     """One bucket per start: a restart inside a bucket writes it twice (once per process)."""
     merged: dict[datetime, HistoryBucket] = {}
     for b in buckets:
         same = merged.get(b.start)
         if same is None:
-            merged[b.start] = HistoryBucket(**vars(b))
+            merged[b.start] = replace(b)
             continue
         same.rss_min, same.rss_max = min(same.rss_min, b.rss_min), max(same.rss_max, b.rss_max)
         same.rss_sum += b.rss_sum

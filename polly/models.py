@@ -84,6 +84,8 @@ memory_checkpoints = Table(
     Column("created_at", DateTime(timezone=True), default=utcnow, index=True, nullable=False),
     Column("automatic", Boolean, default=False, nullable=False),
     Column("sample", JSON, nullable=False),
+    # The sample's RSS again, so a chart's markers are read without parsing every sample's JSON.
+    Column("rss", BigInteger, nullable=True),
     Column("allocations", JSON, nullable=True),
 )
 
@@ -92,7 +94,8 @@ memory_history = Table(
     "memory_history",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("bucket_start", DateTime(timezone=True), index=True, nullable=False),
+    # Unix seconds, not DateTime: reading a week (2,016 rows) parses no timestamps on the event loop.
+    Column("bucket_start", BigInteger, index=True, nullable=False),
     Column("rss_min", BigInteger, nullable=False),
     Column("rss_mean", BigInteger, nullable=False),
     Column("rss_max", BigInteger, nullable=False),

@@ -51,3 +51,29 @@ def test_python_dotenv_is_imported_only_when_a_dotenv_file_exists(tmp_path, with
         (tmp_path / ".env").write_text("DB_POOL_SIZE=3\n")
     modules = imported_after("from polly.config import load_settings\nload_settings()", tmp_path)
     assert ("dotenv" in modules) is with_env_file
+
+
+def test_drawing_a_chart_loads_no_imaging_library_into_the_bot(tmp_path):
+    """Pillow (~5 MiB) runs in the short-lived drawing process, never in the bot."""
+    code = f"""
+import asyncio
+from datetime import timedelta
+from bot.app import create_bot
+from cogs._chart_reply import make_chart
+from polly.config import load_settings
+
+async def draw():
+    bot = create_bot(load_settings(database_url='sqlite+aiosqlite:///{tmp_path / "p.db"}'))
+    await bot.db.create_tables()
+    now = bot.monitor.clock()
+    for minutes in range(60, 0, -1):
+        bot.cycle.history.add(now - timedelta(minutes=minutes), 100 << 20, 1 << 30)
+    chart = await make_chart(bot.cycle, 2, "test")
+    assert chart.png.startswith(b"\\x89PNG")
+    await bot.db.dispose()
+
+asyncio.run(draw())
+"""
+    modules = imported_after(code, tmp_path)
+    assert "polly.chart" in modules
+    assert not {"PIL", "matplotlib", "polly.chart_png"} & modules
