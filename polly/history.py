@@ -81,7 +81,8 @@ class HistoryRecorder:
         pending, self._closed = self._closed, []
         try:
             async with self.db.transaction() as conn:
-                await conn.execute(insert(table), [_row(b) for b in pending])
+                for bucket in pending:  # one at a time (almost always one): no executemany path to load
+                    await conn.execute(insert(table), _row(bucket))
                 oldest_kept = int((pending[-1].start - self.retention).timestamp())
                 await conn.execute(delete(table).where(table.c.bucket_start < oldest_kept))
         except Exception:
