@@ -24,7 +24,7 @@ from polly.history import BUCKET, HistoryBucket, bucket_start
 if TYPE_CHECKING:
     from polly.monitor_cycle import MonitorCycle
 
-WIDTH, HEIGHT = 1000, 500
+WIDTH, HEIGHT = 800, 440
 RENDER_TIMEOUT_S = 30
 MAX_HOURS = 168
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
@@ -112,7 +112,7 @@ def chart_spec(
             for m in markers
             if m.at.timestamp() >= start.timestamp()
         ],
-        "axis_note": "UTC · one point per 5 minutes",
+        "axis_note": "UTC",
     }
     return spec, _caption(
         buckets, markers, now, hours, threshold_percent, slope_mib_per_hour, seconds_to_threshold, gaps

@@ -50,11 +50,12 @@ class Canvas:
         self.w, self.h = spec["width"] * SCALE, spec["height"] * SCALE
         self.image = Image.new("RGB", (self.w, self.h), BACKGROUND)
         self.draw = ImageDraw.Draw(self.image)
-        self.font = ImageFont.load_default(size=15 * SCALE)
-        self.small = ImageFont.load_default(size=13 * SCALE)
-        self.title_font = ImageFont.load_default(size=18 * SCALE)
-        self.left, self.right = 95 * SCALE, self.w - 20 * SCALE
-        self.top, self.bottom = 44 * SCALE, self.h - 62 * SCALE
+        # Sized for Discord's preview, which shows the 800-pixel image about 400-520 pixels wide:
+        # 18-pixel labels stay about 9-12 pixels tall there.
+        self.small = ImageFont.load_default(size=18 * SCALE)
+        self.title_font = ImageFont.load_default(size=22 * SCALE)
+        self.left, self.right = 112 * SCALE, self.w - 16 * SCALE
+        self.top, self.bottom = 62 * SCALE, self.h - 92 * SCALE
         self.x0, self.x1 = spec["start"], spec["end"]
         self.y0, self.y1 = spec["y_min"], spec["y_max"]
         self._corner_lines = 0
@@ -85,7 +86,7 @@ class Canvas:
         for start, end in spec["gaps"]:
             d.rectangle([self.x(start), self.top, self.x(end), self.bottom], fill=GAP)
             label_x = (self.x(start) + self.x(end)) / 2
-            d.text((label_x, self.top + 6 * SCALE), "no data", font=self.small, fill=MUTED, anchor="mt")
+            d.text((label_x, self.bottom - 6 * SCALE), "no data", font=self.small, fill=MUTED, anchor="mb")
         self._level(spec.get("limit"), LIMIT, spec.get("limit_label", ""), dashed=False)
         self._level(spec.get("threshold"), THRESHOLD, spec.get("threshold_label", ""), dashed=True)
         for segment in spec["segments"]:
@@ -134,23 +135,29 @@ class Canvas:
             label = when.strftime("%a %d %H:%M") if step_t >= 24 * hour or midnight else when.strftime("%H:%M")
             d.text((x, self.bottom + 6 * SCALE), label, font=self.small, fill=MUTED, anchor="mt")
             t += step_t
-        d.text((self.right, 14 * SCALE), spec["axis_note"], font=self.small, fill=MUTED, anchor="ra")
+        d.text(
+            (self.left - 8 * SCALE, self.bottom + 6 * SCALE),
+            spec["axis_note"],
+            font=self.small,
+            fill=MUTED,
+            anchor="ra",
+        )
 
     def _level(self, value: float | None, colour: tuple[int, int, int], label: str, *, dashed: bool) -> None:
         if value is None:
             return
-        if not self.y0 <= value <= self.y1:  # said in the top-left corner, one line per level
+        if not self.y0 <= value <= self.y1:  # said in the header, right-aligned, one line per level
             where = "above the chart" if value > self.y1 else "below the chart"
-            y = self.top + (6 + 18 * self._corner_lines) * SCALE
+            y = (6 + 24 * self._corner_lines) * SCALE
             self._corner_lines += 1
-            self.draw.text((self.left + 8 * SCALE, y), f"{label}: {where}", font=self.small, fill=colour)
+            self.draw.text((self.right, y), f"{label}: {where}", font=self.small, fill=colour, anchor="ra")
             return
         y = self.y(value)
         if dashed:
             self.dashed((self.left, y), (self.right, y), colour, 2 * SCALE)
         else:
             self.draw.line([(self.left, y), (self.right, y)], colour, 2 * SCALE)
-        self.draw.text((self.right - 6 * SCALE, y - 4 * SCALE), label, font=self.small, fill=colour, anchor="rb")
+        self.draw.text((self.left + 8 * SCALE, y - 4 * SCALE), label, font=self.small, fill=colour, anchor="lb")
 
     def _segment(self, points: list[list[float]]) -> None:
         if len(points) == 1:
@@ -187,7 +194,7 @@ class Canvas:
 
     def _legend(self) -> None:
         items = [
-            (RSS, "RSS (band: min-max per 5 min)"),
+            (RSS, "RSS (band: min to max)"),
             (THRESHOLD, "alert threshold"),
             (LIMIT, "limit"),
             (FIRED, "alert fired"),
@@ -195,11 +202,14 @@ class Canvas:
             (CHECKPOINT, "checkpoint"),
             (CLEANUP, "cleanup (tick: automatic)"),
         ]
-        x, y = self.left, self.h - 22 * SCALE
+        x, y = 16 * SCALE, self.h - 50 * SCALE
         for colour, label in items:
-            self.draw.rectangle([x, y - 5 * SCALE, x + 10 * SCALE, y + 5 * SCALE], fill=colour)
-            self.draw.text((x + 14 * SCALE, y), label, font=self.small, fill=TEXT, anchor="lm")
-            x += 14 * SCALE + self.draw.textlength(label, font=self.small) + 16 * SCALE
+            width = 14 * SCALE + self.draw.textlength(label, font=self.small) + 18 * SCALE
+            if x + width > self.w:  # wrap onto a second row
+                x, y = 16 * SCALE, y + 26 * SCALE
+            self.draw.rectangle([x, y - 6 * SCALE, x + 12 * SCALE, y + 6 * SCALE], fill=colour)
+            self.draw.text((x + 16 * SCALE, y), label, font=self.small, fill=TEXT, anchor="lm")
+            x += width
 
 
 def main() -> int:
