@@ -141,3 +141,28 @@ class TestHistoryRecorder:
         await second.flush_due()
         (merged, _) = await second.load(NOW - timedelta(hours=1))
         assert (merged.samples, merged.rss_min // MIB, merged.rss_max // MIB) == (4, 100, 200)
+
+
+async def test_the_history_merges_a_week_the_same_way_on_postgresql(tmp_path, postgres_url):
+    from polly.enhanced_database import Database
+    from tests.settings import make_settings
+
+    database = Database(make_settings(tmp_path, database_url=postgres_url))
+    async with database.engine.begin() as conn:  # the shared test database: start from a fresh table
+        await conn.run_sync(memory_history.drop, checkfirst=True)
+    await database.create_tables()
+    try:
+        recorder = HistoryRecorder(database, retention_hours=168)
+        start = NOW - timedelta(days=7)
+        for i in range(7 * 24 * 12 + 1):
+            recorder.add(start + i * BUCKET, (100 + i % 7) * MIB, 1024 * MIB)
+            if i % 50 == 0:
+                await recorder.flush_due()
+        await recorder.flush_due()
+        buckets = await recorder.load(start)
+        assert 500 <= len(buckets) <= 700  # 2,016 five-minute rows merged into 20-minute points
+        assert min(b.rss_min for b in buckets) == 100 * MIB and max(b.rss_max for b in buckets) == 106 * MIB
+        assert all(b.rss_min <= b.rss_mean <= b.rss_max for b in buckets)
+        assert sum(b.samples for b in buckets) == 7 * 24 * 12 + 1
+    finally:
+        await database.dispose()
