@@ -56,7 +56,7 @@ async def _chart_costs() -> dict[str, object]:
     await bot.db.create_tables()
     await bot.cycle.tick()
     await _week_of_history(bot)
-    instance = bot.settings.metrics_instance
+    instance = bot.settings.instance()
     await make_chart(bot.cycle, 24, instance)  # warm: first queries, first child
     before = rss_mib()
     loop = asyncio.get_running_loop()

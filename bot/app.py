@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import pkgutil
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -59,8 +60,13 @@ class PollyBot(commands.Bot):
     """Polly's bot; owns the settings and the database for its lifetime."""
 
     def __init__(self, settings: Settings) -> None:
-        super().__init__(command_prefix=commands.when_mentioned, help_command=None, **discord_cache_options(settings))
+        options = discord_cache_options(settings)
+        if settings.shard_count is not None:  # ShardedPollyBot: this process runs SHARD_IDS of SHARD_COUNT
+            options.update(shard_count=settings.shard_count, shard_ids=settings.shards())
+        super().__init__(command_prefix=commands.when_mentioned, help_command=None, **options)
         self.settings = settings
+        # When each shard of this process went down (an unsharded bot is shard 0); gone once back.
+        self.shard_down_since: dict[int, datetime] = {}
         self.db = Database(settings)
         # discord.utils.utcnow: the same clock as discord.py's tasks (and SimCord's virtual one).
         self.monitor = MemoryMonitor(
@@ -68,7 +74,7 @@ class PollyBot(commands.Bot):
         )
         set_default_monitor(self.monitor)
         background_tasks.configure(settings)
-        self.alert_store = AlertStore(self.db, settings.alert_history_size)
+        self.alert_store = AlertStore(self.db, settings.alert_history_size, settings.instance())
         # Alert state and due times live on the bot so reloading the cog keeps them.
         self.cycle = MonitorCycle(
             settings,
@@ -79,6 +85,26 @@ class PollyBot(commands.Bot):
         )
         self.failed_extensions: dict[str, str] = {}
         self.health_server: HealthServer | None = None
+
+    # Gateway events (discord.py calls these methods by name): /health and /mem stats read the result.
+    async def on_shard_disconnect(self, shard_id: int) -> None:
+        self.shard_down_since.setdefault(shard_id, discord.utils.utcnow())
+
+    async def on_shard_connect(self, shard_id: int) -> None:
+        self.shard_down_since.pop(shard_id, None)
+
+    on_shard_resumed = on_shard_connect
+    on_shard_ready = on_shard_connect
+
+    async def on_disconnect(self) -> None:
+        if self.shard_count is None:
+            await self.on_shard_disconnect(0)
+
+    async def on_connect(self) -> None:
+        if self.shard_count is None:
+            await self.on_shard_connect(0)
+
+    on_resumed = on_connect
 
     async def open_database(self) -> None:
         """Connect and create missing tables; a StartupError saying what to check if it cannot."""
@@ -136,6 +162,11 @@ class PollyBot(commands.Bot):
         await self.db.dispose()
 
 
+class ShardedPollyBot(PollyBot, commands.AutoShardedBot):
+    """Polly's bot over several gateway shards (SHARD_COUNT, SHARD_IDS)."""
+
+
 def create_bot(settings: Settings | None = None) -> PollyBot:
     """Build the bot from `settings` (read from the environment and `.env` when None)."""
-    return PollyBot(settings if settings is not None else load_settings())
+    settings = settings if settings is not None else load_settings()
+    return ShardedPollyBot(settings) if settings.shard_count is not None else PollyBot(settings)

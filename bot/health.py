@@ -11,10 +11,14 @@ import hmac
 import logging
 from typing import TYPE_CHECKING
 
+import discord
+
 from bot.http_server import HttpServer, Request, Response
 from bot.startup_errors import StartupError
+from cogs._cache_census import shard_states
 from polly.memory_optimizer import measure_loop_lag
 from polly.metrics import CONTENT_TYPE, MetricsRenderer
+from polly.shards import down_too_long
 
 if TYPE_CHECKING:
     from bot.app import PollyBot
@@ -34,7 +38,7 @@ class HealthServer:
         self.settings = bot.settings
         token = self.settings.health_token
         self._token = token.get_secret_value().encode() if token is not None else None
-        self._metrics = MetricsRenderer(bot.cycle, self.settings.metrics_instance)
+        self._metrics = MetricsRenderer(bot.cycle, self.settings.instance())
         self._server = HttpServer(
             {"/health": self.health, "/health/memory": self.health_memory, "/metrics": self.metrics}, self._auth
         )
@@ -76,11 +80,16 @@ class HealthServer:
 
     async def health(self, _request: Request) -> Response:
         lag_ms = await measure_loop_lag()
-        ws = self.bot.ws  # None until connected; `open` goes False when the gateway drops
-        connected = self.bot.is_ready() and not self.bot.is_closed() and ws is not None and bool(ws.open)
+        shards = shard_states(self.bot)
         reasons = []
-        if not connected:
-            reasons.append("gateway not connected")
+        if self.bot.shard_count is None:  # one connection: down is down
+            connected = shards[0].connected
+            if not connected:
+                reasons.append("gateway not connected")
+        else:  # a shard reconnecting is normal: unhealthy after HEALTH_SHARD_GRACE_SECONDS
+            connected = all(s.connected for s in shards)
+            grace = self.settings.health_shard_grace_seconds
+            reasons += down_too_long(shards, grace, discord.utils.utcnow())
         if lag_ms > self.settings.health_max_loop_lag_ms:
             reasons.append(f"event loop lag {lag_ms:.0f} ms above {self.settings.health_max_loop_lag_ms:g} ms")
         guard = self.bot.db.file_guard
@@ -90,6 +99,7 @@ class HealthServer:
         body = {
             "status": "ok" if not reasons else "unhealthy",
             "gateway_connected": connected,
+            "shards": {str(s.shard): {"connected": s.connected, "latency_s": s.latency_s} for s in shards},
             "loop_lag_ms": round(lag_ms, 3),
             "reasons": reasons,
         }

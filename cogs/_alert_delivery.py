@@ -107,17 +107,22 @@ class AlertDelivery:
 
     async def _post(self, channel: discord.abc.Messageable, pending: list[Pending]) -> int:
         trend = self.cycle.trend()
+        instance = self.bot.settings.instance()
         individual, rest = pending[:INDIVIDUAL_POSTS], pending[INDIVIDUAL_POSTS:]
         delivered = 0
         charts: dict[str, Chart | None] = {}  # one chart per delivery round, however many alerts want it
         try:
             for item in individual:
-                await self._send(channel, _alert_render.alert_embed(item.transition, trend), item, charts)
+                embed = _alert_render.alert_embed(item.transition, trend, instance)
+                await self._send(channel, embed, item, charts)
                 await self._mark([item])
                 delivered += 1
             if rest or self.store.dropped_undelivered:
                 dropped = self.store.dropped_undelivered
-                await channel.send(embed=_alert_render.alert_summary_embed([p.transition for p in rest], dropped))
+                summary = [p.transition for p in rest]
+                await channel.send(
+                    embed=_alert_render.alert_summary_embed(summary, dropped, self.bot.settings.instance())
+                )
                 self.store.dropped_undelivered -= dropped
                 await self._mark(rest)
                 delivered += len(rest)
@@ -154,7 +159,7 @@ class AlertDelivery:
 
     async def _chart(self) -> Chart | None:
         try:
-            return await make_chart(self.cycle, ALERT_CHART_HOURS, self.bot.settings.metrics_instance)
+            return await make_chart(self.cycle, ALERT_CHART_HOURS, self.bot.settings.instance())
         except ChartError as exc:
             log.info("No chart for the alert: %s", exc)
         except Exception:

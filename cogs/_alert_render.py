@@ -67,7 +67,7 @@ def alerts_embed(
     return fit_embed(embed)
 
 
-def alert_embed(transition: AlertTransition, trend: Trend | None) -> discord.Embed:
+def alert_embed(transition: AlertTransition, trend: Trend | None, instance: str | None = None) -> discord.Embed:
     if transition.kind == Transition.FIRED:
         title, colour = f"🔴 {transition.title}", COLOR_FIRING
     elif transition.kind == Transition.REPEATED:
@@ -86,13 +86,17 @@ def alert_embed(transition: AlertTransition, trend: Trend | None) -> discord.Emb
             add_field(embed, "RSS trend", f"{trend.slope_mib_per_hour:+.1f} MiB/h `{spark}`")
         add_field(embed, "What to do", transition.hint)
     embed.timestamp = transition.at
+    if instance:
+        embed.set_footer(text=f"instance {instance}")
     return fit_embed(embed)
 
 
 TRANSITION_MARKS = {Transition.FIRED: "🔴", Transition.REPEATED: "🟠", Transition.RESOLVED: "🟢"}
 
 
-def alert_summary_embed(transitions: Sequence[AlertTransition], dropped: int = 0) -> discord.Embed:
+def alert_summary_embed(
+    transitions: Sequence[AlertTransition], dropped: int = 0, instance: str | None = None
+) -> discord.Embed:
     """The alerts that waited beyond the first few, as one message: one line each, oldest first."""
     lines = [
         f"`{t.at:%m-%d %H:%M}` {TRANSITION_MARKS[t.kind]} {t.kind.value} · {t.title} · {clip(t.subject, 60)}"
@@ -117,6 +121,8 @@ def alert_summary_embed(transitions: Sequence[AlertTransition], dropped: int = 0
             "Dropped while waiting",
             f"{dropped} older alert event(s) were dropped: more than ALERT_HISTORY_SIZE were waiting.",
         )
+    if instance:
+        embed.set_footer(text=f"instance {instance}")
     return fit_embed(embed)
 
 

@@ -8,12 +8,15 @@ left out of the census rather than failing the tick.
 from __future__ import annotations
 
 import operator
+from collections import Counter
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 import discord
 
 from polly.caches import CacheCensus
+from polly.shards import ShardState, usable_latency
 
 # Intents that decide what discord.py caches.
 CACHE_INTENTS = (
@@ -37,6 +40,24 @@ def _per_guild(guilds: Iterable[Any], attribute: str) -> int | None:
         return sum(map(len, map(operator.attrgetter(attribute), guilds)))
     except (AttributeError, TypeError):
         return None
+
+
+def shard_states(client: discord.Client) -> tuple[ShardState, ...]:
+    """Each shard of this process; an unsharded bot is shard 0 (as Discord counts it)."""
+    down_since: dict[int, datetime] = getattr(client, "shard_down_since", {})
+    if isinstance(client, discord.AutoShardedClient):
+        per_shard = Counter(map(operator.attrgetter("shard_id"), getattr(client._connection, "_guilds", {}).values()))
+        states = []
+        for shard_id in sorted(client.shard_ids or range(client.shard_count or 0)):
+            info = client.get_shard(shard_id)
+            connected = info is not None and not info.is_closed()
+            latency = usable_latency(info.latency) if info is not None else None
+            states.append(ShardState(shard_id, latency, connected, per_shard[shard_id], down_since.get(shard_id)))
+        return tuple(states)
+    ws = client.ws
+    connected = client.is_ready() and not client.is_closed() and ws is not None and bool(ws.open)
+    guilds = len(getattr(client._connection, "_guilds", {}))
+    return (ShardState(0, usable_latency(client.latency), connected, guilds, down_since.get(0)),)
 
 
 def take_census(client: discord.Client) -> CacheCensus:
@@ -67,4 +88,5 @@ def take_census(client: discord.Client) -> CacheCensus:
         member_cache=member_cache,
         intents=tuple(name for name in CACHE_INTENTS if getattr(intents, name, False)),
         chunk_at_startup=bool(getattr(state, "_chunk_guilds", False)),
+        shards=shard_states(client),
     )

@@ -29,6 +29,7 @@ from polly.formatting import format_bytes, format_duration, format_size_estimate
 from polly.memory_utils import CleanupReport
 from polly.monitor_cycle import MonitorHealth
 from polly.samples import MemorySample
+from polly.shards import ShardState
 from polly.trend import Trend
 
 if TYPE_CHECKING:
@@ -96,6 +97,33 @@ def caches_text(census: CacheCensus) -> str:
     return code_table(rows, ("cache", "entries"), FIELD_VALUE_LIMIT - len(settings) - 1) + "\n" + settings
 
 
+SHARDS_LISTED = 8
+
+
+def shards_text(shards: tuple[ShardState, ...], now: datetime) -> str:
+    """One line per shard up to SHARDS_LISTED, then a summary: connected, latency, guilds."""
+
+    def latency(s: ShardState) -> str:
+        return "n/a" if s.latency_s is None else f"{s.latency_s * 1000:.0f} ms"
+
+    def line(s: ShardState) -> str:
+        if s.connected:
+            return f"shard {s.shard}: ✅ {latency(s)} · {s.guilds:,} guilds"
+        down = f" for {format_duration((now - s.down_since).total_seconds())}" if s.down_since else ""
+        return f"shard {s.shard}: ❌ disconnected{down} · {s.guilds:,} guilds"
+
+    down = [s for s in shards if not s.connected]
+    if len(shards) <= SHARDS_LISTED:
+        return "\n".join(line(s) for s in shards)
+    latencies = sorted(s.latency_s for s in shards if s.latency_s is not None)
+    middle = f"{latencies[len(latencies) // 2] * 1000:.0f} ms" if latencies else "n/a"
+    head = (
+        f"{len(shards)} shards: {len(shards) - len(down)} connected, {len(down)} down · "
+        f"latency median {middle} · {sum(s.guilds for s in shards):,} guilds"
+    )
+    return "\n".join([head, *(line(s) for s in down[:SHARDS_LISTED])])
+
+
 def pool_summary(pool: PoolStatus | None) -> str:
     if pool is None:
         return "no database"
@@ -119,8 +147,10 @@ def stats_embed(
     threshold_percent: float,
     monitoring: str,
     warnings: Sequence[str] = (),
+    instance: str = "",
 ) -> discord.Embed:
     """`monitoring` is the monitor loop's state in a few words; `warnings` are shown as ⚠ lines."""
+    shards = sample.discord_caches.shards if sample.discord_caches is not None else ()
     share = sample.percent_of_limit
     colour = COLOR_FIRING if share >= threshold_percent else COLOR_OK
     embed = new_embed("Memory of this bot process", colour=colour)
@@ -147,6 +177,8 @@ def stats_embed(
     add_field(embed, f"Tracked structures ({len(sample.structures)})", structures_table(sample))
     if sample.discord_caches is not None:
         add_field(embed, "Discord caches", caches_text(sample.discord_caches))
+        if len(sample.discord_caches.shards) > 1 or (shards and shards[0].shard != 0):
+            add_field(embed, "Gateway shards", shards_text(sample.discord_caches.shards, now))
     gc_line = " · ".join(
         f"gen{i}: {count} pending, {runs} runs"
         for i, (count, runs) in enumerate(zip(sample.gc_counts, sample.gc_collections, strict=True))
@@ -167,7 +199,8 @@ def stats_embed(
         f"{firing} alert(s) firing · tracemalloc {'on' if tracing else 'off'}{notes}",
         inline=not warnings,
     )
-    embed.set_footer(text=f"Sample of {sample.at:%Y-%m-%d %H:%M:%S} UTC")
+    where = f"instance {instance} · " if instance else ""
+    embed.set_footer(text=f"{where}Sample of {sample.at:%Y-%m-%d %H:%M:%S} UTC")
     return fit_embed(embed)
 
 

@@ -171,13 +171,14 @@ class MemoryCog(commands.Cog):
             threshold_percent=self.cycle.engine.thresholds.memory_percent,
             monitoring=self.monitor_state(),
             warnings=[w for w in (self.endpoints_exposure(),) if w],
+            instance=self.settings.instance(),
         )
         if not chart:
             await reply(interaction, embed=embed)
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
         try:
-            drawn = await make_chart(self.cycle, STATS_CHART_HOURS, self.settings.metrics_instance)
+            drawn = await make_chart(self.cycle, STATS_CHART_HOURS, self.settings.instance())
         except ChartError as exc:  # the stats still answer; the chart's absence is explained
             await reply(interaction, error_line(str(exc)), embed=embed)
             return
@@ -188,10 +189,8 @@ class MemoryCog(commands.Cog):
     async def chart(self, interaction: discord.Interaction, hours: app_commands.Range[int, 1, MAX_HOURS] = 24) -> None:
         """Draw the memory chart (in a short-lived process: the bot's memory does not notice)."""
         await interaction.response.defer(ephemeral=True, thinking=True)
-        drawn = await make_chart(self.cycle, hours, self.settings.metrics_instance)
-        await reply(
-            interaction, embed=chart_embed(drawn, hours, self.settings.metrics_instance), file=chart_file(drawn)
-        )
+        drawn = await make_chart(self.cycle, hours, self.settings.instance())
+        await reply(interaction, embed=chart_embed(drawn, hours, self.settings.instance()), file=chart_file(drawn))
 
     def monitor_state(self) -> str:
         if not self.settings.memory_monitoring:

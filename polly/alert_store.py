@@ -39,6 +39,7 @@ class StoredAlertEvent:
     message: str
     delivered: bool
     since: datetime | None = None
+    instance: str | None = None
 
     def transition(self) -> AlertTransition:
         """The transition this event recorded, as the alert renderer takes it."""
@@ -60,16 +61,27 @@ def _aware(value: datetime | None) -> datetime | None:
 
 def _stored(r: Row) -> StoredAlertEvent:
     return StoredAlertEvent(
-        r.id, _aware(r.at), r.kind, r.rule, r.subject, r.value, r.threshold, r.message, r.delivered, _aware(r.since)
-    )  # type: ignore[arg-type]
+        r.id,
+        _aware(r.at),  # type: ignore[arg-type]
+        r.kind,
+        r.rule,
+        r.subject,
+        r.value,
+        r.threshold,
+        r.message,
+        r.delivered,
+        _aware(r.since),
+        r.instance,
+    )
 
 
 class AlertStore:
     """Alert history and runtime settings in the database."""
 
-    def __init__(self, db: Database, keep: int) -> None:
+    def __init__(self, db: Database, keep: int, instance: str | None = None) -> None:
         self.db = db
         self.keep = keep
+        self.instance = instance
         self.dropped_undelivered = 0  # since the last delivery said so
 
     async def record(self, transition: AlertTransition) -> int:
@@ -85,6 +97,7 @@ class AlertStore:
                     threshold=transition.threshold,
                     message=transition.detail,
                     since=transition.since,
+                    instance=self.instance,
                 )
             )
             for delivered in (True, False):

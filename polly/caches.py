@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from polly.shards import ShardState
+
 # Display order; a cache discord.py does not have (or a newer discord.py renamed) is left out.
 CACHE_NAMES = (
     "guilds",
@@ -34,6 +36,7 @@ class CacheCensus:
     member_cache: str  # none, voice, joined or all
     intents: tuple[str, ...]  # the gateway intents in force that fill caches
     chunk_at_startup: bool
+    shards: tuple[ShardState, ...] = ()  # the gateway shards of this process (one, 0, unsharded)
 
     def count(self, name: str) -> int | None:
         return dict(self.counts).get(name)
@@ -53,6 +56,7 @@ class CacheCensus:
             "member_cache": self.member_cache,
             "intents": list(self.intents),
             "chunk_guilds_at_startup": self.chunk_at_startup,
+            "shards": [s.as_dict() for s in self.shards],
         }
 
     @classmethod
@@ -63,4 +67,5 @@ class CacheCensus:
             member_cache=str(data.get("member_cache", "?")),
             intents=tuple(data.get("intents") or ()),
             chunk_at_startup=bool(data.get("chunk_guilds_at_startup", False)),
+            shards=tuple(ShardState.from_dict(s) for s in data.get("shards") or ()),
         )

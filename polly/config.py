@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import socket
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
@@ -28,6 +29,8 @@ from polly.settings_spec import (
     read_bearer_token,
     read_bind_host,
     read_database_url,
+    read_ids,
+    read_instance_name,
     read_log_level,
     read_member_cache,
     read_secret,
@@ -142,7 +145,43 @@ class Settings:
         Spec(read_bearer_token, "a bearer token of 16 characters or more, or empty (open)", optional=True, secret=True),
     )
     health_max_loop_lag_ms: float = number(1000.0, "milliseconds, > 0 and <= 600000", 0, low_open=True, high=600_000)
-    metrics_instance: str = setting("polly", Spec(read_text, "a label value naming this process"))
+    # Retired in favour of INSTANCE_NAME; still read, as its alias, so existing scrapes keep their label.
+    metrics_instance: str | None = setting(
+        None, Spec(read_text, "a label value naming this process (alias of INSTANCE_NAME)", optional=True)
+    )
+
+    # Sharding and naming the process (a fleet runs many)
+    shard_count: int | None = whole(
+        None, "shards of the whole bot, 1-100000, or empty (not sharded)", optional=True, high=100_000
+    )
+    shard_ids: list[int] = setting(
+        [], Spec(read_ids, "comma-separated shard numbers below SHARD_COUNT (this process's shards)")
+    )
+    instance_name: str | None = setting(
+        None,
+        Spec(
+            read_instance_name, "1-64 letters, digits, '.', '_' or '-', or empty (host name, and shard)", optional=True
+        ),
+    )
+    health_shard_grace_seconds: float = number(60.0, "seconds, 0 to 3600", 0, high=3600)
+
+    def instance(self) -> str:
+        """How this process is named in metrics, alerts and charts: INSTANCE_NAME, else
+        METRICS_INSTANCE, else the host name (and the first shard when sharded). Not the pid: it
+        changes at every restart, and every Prometheus series with it."""
+        if self.instance_name:
+            return self.instance_name
+        if self.metrics_instance:
+            return self.metrics_instance
+        host = socket.gethostname().split(".")[0] or "polly"
+        shards = self.shards()
+        return f"{host}-shard{shards[0]}" if shards else host
+
+    def shards(self) -> list[int]:
+        """The shards this process runs: SHARD_IDS, else all of SHARD_COUNT; empty when not sharded."""
+        if self.shard_count is None:
+            return []
+        return list(self.shard_ids) or list(range(self.shard_count))
 
     @property
     def is_sqlite(self) -> bool:
@@ -241,7 +280,7 @@ def load_settings(
     if problems:
         raise ConfigError("Invalid setting: " + "; ".join(problems))
     settings = Settings(**values)
-    conflict = _intents_conflict(settings)
+    conflict = _intents_conflict(settings) or _shards_conflict(settings)
     if conflict:
         raise ConfigError(f"Invalid setting: {conflict}")
     bounded = {name: getattr(settings, name) for name in HYSTERESIS_BOUNDED}
@@ -269,6 +308,24 @@ def hysteresis_conflict(hysteresis: float, thresholds: dict[str, float]) -> str 
                 f"the hysteresis ({hysteresis:g} points) must stay below {name.upper()} ({thresholds[name]:g}), "
                 "or that alert could never resolve"
             )
+    return None
+
+
+def _shards_conflict(s: Settings) -> str | None:
+    """SHARD_IDS that discord.py would refuse, or reject at the gateway, said as one line."""
+    if not s.shard_ids:
+        return None
+    shown = ",".join(map(str, s.shard_ids))
+    if s.shard_count is None:
+        return f"SHARD_IDS={shown} is not allowed (it needs SHARD_COUNT, the shards of the whole bot)"
+    outside = [i for i in s.shard_ids if not 0 <= i < s.shard_count]
+    if outside:
+        return (
+            f"SHARD_IDS={shown} is not allowed ({', '.join(map(str, outside))} not below SHARD_COUNT={s.shard_count}); "
+            f"allowed: 0 to {s.shard_count - 1}"
+        )
+    if len(set(s.shard_ids)) != len(s.shard_ids):
+        return f"SHARD_IDS={shown} is not allowed (a shard is listed twice)"
     return None
 
 

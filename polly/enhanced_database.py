@@ -10,6 +10,7 @@ timeouts caught where transactions are opened.
 
 from __future__ import annotations
 
+import errno
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -207,6 +208,8 @@ class Database:
         path = self.settings.sqlite_path()
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
+            if path.is_dir():  # refused here: a failed aiosqlite connect leaves its thread behind
+                raise IsADirectoryError(errno.EISDIR, "it is a folder", str(path))
         async with self.engine.begin() as conn:
             await conn.run_sync(metadata.create_all)
             await conn.run_sync(_add_missing_columns)

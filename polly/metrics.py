@@ -13,13 +13,14 @@ from __future__ import annotations
 import math
 import os
 import resource
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from polly.alerts import Rule
 from polly.decorators import profile_snapshot
 from polly.memory_optimizer import MemorySample
 from polly.monitor_cycle import MonitorCycle
 from polly.process_stats import ProcessStats, current_process
+from polly.shards import ShardState
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 INSTANCE_LABEL = "polly_instance"
@@ -185,6 +186,31 @@ class MetricsRenderer:
         if census.message_limit is not None:
             limit = self._one(census.message_limit)
             yield family("polly_discord_message_cache_limit", "gauge", "discord.py's max_messages", limit)
+        if census.shards:
+            yield from self._shards(census.shards)
+
+    def _shards(self, shards: tuple[ShardState, ...]) -> Iterator[str]:
+        def rows(value: Callable[[ShardState], float | None]) -> list[Sample]:
+            return [
+                sample
+                for shard in shards
+                if (v := value(shard)) is not None
+                for sample in self._one(v, shard=str(shard.shard))
+            ]
+
+        yield family(
+            "polly_discord_shard_latency_seconds",
+            "gauge",
+            "Gateway heartbeat latency of a shard",
+            rows(lambda s: s.latency_s),
+        )
+        yield family(
+            "polly_discord_shard_connected",
+            "gauge",
+            "1 while a shard's gateway is connected",
+            rows(lambda s: float(s.connected)),
+        )
+        yield family("polly_discord_shard_guilds", "gauge", "Guilds on a shard", rows(lambda s: s.guilds))
 
     def _pool(self, s: MemorySample) -> Iterator[str]:
         pool = s.pool

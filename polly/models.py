@@ -119,6 +119,7 @@ alert_events = Table(
     Column("message", Text, nullable=False),
     Column("delivered", Boolean, default=False, index=True, nullable=False),
     Column("since", DateTime(timezone=True), nullable=True),  # when the alert first fired
+    Column("instance", String(64), nullable=True),  # the process that raised it (INSTANCE_NAME)
 )
 
 # Settings changed at runtime by operators (the alert channel, thresholds), overriding the env.

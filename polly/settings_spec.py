@@ -104,6 +104,16 @@ def read_text(value: Any) -> str:
     return str(value)
 
 
+INSTANCE_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+def read_instance_name(value: Any) -> str:
+    text = str(value).strip()
+    if not INSTANCE_NAME.fullmatch(text):
+        raise ValueError("use 1-64 letters, digits, '.', '_' or '-'")
+    return text
+
+
 _HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 
 

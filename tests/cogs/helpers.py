@@ -15,12 +15,12 @@ from cogs._discord_limits import (
 )
 
 
-def add_ops_guild(env, bot, name: str = "olivia"):
+def add_ops_guild(env, bot, name: str = "olivia", **guild_options):
     """A guild with an #ops channel and a server admin who is also one of the bot's operators.
 
     Returns (guild, ops channel, operator).
     """
-    guild = env.create_guild("Ops")
+    guild = env.create_guild("Ops", **guild_options)
     ops = guild.create_text_channel("ops")
     admins = guild.create_role("Admins", permissions=discord.Permissions(administrator=True))
     operator = guild.add_member(env.create_user(name), roles=[admins])

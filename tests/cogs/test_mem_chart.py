@@ -51,7 +51,7 @@ async def test_mem_chart_attaches_a_png_with_a_caption_within_discord_limits(wor
     image = png_of(simcord_env, message)
     assert image.format == "PNG" and image.size == (WIDTH, HEIGHT)
     (embed,) = message.embeds
-    assert embed.title == "RSS of polly · last 6 h"
+    assert embed.title == f"RSS of {simcord_bot.settings.instance()} · last 6 h"
     assert embed.image.url == f"attachment://{CHART_FILENAME}"
     assert "RSS **" in embed.description and "automatic cleanup" in embed.description
     assert_within_discord_limits(message.content, message.embeds)
