@@ -13,8 +13,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, true, update
 from sqlalchemy.engine import Row
+from sqlalchemy.sql.elements import ColumnElement
 
 from polly.alerts import AlertTransition, Rule, Transition
 from polly.enhanced_database import Database
@@ -84,6 +85,13 @@ class AlertStore:
         self.instance = instance
         self.dropped_undelivered = 0  # since the last delivery said so
 
+    def _mine(self) -> ColumnElement[bool]:
+        """This process's events: processes sharing one database (a fleet) each deliver, restore
+        and trim their own. Events from before the instance column count as everyone's."""
+        if self.instance is None:
+            return true()
+        return or_(events.c.instance == self.instance, events.c.instance.is_(None))
+
     async def record(self, transition: AlertTransition) -> int:
         """Store one transition (undelivered); trim the table; return the event id."""
         async with self.db.transaction() as conn:
@@ -101,7 +109,7 @@ class AlertStore:
                 )
             )
             for delivered in (True, False):
-                kind = events.c.delivered.is_(delivered)
+                kind = and_(events.c.delivered.is_(delivered), self._mine())
                 newest = select(events.c.id).where(kind).order_by(events.c.id.desc()).limit(self.keep)
                 dropped = await conn.execute(delete(events).where(kind, events.c.id.not_in(newest)))
                 if not delivered and dropped.rowcount:  # type: ignore[attr-defined]
@@ -116,12 +124,13 @@ class AlertStore:
     async def undelivered(self, limit: int = 1000) -> list[StoredAlertEvent]:
         """Events waiting for delivery, oldest first."""
         async with self.db.transaction() as conn:
-            query = select(events).where(events.c.delivered.is_(False)).order_by(events.c.id).limit(limit)
+            query = select(events).where(events.c.delivered.is_(False), self._mine()).order_by(events.c.id).limit(limit)
             return [_stored(r) for r in await conn.execute(query)]
 
     async def count_undelivered(self) -> int:
         async with self.db.transaction() as conn:
-            return await conn.scalar(select(func.count(events.c.id)).where(events.c.delivered.is_(False))) or 0
+            waiting = select(func.count(events.c.id)).where(events.c.delivered.is_(False), self._mine())
+            return await conn.scalar(waiting) or 0
 
     async def mark_delivered(self, event_ids: Iterable[int]) -> None:
         ids = list(event_ids)
@@ -139,14 +148,14 @@ class AlertStore:
     async def since(self, start: datetime, limit: int = 500) -> list[StoredAlertEvent]:
         """Events from `start`, oldest first (for the chart's markers)."""
         async with self.db.transaction() as conn:
-            query = select(events).where(events.c.at >= start).order_by(events.c.id).limit(limit)
+            query = select(events).where(events.c.at >= start, self._mine()).order_by(events.c.id).limit(limit)
             return [_stored(r) for r in await conn.execute(query)]
 
     async def firing(self) -> list[StoredAlertEvent]:
         """For each alert whose latest event fired or repeated (not resolved): that event, with the
         time it first fired. What a restart must remember so it neither re-fires nor forgets."""
         async with self.db.transaction() as conn:
-            rows = [_stored(r) for r in await conn.execute(select(events).order_by(events.c.id))]
+            rows = [_stored(r) for r in await conn.execute(select(events).where(self._mine()).order_by(events.c.id))]
         latest: dict[tuple[str, str], StoredAlertEvent] = {}
         for event in rows:
             latest[(event.rule, event.subject)] = event

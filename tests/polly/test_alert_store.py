@@ -1,0 +1,62 @@
+"""Processes sharing one database (a fleet) each keep their own alert queue and firing state."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import insert
+
+from polly.alert_store import AlertStore
+from polly.alerts import AlertTransition, Rule, Transition
+from polly.enhanced_database import Database
+from polly.models import alert_events
+from tests.settings import make_settings
+
+AT = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def fired(subject: str) -> AlertTransition:
+    return AlertTransition(Transition.FIRED, Rule.MEMORY, subject, 90.0, 80.0, "high", AT, AT)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def shared_db(request, tmp_path):
+    url = None if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    database = Database(make_settings(tmp_path, **({"database_url": url} if url else {})))
+    await database.create_tables()
+    async with database.transaction() as conn:
+        await conn.execute(alert_events.delete())
+    yield database
+    await database.dispose()
+
+
+async def test_each_instance_delivers_and_restores_only_its_own_alerts(shared_db):
+    eu, us = AlertStore(shared_db, 100, "eu-1"), AlertStore(shared_db, 100, "us-1")
+    await eu.record(fired("process"))
+    await us.record(fired("process"))
+    await us.record(fired("other"))
+    assert [e.instance for e in await eu.undelivered()] == ["eu-1"]
+    assert {(e.instance, e.subject) for e in await us.undelivered()} == {("us-1", "process"), ("us-1", "other")}
+    assert await eu.count_undelivered() == 1 and await us.count_undelivered() == 2
+    assert [e.instance for e in await eu.firing()] == ["eu-1"]
+    assert len(await eu.recent(10)) == 3  # the history shows the whole fleet, each event naming its instance
+
+
+async def test_events_from_before_the_instance_column_belong_to_everyone(shared_db):
+    async with shared_db.transaction() as conn:
+        await conn.execute(
+            insert(alert_events).values(
+                at=AT, kind="fired", rule="memory_percent", subject="old", value=1, threshold=1, message="m"
+            )
+        )
+    assert [e.subject for e in await AlertStore(shared_db, 100, "eu-1").undelivered()] == ["old"]
+
+
+async def test_one_instance_trimming_its_history_keeps_the_others(shared_db):
+    eu, us = AlertStore(shared_db, 3, "eu-1"), AlertStore(shared_db, 3, "us-1")
+    await us.record(fired("us"))
+    for i in range(10):
+        await eu.record(fired(f"eu-{i}"))
+    assert [e.subject for e in await us.undelivered()] == ["us"]
+    assert len(await eu.undelivered()) == 3
