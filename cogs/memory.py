@@ -19,6 +19,7 @@ from cogs._access import check_operator, is_operator
 from cogs._alert_delivery import AlertDelivery
 from cogs._chart_reply import chart_embed, chart_file, make_chart, show_chart
 from cogs._discord_limits import error_line
+from cogs._fleet_render import fleet_embed
 from cogs._loops import stop_loop
 from cogs._replies import answer_command_error, reply
 from polly.alert_store import ALERT_CHANNEL_KEY
@@ -300,6 +301,16 @@ class MemoryCog(commands.Cog):
             f"🔬 Tracing allocations ({session.frames} frames each) until {session.ends_at:%H:%M} UTC. "
             f"It stops by itself and posts the top growth with call paths in <#{self.alert_channel_id}> "
             "(allocation-heavy code runs slower until then).",
+        )
+
+    @mem.command(name="fleet", description="Every process of this bot: memory against its limit, trend, alerts")
+    async def fleet(self, interaction: discord.Interaction) -> None:
+        members = await self.cycle.fleet_members()
+        silent_after = self.settings.fleet_silent_checks * self.settings.memory_check_interval_seconds
+        shared = self.cycle.fleet is not None
+        await reply(
+            interaction,
+            embed=fleet_embed(members, now=self.monitor.clock(), silent_after_s=silent_after, shared=shared),
         )
 
     @mem.command(name="profile", description="Calls, time and RSS change of the profiled functions")

@@ -57,7 +57,7 @@ class StoredAlertEvent:
 
 
 def _aware(value: datetime | None) -> datetime | None:
-    return None if value is None or value.tzinfo else value.replace(tzinfo=UTC)
+    return value if value is None or value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _stored(r: Row) -> StoredAlertEvent:

@@ -18,6 +18,7 @@ from polly.alerts import AlertTransition, evaluate_rules
 from polly.allocations import AllocationGrowth, TraceRunningError, TraceSession
 from polly.checkpoints import Checkpoint
 from polly.config import Settings
+from polly.fleet import FleetStore, Heartbeat, heartbeat
 from polly.gc_tools import CleanupReport, cleanup_background_tasks_memory, force_garbage_collection
 from polly.heap_types import TypeGrowth
 from polly.history import HistoryRecorder
@@ -112,6 +113,9 @@ class MonitorCycle:
         self.cleanup_owner: tuple[str, datetime] | None = None
         self.trace: TraceSession | None = None
         self.history = HistoryRecorder(monitor.db, settings.memory_chart_retention_hours)
+        self.fleet = (
+            None if monitor.db is None or settings.is_sqlite else FleetStore(monitor.db, settings.fleet_forget_hours)
+        )
         # Alerts the database could not store, waiting for delivery; bounded by construction.
         self.outbox = structures.bounded_deque("alert_outbox", OUTBOX_SIZE, "alerts the database refused, waiting")
 
@@ -151,6 +155,7 @@ class MonitorCycle:
         previous = self.monitor.latest
         sample = self.monitor.sample(loop_lag_ms)
         await self._record_history(sample, cleanup is not None)
+        await self._beat(sample)
         checkpoint = None
         if self.monitor.checkpoints.persistent and (
             self.last_checkpoint_at is None
@@ -172,6 +177,34 @@ class MonitorCycle:
         transitions = self.engine.evaluate(conditions, sample.at)
         events = tuple([await self._store(t) for t in transitions])
         return TickResult(sample, trend, events, cleanup, checkpoint, incident)
+
+    def heartbeat(self, sample: MemorySample) -> Heartbeat:
+        """This process as the fleet sees it."""
+        return heartbeat(
+            self.settings.instance(),
+            self.settings.shards(),
+            self.started_at or sample.at,
+            sample.at,
+            sample.rss,
+            sample.limit,
+            self.trend().slope_mib_per_hour,
+            len(self.engine.active()),
+        )
+
+    async def fleet_members(self) -> list[Heartbeat]:
+        """Every process sharing the database; on SQLite, this process alone."""
+        if self.fleet is None:
+            return [self.heartbeat(self.current_sample())]
+        return await self.fleet.members()
+
+    async def _beat(self, sample: MemorySample) -> None:
+        if self.fleet is None:
+            return
+        try:
+            await self.fleet.beat(self.heartbeat(sample))
+        except Exception:
+            self.health.errors += 1
+            log.exception("Could not write this process's fleet heartbeat")
 
     async def _record_history(self, sample: MemorySample, cleaned: bool) -> None:
         self.history.add(sample.at, sample.rss, sample.limit)

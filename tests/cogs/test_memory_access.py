@@ -22,6 +22,7 @@ SUBCOMMANDS = {
     "mem trace": {"minutes": 1},
     "mem profile": {},
     "mem chart": {},
+    "mem fleet": {},
 }
 
 

@@ -41,6 +41,7 @@ async def test_each_instance_delivers_and_restores_only_its_own_alerts(shared_db
     assert await eu.count_undelivered() == 1 and await us.count_undelivered() == 2
     assert [e.instance for e in await eu.firing()] == ["eu-1"]
     assert len(await eu.recent(10)) == 3  # the history shows the whole fleet, each event naming its instance
+    assert {e.at for e in await eu.recent(10)} == {AT}  # times come back aware on both databases
 
 
 async def test_events_from_before_the_instance_column_belong_to_everyone(shared_db):
