@@ -159,6 +159,8 @@ class PollyBot(commands.Bot):
             self.health_server = None
         # Unloading the extensions (in super().close()) cancels their loops before the engine goes.
         await super().close()
+        if self.cycle.fleet is not None:
+            await self.cycle.fleet.leader.release()  # another process leads the fleet from its next tick
         await self.db.dispose()
 
 

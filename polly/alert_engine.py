@@ -118,5 +118,11 @@ class AlertEngine:
                 held=1_000_000, firing=True, since=since, last_notified=record.at, condition=condition
             )
 
+    def forget(self, rule: Rule) -> None:
+        """Drop every state of one rule without a transition (a fleet rule another process now
+        evaluates: resolving it here would post a false "resolved")."""
+        for key in [k for k in self._states if k[0] is rule]:
+            del self._states[key]
+
     def set_threshold(self, name: str, value: float) -> None:
         self.thresholds = self.thresholds.updated(name, value)

@@ -25,6 +25,7 @@ from polly.models import runtime_settings as settings_table
 log = logging.getLogger(__name__)
 
 ALERT_CHANNEL_KEY = "alert_channel_id"
+FLEET_OWNER = "fleet"  # the instance of fleet rules' events: whichever process leads delivers them
 THRESHOLD_PREFIX = "threshold:"
 
 
@@ -83,6 +84,7 @@ class AlertStore:
         self.db = db
         self.keep = keep
         self.instance = instance
+        self.include_fleet = False  # True while this process leads the fleet: it delivers fleet alerts
         self.dropped_undelivered = 0  # since the last delivery said so
 
     def _mine(self) -> ColumnElement[bool]:
@@ -90,10 +92,12 @@ class AlertStore:
         and trim their own. Events from before the instance column count as everyone's."""
         if self.instance is None:
             return true()
-        return or_(events.c.instance == self.instance, events.c.instance.is_(None))
+        owners = [self.instance, FLEET_OWNER] if self.include_fleet else [self.instance]
+        return or_(events.c.instance.in_(owners), events.c.instance.is_(None))
 
-    async def record(self, transition: AlertTransition) -> int:
-        """Store one transition (undelivered); trim the table; return the event id."""
+    async def record(self, transition: AlertTransition, owner: str | None = None) -> int:
+        """Store one transition (undelivered) as this instance's, or `owner`'s (FLEET_OWNER for fleet
+        rules); trim the table; return the event id."""
         async with self.db.transaction() as conn:
             result = await conn.execute(
                 insert(events).values(
@@ -105,7 +109,7 @@ class AlertStore:
                     threshold=transition.threshold,
                     message=transition.detail,
                     since=transition.since,
-                    instance=self.instance,
+                    instance=owner or self.instance,
                 )
             )
             for delivered in (True, False):

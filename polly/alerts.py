@@ -25,6 +25,7 @@ class Rule(enum.StrEnum):
     STRUCTURE_FILL = "structure_fill"
     CHECKPOINT_GROWTH = "checkpoint_growth"
     LEAK_TREND = "leak_trend"
+    INSTANCE_SILENT = "instance_silent"  # a fleet rule: evaluated by one process (polly/fleet.py)
 
 
 RULE_TITLES = {
@@ -34,6 +35,7 @@ RULE_TITLES = {
     Rule.STRUCTURE_FILL: "Tracked structure filling up",
     Rule.CHECKPOINT_GROWTH: "Memory grew between checkpoints",
     Rule.LEAK_TREND: "Memory leak trend",
+    Rule.INSTANCE_SILENT: "Instance silent",
 }
 
 RULE_HINTS = {
@@ -43,6 +45,7 @@ RULE_HINTS = {
     Rule.STRUCTURE_FILL: "Run /mem cleanup; if it refills, raise its limit or find who writes to it.",
     Rule.CHECKPOINT_GROWTH: "Compare checkpoints with /mem checkpoint (trace:true shows allocation sites).",
     Rule.LEAK_TREND: "Take /mem checkpoint trace:true now and again later to find the growing allocations.",
+    Rule.INSTANCE_SILENT: "Check that process and its host (its log, its supervisor); /mem fleet shows the rest.",
 }
 
 

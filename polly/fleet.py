@@ -1,5 +1,10 @@
 """The fleet: every process of one bot, seen through the database they share.
 
+Fleet rules (an instance gone silent) are evaluated by one process at a time, the one holding a
+PostgreSQL advisory lock (`pg_try_advisory_lock`) on a connection it keeps; when that process
+dies, its connection and the lock go with it, and another process takes the lock at its next
+tick. Their alert events belong to FLEET_OWNER, so whichever process leads delivers them.
+
 Each process upserts one heartbeat row per monitor tick (instance, host, pid, shards, memory,
 trend, alerts): bounded by construction, one row per live process, and rows silent for
 FLEET_FORGET_HOURS are deleted. Only on PostgreSQL: a SQLite database belongs to one process,
@@ -8,15 +13,29 @@ which is its own fleet (its row is built from the live sample, and nothing is wr
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from polly.alerts import Condition, Rule
+from polly.config import Settings
 from polly.enhanced_database import Database
+from polly.formatting import format_duration
 from polly.models import fleet_instances as table
+
+if TYPE_CHECKING:
+    from polly.alert_engine import AlertEngine
+    from polly.alert_store import AlertStore
+
+log = logging.getLogger(__name__)
+
+LEADER_LOCK = 0x706F6C6C79  # "polly": the advisory lock key of the fleet's leader
 
 VERSION = "0.1.0"  # pyproject.toml's; importlib.metadata would cost the bot an import for one string
 
@@ -121,3 +140,94 @@ class FleetStore:
 
 def _aware(at: datetime) -> datetime:
     return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def silent_conditions(members: list[Heartbeat], now: datetime, silent_after_s: float, me: str) -> list[Condition]:
+    """The instance-silent rule for every other process: active after `silent_after_s` without a
+    heartbeat, clear as soon as it beats again; a row forgotten (deleted) resolves it."""
+    out = []
+    for member in members:
+        if member.instance == me:
+            continue
+        quiet = member.silent_for(now)
+        active = quiet > silent_after_s
+        detail = (
+            f"{member.instance} (host {member.host}, pid {member.pid}) sent no heartbeat for {format_duration(quiet)}"
+            if active
+            else f"{member.instance} beats again"
+        )
+        out.append(
+            Condition(Rule.INSTANCE_SILENT, member.instance, quiet, silent_after_s, active, not active, detail, 1)
+        )
+    return out
+
+
+class FleetLeader:
+    """Whether this process evaluates the fleet rules: it does while it holds the advisory lock."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._conn: AsyncConnection | None = None
+
+    async def is_leader(self) -> bool:
+        if self._conn is not None:
+            try:
+                await self._conn.execute(text("SELECT 1"))
+                await self._conn.commit()
+                return True
+            except Exception:  # the connection died, and the lock with it: try again below
+                await self.release()
+        conn = await self.db.engine.connect()
+        try:
+            held = bool(await conn.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": LEADER_LOCK}))
+            await conn.commit()  # the lock is the session's; no transaction stays open
+        except Exception:
+            await conn.close()
+            raise
+        if held:
+            self._conn = conn
+            return True
+        await conn.close()
+        return False
+
+    async def release(self) -> None:
+        """Give the lock up: the connection is discarded, not returned to the pool holding it."""
+        if self._conn is None:
+            return
+        conn, self._conn = self._conn, None
+        try:
+            await conn.invalidate()
+        finally:
+            await conn.close()
+
+
+class Fleet:
+    """This process's part in the fleet: its heartbeat row, and the fleet rules while it leads."""
+
+    def __init__(self, db: Database, settings: Settings, engine: AlertEngine, alerts: AlertStore | None) -> None:
+        self.settings = settings
+        self.store = FleetStore(db, settings.fleet_forget_hours)
+        self.leader = FleetLeader(db)
+        self.engine = engine
+        self.alerts = alerts
+        self.leading = False
+
+    async def conditions(self, now: datetime) -> list[Condition]:
+        """The fleet rules' conditions when this process leads, else none."""
+        leading = await self.leader.is_leader()
+        if leading != self.leading:
+            await self._lead(leading)
+        if not leading:
+            return []
+        silent_after = self.settings.fleet_silent_checks * self.settings.memory_check_interval_seconds
+        return silent_conditions(await self.store.members(), now, silent_after, self.settings.instance())
+
+    async def _lead(self, leading: bool) -> None:
+        self.leading = leading
+        log.info("This process %s the fleet's leader", "is now" if leading else "is no longer")
+        if self.alerts is not None:
+            self.alerts.include_fleet = leading
+        if not leading:
+            self.engine.forget(Rule.INSTANCE_SILENT)
+        elif self.alerts is not None:  # take over what the previous leader had firing
+            self.engine.restore([e for e in await self.alerts.firing() if e.rule == Rule.INSTANCE_SILENT])

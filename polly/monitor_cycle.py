@@ -13,12 +13,12 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from polly.alert_engine import AlertEngine
-from polly.alert_store import AlertStore
-from polly.alerts import AlertTransition, evaluate_rules
+from polly.alert_store import FLEET_OWNER, AlertStore
+from polly.alerts import AlertTransition, Condition, Rule, evaluate_rules
 from polly.allocations import AllocationGrowth, TraceRunningError, TraceSession
 from polly.checkpoints import Checkpoint
 from polly.config import Settings
-from polly.fleet import FleetStore, Heartbeat, heartbeat
+from polly.fleet import Fleet, Heartbeat, heartbeat
 from polly.gc_tools import CleanupReport, cleanup_background_tasks_memory, force_garbage_collection
 from polly.heap_types import TypeGrowth
 from polly.history import HistoryRecorder
@@ -113,9 +113,9 @@ class MonitorCycle:
         self.cleanup_owner: tuple[str, datetime] | None = None
         self.trace: TraceSession | None = None
         self.history = HistoryRecorder(monitor.db, settings.memory_chart_retention_hours)
-        self.fleet = (
-            None if monitor.db is None or settings.is_sqlite else FleetStore(monitor.db, settings.fleet_forget_hours)
-        )
+        # Heartbeats and fleet rules only where several processes can share the database (PostgreSQL).
+        shared = monitor.db is not None and not settings.is_sqlite
+        self.fleet = Fleet(monitor.db, settings, engine, store) if shared else None  # type: ignore[arg-type]
         # Alerts the database could not store, waiting for delivery; bounded by construction.
         self.outbox = structures.bounded_deque("alert_outbox", OUTBOX_SIZE, "alerts the database refused, waiting")
 
@@ -174,6 +174,7 @@ class MonitorCycle:
             checkpoint_growth_percent=self.growth_percent,
             growing_types=self.growing_types[:GROWING_TYPES_NAMED],
         )
+        conditions += await self._fleet_conditions(sample.at)
         transitions = self.engine.evaluate(conditions, sample.at)
         events = tuple([await self._store(t) for t in transitions])
         return TickResult(sample, trend, events, cleanup, checkpoint, incident)
@@ -191,17 +192,27 @@ class MonitorCycle:
             len(self.engine.active()),
         )
 
+    async def _fleet_conditions(self, now: datetime) -> list[Condition]:
+        if self.fleet is None:
+            return []
+        try:
+            return await self.fleet.conditions(now)
+        except Exception:
+            self.health.errors += 1
+            log.exception("Could not evaluate the fleet rules")
+            return []
+
     async def fleet_members(self) -> list[Heartbeat]:
         """Every process sharing the database; on SQLite, this process alone."""
         if self.fleet is None:
             return [self.heartbeat(self.current_sample())]
-        return await self.fleet.members()
+        return await self.fleet.store.members()
 
     async def _beat(self, sample: MemorySample) -> None:
         if self.fleet is None:
             return
         try:
-            await self.fleet.beat(self.heartbeat(sample))
+            await self.fleet.store.beat(self.heartbeat(sample))
         except Exception:
             self.health.errors += 1
             log.exception("Could not write this process's fleet heartbeat")
@@ -228,7 +239,8 @@ class MonitorCycle:
         )
         if self.store is not None:
             try:
-                return AlertEventOut(await self.store.record(transition), transition)
+                owner = FLEET_OWNER if transition.rule is Rule.INSTANCE_SILENT else None
+                return AlertEventOut(await self.store.record(transition, owner), transition)
             except Exception:
                 self.health.errors += 1
                 log.exception(
