@@ -16,7 +16,16 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import bench_alerts, bench_bot, bench_chart, bench_core, bench_heap, bench_memory, bench_scrape
+from benchmarks import (
+    bench_alerts,
+    bench_bot,
+    bench_chart,
+    bench_core,
+    bench_fleet,
+    bench_heap,
+    bench_memory,
+    bench_scrape,
+)
 from benchmarks._harness import Result, fmt_value
 from polly.config import Settings
 from polly.formatting import text_table
@@ -35,6 +44,7 @@ FIGURES: dict[str, Callable[[], list[Result]]] = {
     "alert-quality": bench_alerts.alert_quality,
     "scrape-load": bench_scrape.scrape_load,
     "chart": bench_chart.chart_costs,
+    "fleet": bench_fleet.fleet_costs,
 }
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "latest.json"
 
