@@ -17,6 +17,7 @@ from cogs import _alert_render, _heap_render
 from cogs import _memory_render as render
 from cogs._access import check_operator, is_operator
 from cogs._alert_delivery import AlertDelivery
+from cogs._alert_settings import channel_text, count_waiting, set_threshold
 from cogs._chart_reply import chart_embed, chart_file, make_chart, show_chart
 from cogs._discord_limits import error_line
 from cogs._fleet_render import fleet_embed
@@ -338,7 +339,7 @@ class MemoryCog(commands.Cog):
         engine = self.cycle.engine
         notes = []
         if threshold is not None or value is not None:
-            notes.append(await self._set_threshold(threshold, value))
+            notes.append(await set_threshold(self.cycle, self.store, threshold, value))
         if channel is not None:
             await self.store.set_setting(ALERT_CHANNEL_KEY, str(channel.id))
             self.alert_channel_id = channel.id
@@ -347,44 +348,13 @@ class MemoryCog(commands.Cog):
         if test:
             notes.append(await self.delivery.post_test(str(interaction.user)))
         embed = _alert_render.alerts_embed(
-            self._channel_text(),
+            channel_text(self.alert_channel_id),
             engine.thresholds,
             engine.active(),
             await self.store.recent(10),
-            undelivered=await self._count_waiting(),
+            undelivered=await count_waiting(self.cycle, self.store),
         )
         await reply(interaction, "\n".join(notes) or None, embed=embed)
-
-    async def _set_threshold(self, name: str | None, value: float | None) -> str:
-        """Validate, store, then apply one threshold; a ThresholdError says what is allowed or
-        that the database refused it (and nothing changed)."""
-        if name is None or value is None:
-            raise ThresholdError("Give both, e.g. threshold:memory_percent value:85.")
-        engine = self.cycle.engine
-        changed = engine.thresholds.updated(name, value)
-        stored = getattr(changed, name)
-        try:
-            await self.store.save_threshold(name, stored)
-        except Exception:
-            log.exception("Could not store threshold %s", name)
-            raise ThresholdError(
-                f"The database is unavailable, so {name} was not changed (still {getattr(engine.thresholds, name):g}): "
-                "try again in a moment."
-            ) from None
-        engine.thresholds = changed
-        return f"Threshold {name} is now {stored:g}."
-
-    async def _count_waiting(self) -> int:
-        try:
-            return await self.store.count_undelivered() + len(self.cycle.outbox)
-        except Exception:  # the database is down: what waits in memory at least
-            log.exception("Could not count the undelivered alert events")
-            return len(self.cycle.outbox)
-
-    def _channel_text(self) -> str:
-        if self.alert_channel_id is None:
-            return "not set: choose one with /mem alerts channel:#your-ops-channel"
-        return f"<#{self.alert_channel_id}>"
 
     async def cog_app_command_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError
