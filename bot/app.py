@@ -26,6 +26,8 @@ from polly.monitor_cycle import MonitorCycle
 
 if TYPE_CHECKING:
     from bot.health import HealthServer
+    from polly.fleet_cleanup import FleetCleanup
+    from polly.gc_tools import CleanupReport
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +87,7 @@ class PollyBot(commands.Bot):
         )
         self.failed_extensions: dict[str, str] = {}
         self.health_server: HealthServer | None = None
+        self.fleet_cleanup: FleetCleanup | None = None  # PostgreSQL: answers /mem cleanup scope:fleet
 
     # Gateway events (discord.py calls these methods by name): /health and /mem stats read the result.
     async def on_shard_disconnect(self, shard_id: int) -> None:
@@ -106,6 +109,9 @@ class PollyBot(commands.Bot):
 
     on_resumed = on_connect
 
+    async def _clean_for_the_fleet(self, who: str) -> CleanupReport:
+        return await self.cycle.manual_cleanup(who, dry_run=False)
+
     async def open_database(self) -> None:
         """Connect and create missing tables; a StartupError saying what to check if it cannot."""
         try:
@@ -116,6 +122,11 @@ class PollyBot(commands.Bot):
 
     async def setup_hook(self) -> None:
         await self.open_database()
+        if self.cycle.fleet is not None:  # several processes may share this database: listen for them
+            from polly.fleet_cleanup import FleetCleanup
+
+            self.fleet_cleanup = FleetCleanup(self.db, self.settings.instance(), self._clean_for_the_fleet)
+            await self.fleet_cleanup.start()
         await self.monitor.refresh_checkpoint_count()
         await self.cycle.restore_firing()  # before the loop: a still-firing alert is not new
         for name in extension_names():
@@ -161,6 +172,8 @@ class PollyBot(commands.Bot):
         await super().close()
         if self.cycle.fleet is not None:
             await self.cycle.fleet.leader.release()  # another process leads the fleet from its next tick
+        if self.fleet_cleanup is not None:
+            await self.fleet_cleanup.stop()
         await self.db.dispose()
 
 

@@ -8,6 +8,7 @@ import discord
 
 from cogs._discord_limits import COLOR_OK, COLOR_WARN, DESCRIPTION_LIMIT, add_field, code_table, fit_embed, new_embed
 from polly.fleet import Heartbeat
+from polly.fleet_cleanup import CleanupAnswer
 from polly.formatting import format_bytes, format_duration
 
 
@@ -48,4 +49,25 @@ def fleet_embed(members: list[Heartbeat], *, now: datetime, silent_after_s: floa
         add_field(embed, "Silent", names + more)
     if not shared:
         embed.set_footer(text="SQLite: this process is the whole fleet (a fleet shares one PostgreSQL database)")
+    return fit_embed(embed)
+
+
+def fleet_cleanup_embed(answers: list[CleanupAnswer], missing: list[str], wait_s: float) -> discord.Embed:
+    """One row per instance that answered (removed, RSS before → after), and who did not."""
+    rows = [
+        (
+            a.instance[:24],
+            "error" if a.error else f"{a.removed:,}",
+            format_bytes(a.rss_before) if a.rss_before is not None else "n/a",
+            format_bytes(a.rss_after) if a.rss_after is not None else "n/a",
+        )
+        for a in answers
+    ]
+    table = code_table(rows, ("instance", "removed", "RSS before", "after"), DESCRIPTION_LIMIT)
+    embed = new_embed(f"Fleet cleanup: {len(answers)} answered", table, COLOR_WARN if missing else COLOR_OK)
+    errors = [f"{a.instance}: {a.error}" for a in answers if a.error]
+    if errors:
+        add_field(embed, "Could not clean", "\n".join(errors))
+    if missing:
+        add_field(embed, f"No answer within {format_duration(wait_s)}", ", ".join(missing))
     return fit_embed(embed)

@@ -20,7 +20,7 @@ from cogs._alert_delivery import AlertDelivery
 from cogs._alert_settings import channel_text, count_waiting, set_threshold
 from cogs._chart_reply import chart_embed, chart_file, make_chart, show_chart
 from cogs._discord_limits import error_line
-from cogs._fleet_render import fleet_embed
+from cogs._fleet_render import fleet_cleanup_embed, fleet_embed
 from cogs._loops import stop_loop
 from cogs._replies import answer_command_error, reply
 from polly.alert_store import ALERT_CHANNEL_KEY
@@ -204,13 +204,25 @@ class MemoryCog(commands.Cog):
         return self.settings.endpoints_exposure(server.port if server is not None else None)
 
     @mem.command(name="cleanup", description="Clean every tracked structure and run a full garbage collection")
-    @app_commands.describe(dry_run="Only report what would be removed; change nothing")
-    async def cleanup(self, interaction: discord.Interaction, dry_run: bool = False) -> None:
+    @app_commands.describe(
+        dry_run="Only report what would be removed; change nothing",
+        scope="This process (default) or every process sharing the database",
+    )
+    @app_commands.choices(scope=[app_commands.Choice(name=n, value=n) for n in ("process", "fleet")])
+    async def cleanup(self, interaction: discord.Interaction, dry_run: bool = False, scope: str = "process") -> None:
         """Clean the tracked structures, collect garbage and trim the heap."""
         self.cycle.ensure_no_cleanup_running()  # refused at once, before the deferral
         await interaction.response.defer(ephemeral=True, thinking=True)
+        fleet = self.bot.fleet_cleanup
+        if scope == "fleet" and not dry_run and fleet is not None:
+            members = [m.instance for m in await self.cycle.fleet_members()]
+            wait = self.settings.fleet_reply_seconds
+            answers, missing = await fleet.ask(f"{interaction.user} ({interaction.user.id})", members, wait)
+            await reply(interaction, embed=fleet_cleanup_embed(answers, missing, wait))
+            return
         report = await self.cycle.manual_cleanup(str(interaction.user), dry_run=dry_run)
-        await reply(interaction, embed=render.cleanup_embed(report))
+        only_here = "This process only: on SQLite it is the whole fleet." if scope == "fleet" else None
+        await reply(interaction, only_here, embed=render.cleanup_embed(report))
         if not dry_run:
             who = f"{interaction.user} ({interaction.user.id})"
             await self._post_quietly(render.cleanup_announcement(who, report))

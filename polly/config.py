@@ -166,6 +166,7 @@ class Settings:
     health_shard_grace_seconds: float = number(60.0, "seconds, 0 to 3600", 0, high=3600)
     fleet_forget_hours: float = number(24.0, "hours, > 0 and <= 8760", 0, low_open=True, high=8760)
     fleet_silent_checks: int = whole(3, "check intervals, a whole number 1-1000", 1, high=1000)
+    fleet_reply_seconds: float = number(10.0, "seconds, > 0 and <= 300", 0, low_open=True, high=300)
 
     def instance(self) -> str:
         """How this process is named in metrics, alerts and charts: INSTANCE_NAME, else

@@ -140,6 +140,20 @@ fleet_instances = Table(
     Column("version", String(32), nullable=False),
 )
 
+# Each process's answer to a fleet-wide cleanup request (polly/fleet_cleanup.py); an hour kept.
+fleet_cleanup_reports = Table(
+    "fleet_cleanup_reports",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("request_id", String(32), index=True, nullable=False),
+    Column("instance", String(64), nullable=False),
+    Column("removed", Integer, nullable=False),
+    Column("rss_before", BigInteger, nullable=True),
+    Column("rss_after", BigInteger, nullable=True),
+    Column("error", String(500), nullable=True),
+    Column("at", DateTime(timezone=True), index=True, nullable=False),
+)
+
 # Settings changed at runtime by operators (the alert channel, thresholds), overriding the env.
 runtime_settings = Table(
     "runtime_settings",

@@ -80,3 +80,50 @@ class TestOnSqlite:
         _, ops, operator = add_ops_guild(simcord_env, simcord_bot)
         text = reply_text(await operator.slash(ops, "mem fleet"))
         assert "Fleet: 1 instance(s)" in text and "solo" in text and "SQLite: this process is the whole fleet" in text
+
+
+class TestFleetCleanup:
+    @pytest.fixture
+    def bot_settings(self, tmp_path, postgres_url):
+        return make_settings(tmp_path, database_url=postgres_url, instance_name="eu-1", fleet_reply_seconds=2)
+
+    async def test_the_live_processes_answer_and_the_dead_one_is_named(self, simcord_env, simcord_bot, fleet, tmp_path):
+        from polly.enhanced_database import Database
+        from polly.fleet_cleanup import FleetCleanup
+        from polly.gc_tools import cleanup_background_tasks_memory
+        from polly.memory_utils import StructureRegistry
+
+        _, ops, operator = add_ops_guild(simcord_env, simcord_bot)
+        await simcord_env.advance_time(60)  # eu-1's own heartbeat
+        now = simcord_bot.monitor.clock()
+        await fleet.beat(other("us-1", now, rss_mib=300))
+        await fleet.beat(other("ap-1", now, rss_mib=300, silent_s=3600))  # dead: never answers
+        structures = StructureRegistry()
+
+        async def clean_us(_who: str):
+            return cleanup_background_tasks_memory(target_registry=structures, gc_generation=0, now=0)
+
+        other_db = Database(simcord_bot.settings.replaced(instance_name="us-1"))  # another process's pool
+        us = FleetCleanup(other_db, "us-1", clean_us)
+        await us.start()
+        try:
+            result = await operator.slash(ops, "mem cleanup", scope="fleet")
+        finally:
+            await us.stop()
+            await other_db.dispose()
+        text = reply_text(result)
+        assert "Fleet cleanup: 2 answered" in text
+        assert "eu-1" in text and "us-1" in text and "→" not in text
+        assert "No answer within 2.0 s" in text and "ap-1" in text
+        assert_within_discord_limits(last_reply(result).content, last_reply(result).embeds)
+
+
+class TestFleetCleanupOnSqlite:
+    @pytest.fixture
+    def bot_settings(self, tmp_path):
+        return make_settings(tmp_path)
+
+    async def test_it_cleans_this_process_and_says_so(self, simcord_env, simcord_bot):
+        _, ops, operator = add_ops_guild(simcord_env, simcord_bot)
+        text = reply_text(await operator.slash(ops, "mem cleanup", scope="fleet"))
+        assert "This process only: on SQLite it is the whole fleet." in text and "Cleanup done" in text

@@ -1,0 +1,118 @@
+"""Fleet-wide cleanup: one process asks every process sharing the PostgreSQL database to clean up.
+
+The request goes out with NOTIFY on one channel every process LISTENs to (a connection each
+keeps, through asyncpg); each process runs its own cleanup and writes its report to
+`fleet_cleanup_reports`; the asking process reads the reports until every known instance has
+answered or FLEET_REPLY_SECONDS have passed, and names the ones that did not. Reports older than
+an hour are deleted as new ones arrive: the table stays small by construction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from polly.enhanced_database import Database
+from polly.gc_tools import CleanupReport
+from polly.models import fleet_cleanup_reports as table
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "polly_fleet_cleanup"
+POLL_S = 0.2
+KEEP_REPORTS = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class CleanupAnswer:
+    instance: str
+    removed: int
+    rss_before: int | None
+    rss_after: int | None
+    error: str | None = None
+
+
+class FleetCleanup:
+    """Answers fleet cleanup requests for this process, and asks the fleet for one."""
+
+    def __init__(self, db: Database, instance: str, clean: Callable[[str], Awaitable[CleanupReport]]) -> None:
+        self.db = db
+        self.instance = instance
+        self.clean = clean
+        self._conn: AsyncConnection | None = None
+        self._answering: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        """LISTEN on the channel, on a connection kept for it."""
+        self._conn = await self.db.engine.connect()
+        raw = await self._conn.get_raw_connection()
+        await raw.driver_connection.add_listener(CHANNEL, self._notified)  # type: ignore[union-attr]
+
+    async def stop(self) -> None:
+        if self._conn is None:
+            return
+        conn, self._conn = self._conn, None
+        for task in list(self._answering):
+            task.cancel()
+        try:
+            await conn.invalidate()  # not returned to the pool still listening
+        finally:
+            await conn.close()
+
+    def _notified(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._answer(json.loads(payload)))
+        self._answering.add(task)
+        task.add_done_callback(self._answering.discard)
+
+    async def _answer(self, request: dict[str, str]) -> None:
+        error, report = None, None
+        try:
+            report = await self.clean(f"{request['who']} (fleet cleanup from {request['from']})")
+        except Exception as exc:  # a cleanup already running here, or a failure: said in the answer
+            error = str(exc) or type(exc).__name__
+        now = datetime.now(UTC)
+        try:
+            async with self.db.transaction() as conn:
+                await conn.execute(
+                    insert(table).values(
+                        request_id=request["id"],
+                        instance=self.instance,
+                        removed=report.removed if report else 0,
+                        rss_before=report.rss_before if report else None,
+                        rss_after=report.rss_after if report else None,
+                        error=error[:500] if error else None,
+                        at=now,
+                    )
+                )
+                await conn.execute(delete(table).where(table.c.at < now - KEEP_REPORTS))
+        except Exception:
+            log.exception("Could not write this process's fleet cleanup report")
+
+    async def ask(self, who: str, expected: list[str], wait_s: float) -> tuple[list[CleanupAnswer], list[str]]:
+        """Ask every process to clean up; the answers that came within `wait_s`, and the expected
+        instances that did not answer."""
+        request_id = uuid.uuid4().hex
+        payload = json.dumps({"id": request_id, "who": who, "from": self.instance})
+        async with self.db.transaction() as conn:
+            await conn.execute(text("SELECT pg_notify(:channel, :payload)"), {"channel": CHANNEL, "payload": payload})
+        deadline = asyncio.get_running_loop().time() + wait_s
+        answers: dict[str, CleanupAnswer] = {}
+        while True:
+            async with self.db.transaction() as conn:
+                rows = await conn.execute(select(table).where(table.c.request_id == request_id))
+                for r in rows:
+                    answers[r.instance] = CleanupAnswer(r.instance, r.removed, r.rss_before, r.rss_after, r.error)
+            if set(expected) <= set(answers) or asyncio.get_running_loop().time() >= deadline:
+                break
+            await asyncio.sleep(POLL_S)
+        missing = sorted(set(expected) - set(answers))
+        return sorted(answers.values(), key=lambda a: a.instance), missing
