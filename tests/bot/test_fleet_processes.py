@@ -1,0 +1,127 @@
+"""Three bot processes (`python -m bot --offline`, each in its own simulated Discord) sharing one
+real PostgreSQL: /mem fleet in one shows all three; one stops, and exactly one "instance silent"
+alert fires among the survivors; the leader stops, and the other takes over without firing it
+again; /mem cleanup scope:fleet is answered by the live one and names the others."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from polly.enhanced_database import Database
+from polly.models import alert_events, fleet_instances
+from tests.conftest import REPO_ROOT
+from tests.settings import make_settings
+
+
+class Console:
+    """One offline bot process, driven line by line."""
+
+    def __init__(self, tmp_path, name: str, url: str) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("DB_", "DATABASE_", "DISCORD_", "MEMORY_"))}
+        env.update(
+            PYTHONPATH=str(REPO_ROOT),
+            DATABASE_URL=url,
+            INSTANCE_NAME=name,
+            FLEET_REPLY_SECONDS="3",
+            ALERT_REPEAT_MINUTES="3",
+        )
+        self.name = name
+        self.child = subprocess.Popen(
+            [sys.executable, "-m", "bot", "--offline"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+            env=env,
+            text=True,
+        )
+        self.output: list[str] = []
+        self._changed = threading.Condition()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.child.stdout is not None
+        for line in self.child.stdout:
+            with self._changed:
+                self.output.append(line)
+                self._changed.notify_all()
+
+    def run(self, line: str, until: str, timeout: float = 90) -> str:
+        """Send a line; return the output it produced, once `until` appears in it."""
+        start = len(self.output)
+        assert self.child.stdin is not None
+        self.child.stdin.write(line + "\n")
+        self.child.stdin.flush()
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while until not in "".join(self.output[start:]):
+                if time.monotonic() > deadline or self.child.poll() is not None:
+                    raise AssertionError(f"{self.name}: {until!r} never came after {line!r}:\n{''.join(self.output)}")
+                self._changed.wait(0.5)
+            time.sleep(0.3)  # the rest of the reply
+            return "".join(self.output[start:])
+
+    def quit(self) -> None:
+        if self.child.poll() is None:
+            assert self.child.stdin is not None
+            self.child.stdin.write(":quit\n")
+            self.child.stdin.close()
+            self.child.wait(timeout=60)
+
+
+def advance_together(consoles: list[Console], minutes: int) -> str:
+    """Move every console's simulated clock a minute at a time, so they stay in step."""
+    said = ""
+    for _ in range(minutes):
+        for console in consoles:
+            said += console.run(":advance 1m", "Simulated clock now")
+    return said
+
+
+@pytest.fixture
+def shared_url(tmp_path, postgres_url):
+    async def empty() -> None:
+        db = Database(make_settings(tmp_path, database_url=postgres_url))
+        await db.create_tables()
+        async with db.transaction() as conn:
+            await conn.execute(fleet_instances.delete())
+            await conn.execute(alert_events.delete())
+        await db.dispose()
+
+    asyncio.run(empty())
+    return postgres_url
+
+
+def test_three_processes_one_fleet(tmp_path, shared_url):
+    consoles = [Console(tmp_path, name, shared_url) for name in ("p1", "p2", "p3")]
+    try:
+        advance_together(consoles, 1)  # each writes its heartbeat
+        fleet = consoles[0].run("/mem fleet", "Totals")
+        assert "Fleet: 3 instance(s)" in fleet and all(name in fleet for name in ("p1", "p2", "p3"))
+
+        consoles[2].quit()  # p3 stops
+        survivors = consoles[:2]
+        said = advance_together(survivors, 4)  # FLEET_SILENT_CHECKS (3) intervals and a bit
+        assert said.count("Instance silent") == 1 and "p3" in said
+        leader = next(c for c in survivors if "Instance silent" in "".join(c.output))
+        other = next(c for c in survivors if c is not leader)
+
+        leader.quit()  # the leader stops: the other takes the lock at its next tick
+        after = advance_together([other], 4)
+        assert "🔴 Instance silent" not in after  # taken over, not fired again
+        assert "Still firing: Instance silent" in after  # the new leader repeats what it took over
+
+        cleanup = other.run("/mem cleanup scope:fleet", "Fleet cleanup")
+        assert "Fleet cleanup: 1 answered" in cleanup and other.name in cleanup
+        assert "No answer within 3.0 s" in cleanup and "p3" in cleanup and leader.name in cleanup
+    finally:
+        for console in consoles:
+            if console.child.poll() is None:
+                console.child.kill()
