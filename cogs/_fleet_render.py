@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import discord
 
 from cogs._discord_limits import COLOR_OK, COLOR_WARN, DESCRIPTION_LIMIT, add_field, code_table, fit_embed, new_embed
 from polly.fleet import Heartbeat
-from polly.fleet_cleanup import CleanupAnswer
 from polly.formatting import format_bytes, format_duration
+
+if TYPE_CHECKING:
+    from polly.fleet_cleanup import CleanupAnswer  # imported by the bot only on PostgreSQL
 
 
 def fleet_embed(members: list[Heartbeat], *, now: datetime, silent_after_s: float, shared: bool) -> discord.Embed:
