@@ -17,15 +17,15 @@ from typing import TYPE_CHECKING
 import discord
 
 from cogs import _alert_render
-from cogs._chart_reply import chart_file, make_chart, show_chart
 from cogs._discord_limits import new_embed
 from polly.alert_store import AlertStore, StoredAlertEvent
 from polly.alerts import AlertTransition, Rule, Transition
-from polly.chart import Chart, ChartError
+from polly.history import ChartError
 from polly.monitor_cycle import AlertEventOut, MonitorCycle
 
 if TYPE_CHECKING:
     from bot.app import PollyBot
+    from polly.chart import Chart
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +149,8 @@ class AlertDelivery:
                 charts["chart"] = await self._chart()
             chart = charts["chart"]
             if chart is not None:
+                from cogs._chart_reply import chart_file, show_chart
+
                 try:
                     await channel.send(embed=show_chart(embed), file=chart_file(chart))
                     return
@@ -158,6 +160,8 @@ class AlertDelivery:
         await channel.send(embed=embed)
 
     async def _chart(self) -> Chart | None:
+        from cogs._chart_reply import make_chart  # charts: loaded with the first alert that wants one
+
         try:
             return await make_chart(self.cycle, ALERT_CHART_HOURS, self.bot.settings.instance())
         except ChartError as exc:

@@ -18,16 +18,14 @@ from cogs import _memory_render as render
 from cogs._access import check_operator, is_operator
 from cogs._alert_delivery import AlertDelivery
 from cogs._alert_settings import channel_text, count_waiting, set_threshold
-from cogs._chart_reply import chart_embed, chart_file, make_chart, show_chart
 from cogs._discord_limits import error_line
-from cogs._fleet_render import fleet_cleanup_embed, fleet_embed
 from cogs._loops import stop_loop
 from cogs._replies import answer_command_error, reply
 from polly.alert_store import ALERT_CHANNEL_KEY
 from polly.alerts import THRESHOLD_NAMES, ThresholdError
-from polly.chart import MAX_HOURS, ChartError
 from polly.checkpoints import compare_checkpoints
 from polly.decorators import profile_snapshot
+from polly.history import MAX_HOURS, ChartError
 from polly.samples import measure_loop_lag
 
 if TYPE_CHECKING:
@@ -178,6 +176,8 @@ class MemoryCog(commands.Cog):
         if not chart:
             await reply(interaction, embed=embed)
             return
+        from cogs._chart_reply import chart_file, make_chart, show_chart  # charts: loaded when first asked for
+
         await interaction.response.defer(ephemeral=True, thinking=True)
         try:
             drawn = await make_chart(self.cycle, STATS_CHART_HOURS, self.settings.instance())
@@ -190,6 +190,8 @@ class MemoryCog(commands.Cog):
     @app_commands.describe(hours=f"Hours to show, 1-{MAX_HOURS} (default 24)")
     async def chart(self, interaction: discord.Interaction, hours: app_commands.Range[int, 1, MAX_HOURS] = 24) -> None:
         """Draw the memory chart (in a short-lived process: the bot's memory does not notice)."""
+        from cogs._chart_reply import chart_embed, chart_file, make_chart
+
         await interaction.response.defer(ephemeral=True, thinking=True)
         drawn = await make_chart(self.cycle, hours, self.settings.instance())
         await reply(interaction, embed=chart_embed(drawn, hours, self.settings.instance()), file=chart_file(drawn))
@@ -215,6 +217,8 @@ class MemoryCog(commands.Cog):
         await interaction.response.defer(ephemeral=True, thinking=True)
         fleet = self.bot.fleet_cleanup
         if scope == "fleet" and not dry_run and fleet is not None:
+            from cogs._fleet_render import fleet_cleanup_embed
+
             members = [m.instance for m in await self.cycle.fleet_members()]
             wait = self.settings.fleet_reply_seconds
             answers, missing = await fleet.ask(f"{interaction.user} ({interaction.user.id})", members, wait)
@@ -318,6 +322,8 @@ class MemoryCog(commands.Cog):
 
     @mem.command(name="fleet", description="Every process of this bot: memory against its limit, trend, alerts")
     async def fleet(self, interaction: discord.Interaction) -> None:
+        from cogs._fleet_render import fleet_embed
+
         members = await self.cycle.fleet_members()
         silent_after = self.settings.fleet_silent_checks * self.settings.memory_check_interval_seconds
         shared = self.cycle.fleet is not None

@@ -19,19 +19,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from polly.formatting import format_bytes, format_duration
-from polly.history import BUCKET, HistoryBucket, bucket_start
+from polly.history import BUCKET, MAX_HOURS, ChartError, HistoryBucket, bucket_start
 
 if TYPE_CHECKING:
     from polly.monitor_cycle import MonitorCycle
 
 WIDTH, HEIGHT = 800, 440
 RENDER_TIMEOUT_S = 30
-MAX_HOURS = 168
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
-
-
-class ChartError(RuntimeError):
-    """No chart could be made; the message says why (and, for an empty history, when)."""
+__all__ = ["MAX_HOURS", "Chart", "ChartError", "Marker", "chart_spec", "memory_chart", "render_png"]
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,14 @@ from polly.enhanced_database import Database
 from polly.models import memory_history as table
 
 BUCKET = timedelta(minutes=5)
+MAX_HOURS = 168  # the longest chart
+
+
+class ChartError(RuntimeError):
+    """No chart could be made; the message says why (and, for an empty history, when). Defined
+    here, not in polly.chart, so the bot can catch it without importing the chart code."""
+
+
 MAX_POINTS = 600
 
 

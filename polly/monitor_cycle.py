@@ -11,6 +11,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from polly.alert_engine import AlertEngine
 from polly.alert_store import FLEET_OWNER, AlertStore
@@ -18,7 +19,6 @@ from polly.alerts import AlertTransition, Condition, Rule, evaluate_rules
 from polly.allocations import AllocationGrowth, TraceRunningError, TraceSession
 from polly.checkpoints import Checkpoint
 from polly.config import Settings
-from polly.fleet import Fleet, Heartbeat, heartbeat
 from polly.gc_tools import CleanupReport, cleanup_background_tasks_memory, force_garbage_collection
 from polly.heap_types import TypeGrowth
 from polly.history import HistoryRecorder
@@ -27,6 +27,9 @@ from polly.registry import StructureRegistry
 from polly.samples import MemorySample
 from polly.sqlite_file import FileIncident
 from polly.trend import LeakWatch, LeakWindows, Trend
+
+if TYPE_CHECKING:
+    from polly.fleet import Fleet, Heartbeat
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +118,11 @@ class MonitorCycle:
         self.history = HistoryRecorder(monitor.db, settings.memory_chart_retention_hours)
         # Heartbeats and fleet rules only where several processes can share the database (PostgreSQL).
         shared = monitor.db is not None and not settings.is_sqlite
-        self.fleet = Fleet(monitor.db, settings, engine, store) if shared else None  # type: ignore[arg-type]
+        self.fleet: Fleet | None = None
+        if shared:
+            from polly.fleet import Fleet  # a SQLite bot, its own fleet, never loads the fleet code
+
+            self.fleet = Fleet(monitor.db, settings, engine, store)  # type: ignore[arg-type]
         # Alerts the database could not store, waiting for delivery; bounded by construction.
         self.outbox = structures.bounded_deque("alert_outbox", OUTBOX_SIZE, "alerts the database refused, waiting")
 
@@ -181,6 +188,8 @@ class MonitorCycle:
 
     def heartbeat(self, sample: MemorySample) -> Heartbeat:
         """This process as the fleet sees it."""
+        from polly.fleet import heartbeat
+
         return heartbeat(
             self.settings.instance(),
             self.settings.shards(),
