@@ -18,7 +18,7 @@ from cogs._fleet_render import fleet_embed
 from polly.config import load_settings
 from polly.enhanced_database import Database
 from polly.fleet import FleetStore, Heartbeat, heartbeat
-from polly.models import fleet_instances
+from polly.fleet_tables import fleet_instances
 
 INSTANCES = 1000
 RENDER_BUDGET_S = 0.05

@@ -26,8 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from polly.alerts import Condition, Rule
 from polly.config import Settings
 from polly.enhanced_database import Database
+from polly.fleet_tables import fleet_instances as table
 from polly.formatting import format_duration
-from polly.models import fleet_instances as table
 
 if TYPE_CHECKING:
     from polly.alert_engine import AlertEngine

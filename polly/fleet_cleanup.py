@@ -22,8 +22,8 @@ from sqlalchemy import delete, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from polly.enhanced_database import Database
+from polly.fleet_tables import fleet_cleanup_reports as table
 from polly.gc_tools import CleanupReport
-from polly.models import fleet_cleanup_reports as table
 
 log = logging.getLogger(__name__)
 

@@ -122,38 +122,6 @@ alert_events = Table(
     Column("instance", String(64), nullable=True),  # the process that raised it (INSTANCE_NAME)
 )
 
-# One heartbeat row per live process of the bot (PostgreSQL fleets, polly/fleet.py).
-fleet_instances = Table(
-    "fleet_instances",
-    metadata,
-    Column("instance", String(64), primary_key=True),
-    Column("host", String(255), nullable=False),
-    Column("pid", Integer, nullable=False),
-    Column("shards", String(200), nullable=False),
-    Column("started_at", DateTime(timezone=True), nullable=False),
-    Column("last_seen", DateTime(timezone=True), index=True, nullable=False),
-    Column("rss", BigInteger, nullable=False),
-    Column("limit_bytes", BigInteger, nullable=False),
-    Column("percent", Float, nullable=False),
-    Column("trend", Float, nullable=True),
-    Column("alerts_firing", Integer, nullable=False),
-    Column("version", String(32), nullable=False),
-)
-
-# Each process's answer to a fleet-wide cleanup request (polly/fleet_cleanup.py); an hour kept.
-fleet_cleanup_reports = Table(
-    "fleet_cleanup_reports",
-    metadata,
-    Column("id", Integer, primary_key=True),
-    Column("request_id", String(32), index=True, nullable=False),
-    Column("instance", String(64), nullable=False),
-    Column("removed", Integer, nullable=False),
-    Column("rss_before", BigInteger, nullable=True),
-    Column("rss_after", BigInteger, nullable=True),
-    Column("error", String(500), nullable=True),
-    Column("at", DateTime(timezone=True), index=True, nullable=False),
-)
-
 # Settings changed at runtime by operators (the alert channel, thresholds), overriding the env.
 runtime_settings = Table(
     "runtime_settings",

@@ -15,7 +15,8 @@ import time
 import pytest
 
 from polly.enhanced_database import Database
-from polly.models import alert_events, fleet_instances
+from polly.fleet_tables import fleet_instances
+from polly.models import alert_events
 from tests.conftest import REPO_ROOT
 from tests.settings import make_settings
 

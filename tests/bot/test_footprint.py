@@ -39,6 +39,20 @@ def test_a_bot_without_health_port_imports_no_http_server_metrics_or_settings_li
     assert not [name for name in HEAVY_WITHOUT_HEALTH if name in modules]
 
 
+# Loaded when first used: charts (a chart asked for), the fleet (a PostgreSQL database).
+ON_DEMAND = ("polly.chart", "cogs._chart_reply", "cogs._fleet_render", "polly.fleet", "polly.fleet_tables")
+
+
+def test_a_sqlite_bot_loads_neither_the_chart_nor_the_fleet_code(tmp_path):
+    modules = imported_after(
+        "import cogs.memory\nfrom bot.app import create_bot\nfrom polly.config import load_settings\n"
+        "create_bot(load_settings(database_url='sqlite+aiosqlite:///" + str(tmp_path / "p.db") + "'))",
+        tmp_path,
+    )
+    assert "cogs.memory" in modules and "polly.history" in modules
+    assert not [name for name in ON_DEMAND if name in modules]
+
+
 def test_the_health_server_brings_neither_aiohttp_web_nor_prometheus_client(tmp_path):
     modules = imported_after("import bot.health", tmp_path)
     assert "bot.http_server" in modules

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from polly.fleet import FleetStore, heartbeat
-from polly.models import fleet_instances
+from polly.fleet_tables import fleet_instances
 from tests.cogs.helpers import add_ops_guild, assert_within_discord_limits, last_reply, reply_text
 from tests.settings import make_settings
 

@@ -14,9 +14,10 @@ from polly.alert_store import FLEET_OWNER, AlertStore
 from polly.alerts import Rule, Thresholds
 from polly.enhanced_database import Database
 from polly.fleet import FleetStore, heartbeat
+from polly.fleet_tables import fleet_instances
 from polly.memory_optimizer import MemoryMonitor
 from polly.memory_utils import StructureRegistry
-from polly.models import alert_events, fleet_instances
+from polly.models import alert_events
 from polly.monitor_cycle import MonitorCycle
 from tests.clocks import FakeClock
 from tests.settings import make_settings
