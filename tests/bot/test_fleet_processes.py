@@ -6,9 +6,6 @@ again; /mem cleanup scope:fleet is answered by the live one and names the others
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import threading
 import time
 
@@ -17,7 +14,7 @@ import pytest
 from polly.enhanced_database import Database
 from polly.fleet_tables import fleet_instances
 from polly.models import alert_events
-from tests.conftest import REPO_ROOT
+from tests.bot.offline_process import start_offline
 from tests.settings import make_settings
 
 
@@ -25,24 +22,9 @@ class Console:
     """One offline bot process, driven line by line."""
 
     def __init__(self, tmp_path, name: str, url: str) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("DB_", "DATABASE_", "DISCORD_", "MEMORY_"))}
-        env.update(
-            PYTHONPATH=str(REPO_ROOT),
-            DATABASE_URL=url,
-            INSTANCE_NAME=name,
-            FLEET_REPLY_SECONDS="3",
-            ALERT_REPEAT_MINUTES="3",
-        )
         self.name = name
-        self.child = subprocess.Popen(
-            [sys.executable, "-m", "bot", "--offline"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            cwd=tmp_path,
-            env=env,
-            text=True,
-        )
+        settings = {"DATABASE_URL": url, "INSTANCE_NAME": name, "FLEET_REPLY_SECONDS": "3", "ALERT_REPEAT_MINUTES": "3"}
+        self.child = start_offline(tmp_path, **settings)
         self.output: list[str] = []
         self._changed = threading.Condition()
         threading.Thread(target=self._read, daemon=True).start()

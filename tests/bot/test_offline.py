@@ -12,6 +12,7 @@ import time
 import pytest
 
 from bot.offline import ConsoleInputError, completions, parse_duration, split_command
+from tests.bot.offline_process import start_offline
 from tests.conftest import REPO_ROOT
 
 
@@ -219,20 +220,8 @@ def test_the_endpoints_answer_while_the_console_waits_for_input(tmp_path):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DB_", "DATABASE_", "DISCORD_", "MEMORY_"))}
-    clean.update(
-        PYTHONPATH=str(REPO_ROOT),
-        DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'offline.db'}",
-        HEALTH_PORT=str(port),
-    )
-    child = subprocess.Popen(
-        [sys.executable, "-m", "bot", "--offline"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd=tmp_path,
-        env=clean,
-        text=True,
+    child = start_offline(
+        tmp_path, DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'offline.db'}", HEALTH_PORT=str(port)
     )
     try:
         assert child.stdin is not None
@@ -249,8 +238,8 @@ def test_the_endpoints_answer_while_the_console_waits_for_input(tmp_path):
                     time.sleep(0.2)
         assert answers["/health"][0] == 200 and '"gateway_connected": true' in answers["/health"][1]
         assert answers["/metrics"][0] == 200 and "polly_memory_rss_bytes" in answers["/metrics"][1]
-        stdout, stderr = child.communicate(":quit\n", timeout=60)
-        assert child.returncode == 0, stderr
+        stdout, _ = child.communicate(":quit\n", timeout=60)
+        assert child.returncode == 0, stdout
         assert "Memory of this bot process" in stdout
     finally:
         child.kill()

@@ -5,17 +5,15 @@ back through its HTTP API."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.bot.offline_process import start_offline
 
 pytestmark = pytest.mark.skipif(
     shutil.which("prometheus") is None, reason="the Prometheus server is not installed (.ci/run installs it)"
@@ -47,23 +45,9 @@ def wait_for(check, what: str, seconds: float = 90):
 
 
 def start_bot(tmp_path, name: str, port: int) -> subprocess.Popen[str]:
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("DB_", "DATABASE_", "DISCORD_", "MEMORY_", "HEALTH_"))
-    }
-    env.update(
-        PYTHONPATH=str(REPO_ROOT),
-        DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / name}.db",
-        HEALTH_PORT=str(port),
-        INSTANCE_NAME=name,
-    )
-    return subprocess.Popen(
-        [sys.executable, "-m", "bot", "--offline"],
-        stdin=subprocess.PIPE,  # kept open: the console waits, the endpoints answer
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        cwd=tmp_path,
-        env=env,
-        text=True,
+    database = f"sqlite+aiosqlite:///{tmp_path / name}.db"
+    return start_offline(
+        tmp_path, stdout=subprocess.DEVNULL, DATABASE_URL=database, HEALTH_PORT=str(port), INSTANCE_NAME=name
     )
 
 
