@@ -93,6 +93,17 @@ async def db(tmp_path: Path) -> AsyncIterator[Database]:
     await database.dispose()
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+async def each_database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    """A database with Polly's tables, once SQLite and once the real PostgreSQL (shared between
+    tests: empty the tables a test counts on)."""
+    url = None if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    database = Database(make_settings(tmp_path, **({"database_url": url} if url else {})))
+    await database.create_tables()
+    yield database
+    await database.dispose()
+
+
 @pytest.fixture
 def postgres_url() -> str:
     url = os.environ.get("TEST_POSTGRES_URL")

@@ -9,9 +9,7 @@ from sqlalchemy import insert
 
 from polly.alert_store import AlertStore
 from polly.alerts import AlertTransition, Rule, Transition
-from polly.enhanced_database import Database
 from polly.models import alert_events
-from tests.settings import make_settings
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -20,15 +18,12 @@ def fired(subject: str) -> AlertTransition:
     return AlertTransition(Transition.FIRED, Rule.MEMORY, subject, 90.0, 80.0, "high", AT, AT)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def shared_db(request, tmp_path):
-    url = None if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-    database = Database(make_settings(tmp_path, **({"database_url": url} if url else {})))
-    await database.create_tables()
-    async with database.transaction() as conn:
+@pytest.fixture
+async def shared_db(each_database):
+    """An empty alert table on each database."""
+    async with each_database.transaction() as conn:
         await conn.execute(alert_events.delete())
-    yield database
-    await database.dispose()
+    return each_database
 
 
 async def test_each_instance_delivers_and_restores_only_its_own_alerts(shared_db):

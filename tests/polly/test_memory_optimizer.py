@@ -12,7 +12,6 @@ from pathlib import Path
 import psutil
 import pytest
 
-from polly.enhanced_database import Database
 from polly.formatting import MIB
 from polly.memory_limit import CgroupReader
 from polly.memory_optimizer import (
@@ -283,16 +282,12 @@ async def test_memory_profile_records_sync_and_async_calls():
     del kept
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def any_db(request, tmp_path):
+@pytest.fixture
+async def any_db(each_database):
     """An empty checkpoint table on each database."""
-    url = None if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-    database = Database(make_settings(tmp_path, **({"database_url": url} if url else {})))
-    await database.create_tables()
-    async with database.transaction() as conn:
+    async with each_database.transaction() as conn:
         await conn.execute(memory_checkpoints.delete())
-    yield database
-    await database.dispose()
+    return each_database
 
 
 async def test_the_same_label_twice_at_once_is_one_checkpoint_and_one_clear_refusal(tmp_path, any_db):
