@@ -29,12 +29,17 @@ def imported_after(code: str, cwd) -> set[str]:
     return set(json.loads(out.strip().splitlines()[-1]))
 
 
-def test_a_bot_without_health_port_imports_no_http_server_metrics_or_settings_library(tmp_path):
-    modules = imported_after(
-        "from bot.app import create_bot\nfrom polly.config import load_settings\n"
+def created_bot_imports(tmp_path, first: str = "") -> set[str]:
+    """The modules loaded once a SQLite bot without HEALTH_PORT is created (after `first`)."""
+    return imported_after(
+        f"{first}from bot.app import create_bot\nfrom polly.config import load_settings\n"
         "create_bot(load_settings(database_url='sqlite+aiosqlite:///" + str(tmp_path / "p.db") + "'))",
         tmp_path,
     )
+
+
+def test_a_bot_without_health_port_imports_no_http_server_metrics_or_settings_library(tmp_path):
+    modules = created_bot_imports(tmp_path)
     assert "bot.app" in modules and "cogs" in modules
     assert not [name for name in HEAVY_WITHOUT_HEALTH if name in modules]
 
@@ -44,11 +49,7 @@ ON_DEMAND = ("polly.chart", "cogs._chart_reply", "cogs._fleet_render", "polly.fl
 
 
 def test_a_sqlite_bot_loads_neither_the_chart_nor_the_fleet_code(tmp_path):
-    modules = imported_after(
-        "import cogs.memory\nfrom bot.app import create_bot\nfrom polly.config import load_settings\n"
-        "create_bot(load_settings(database_url='sqlite+aiosqlite:///" + str(tmp_path / "p.db") + "'))",
-        tmp_path,
-    )
+    modules = created_bot_imports(tmp_path, "import cogs.memory\n")
     assert "cogs.memory" in modules and "polly.history" in modules
     assert not [name for name in ON_DEMAND if name in modules]
 
