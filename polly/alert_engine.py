@@ -37,6 +37,11 @@ class _State:
     condition: Condition | None = None
 
 
+def _shown(state: _State) -> bool:
+    """A firing alert with everything an operator is shown about it."""
+    return state.firing and state.condition is not None and bool(state.since and state.last_notified)
+
+
 class AlertEngine:
     """Turns conditions into fired / repeated / resolved transitions."""
 
@@ -88,6 +93,12 @@ class AlertEngine:
     def _transition(kind: Transition, c: Condition, now: datetime, since: datetime) -> AlertTransition:
         return AlertTransition(kind, c.rule, c.subject, c.value, c.threshold, c.detail, now, since)
 
+    def firing_count(self) -> int:
+        """How many alerts fire now (without building them, as active() does)."""
+        return sum(
+            1 for s in self._states.values() if s.firing and s.condition is not None and s.since and s.last_notified
+        )
+
     def active(self) -> list[ActiveAlert]:
         return [
             ActiveAlert(
@@ -100,7 +111,7 @@ class AlertEngine:
                 s.last_notified,
             )
             for k, s in self._states.items()
-            if s.firing and s.condition is not None and s.since and s.last_notified
+            if _shown(s)
         ]
 
     def pending(self) -> dict[tuple[Rule, str], int]:

@@ -162,7 +162,8 @@ class MonitorCycle:
         previous = self.monitor.latest
         sample = self.monitor.sample(loop_lag_ms)
         await self._record_history(sample, cleanup is not None)
-        await self._beat(sample)
+        trend = self.trend()
+        await self._beat(sample, trend)
         checkpoint = None
         if self.monitor.checkpoints.persistent and (
             self.last_checkpoint_at is None
@@ -172,7 +173,6 @@ class MonitorCycle:
             checkpoint = await self.monitor.checkpoint(automatic=True)  # unique "auto <UTC time>" label
             self.growth_percent, self.growing_types = await self.monitor.automatic_growth(since=self.warm_at)
             self.note_types(self.growing_types, checkpoint.sample.type_counts)
-        trend = self.trend()
         conditions = evaluate_rules(
             sample,
             self.leak_windows(),
@@ -186,7 +186,7 @@ class MonitorCycle:
         events = tuple([await self._store(t) for t in transitions])
         return TickResult(sample, trend, events, cleanup, checkpoint, incident)
 
-    def heartbeat(self, sample: MemorySample) -> Heartbeat:
+    def heartbeat(self, sample: MemorySample, trend: Trend) -> Heartbeat:
         """This process as the fleet sees it."""
         from polly.fleet import heartbeat
 
@@ -197,8 +197,8 @@ class MonitorCycle:
             sample.at,
             sample.rss,
             sample.limit,
-            self.trend().slope_mib_per_hour,
-            len(self.engine.active()),
+            trend.slope_mib_per_hour,
+            self.engine.firing_count(),
         )
 
     async def _fleet_conditions(self, now: datetime) -> list[Condition]:
@@ -214,14 +214,14 @@ class MonitorCycle:
     async def fleet_members(self) -> list[Heartbeat]:
         """Every process sharing the database; on SQLite, this process alone."""
         if self.fleet is None:
-            return [self.heartbeat(self.current_sample())]
+            return [self.heartbeat(self.current_sample(), self.trend())]
         return await self.fleet.store.members()
 
-    async def _beat(self, sample: MemorySample) -> None:
+    async def _beat(self, sample: MemorySample, trend: Trend) -> None:
         if self.fleet is None:
             return
         try:
-            await self.fleet.store.beat(self.heartbeat(sample))
+            await self.fleet.store.beat(self.heartbeat(sample, trend))
         except Exception:
             self.health.errors += 1
             log.exception("Could not write this process's fleet heartbeat")
