@@ -19,7 +19,8 @@ from benchmarks._harness import Result
 from benchmarks.bench_bot import _scratch_settings
 from benchmarks.footprint import rss_mib
 from bot.app import create_bot
-from cogs._chart_reply import make_chart
+from polly.ext.chart_reply import make_chart
+from polly.ext.cog import memory_cog
 
 CHARTS = 100
 RSS_BUDGET_MIB = 1.5
@@ -28,8 +29,8 @@ LAG_BUDGET_MS = 20.0
 
 
 async def _week_of_history(bot) -> None:
-    now = bot.monitor.clock()
-    history = bot.cycle.history
+    now = memory_cog(bot).monitor.clock()
+    history = memory_cog(bot).cycle.history
     for i in range(7 * 24 * 12, 0, -1):
         at = now - timedelta(minutes=5 * i)
         for _ in range(5):
@@ -40,8 +41,8 @@ async def _week_of_history(bot) -> None:
             await history.flush_due()
     await history.flush_due()
     for i in range(60):  # more than the stores keep: the newest 50 manual and 48 automatic remain
-        await bot.monitor.checkpoint(f"bench-{i}")
-        await bot.monitor.checkpoint(automatic=True)
+        await memory_cog(bot).monitor.checkpoint(f"bench-{i}")
+        await memory_cog(bot).monitor.checkpoint(automatic=True)
 
 
 async def _empty_process() -> float:
@@ -54,10 +55,10 @@ async def _empty_process() -> float:
 async def _chart_costs() -> dict[str, object]:
     bot = create_bot(_scratch_settings())
     await bot.db.create_tables()
-    await bot.cycle.tick()
+    await memory_cog(bot).cycle.tick()
     await _week_of_history(bot)
     instance = bot.settings.instance()
-    await make_chart(bot.cycle, 24, instance)  # warm: first queries, first child
+    await make_chart(memory_cog(bot).cycle, 24, instance)  # warm: first queries, first child
     before = rss_mib()
     loop = asyncio.get_running_loop()
     worst_lag, times = 0.0, []
@@ -80,7 +81,7 @@ async def _chart_costs() -> dict[str, object]:
     try:
         for i in range(CHARTS):
             start = time.perf_counter()
-            await make_chart(bot.cycle, 168 if i % 2 else 24, instance)
+            await make_chart(memory_cog(bot).cycle, 168 if i % 2 else 24, instance)
             times.append(time.perf_counter() - start)
     finally:
         gc.callbacks.remove(pauses.record)

@@ -14,9 +14,9 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select, text
 
 from benchmarks._harness import Result, interleaved
-from cogs._fleet_render import fleet_embed
 from polly.config import load_settings
 from polly.enhanced_database import Database
+from polly.ext.fleet_render import fleet_embed
 from polly.fleet import FleetStore, Heartbeat, heartbeat
 from polly.fleet_tables import fleet_instances
 

@@ -45,7 +45,7 @@ def census() -> dict[str, float]:
     import psutil
     from discord.ext import commands
 
-    from cogs._cache_census import take_census
+    from polly.ext.cache_census import take_census
 
     bot = commands.Bot(command_prefix="!", intents=discord.Intents.default())
     state = bot._connection
@@ -88,11 +88,11 @@ async def _max_pause(work) -> tuple[float, object]:
 
 
 def inspect_pause() -> dict[str, float]:
-    from bot import _demo_leak
     from polly.heap_inspect import inspect_type
+    from polly.offline import demo_leak
 
     held = [Leaf(i) for i in range(OBJECTS - 5000)]
-    _demo_leak.leak(5000)
+    demo_leak.leak(5000)
 
     async def run() -> tuple[float, float, bool]:
         pauses, found = [], False

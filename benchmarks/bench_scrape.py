@@ -19,6 +19,7 @@ import time
 from benchmarks._harness import Result
 from benchmarks.bench_bot import _scratch_settings
 from bot.app import create_bot
+from polly.ext.cog import memory_cog
 
 SCRAPERS = 1000
 ROUNDS = 5
@@ -67,11 +68,11 @@ async def _burst_lag(port: int, path: str) -> tuple[float, dict]:
 
 
 async def _scrape_load() -> tuple[list[float], list[float], dict]:
-    from bot.health import HealthServer
+    from polly.ext.health import HealthServer
 
     bot = create_bot(_scratch_settings(health_port=0))
     await bot.db.create_tables()
-    await bot.cycle.tick()
+    await memory_cog(bot).cycle.tick()
     server = HealthServer(bot)
     await server.start()
     port = server.port

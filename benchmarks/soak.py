@@ -14,6 +14,7 @@ from pathlib import Path
 
 import psutil
 
+from polly.ext.cog import memory_cog
 from polly.memory_utils import force_garbage_collection
 
 FAILURES = 1_000_000
@@ -26,22 +27,22 @@ def rss_mib() -> float:
 
 def failures(kind: str) -> dict[str, float]:
     """Record a million failures for distinct polls, through Polly's tracking or a plain dict."""
-    from polly import background_tasks
+    from bot import poll_checks
 
     if kind == "unbounded":
-        background_tasks.message_fetch_failures = {}  # what the original bot had
+        poll_checks.message_fetch_failures = {}  # what the original bot had
     before = rss_mib()
     for poll_id in range(FAILURES):
         if kind == "unbounded":
-            entry = background_tasks.message_fetch_failures.setdefault(
+            entry = poll_checks.message_fetch_failures.setdefault(
                 poll_id, {"count": 0, "first_failure": 0.0, "last_attempt": 0.0, "methods_tried": []}
             )
             entry["count"] += 1
             entry["last_attempt"] = float(poll_id)
             entry["methods_tried"].append("cached_channel")
         else:
-            background_tasks.record_failure(poll_id, "cached_channel", now=float(poll_id))
-    return {"growth_mib": rss_mib() - before, "entries": len(background_tasks.message_fetch_failures)}
+            poll_checks.record_failure(poll_id, "cached_channel", now=float(poll_id))
+    return {"growth_mib": rss_mib() - before, "entries": len(poll_checks.message_fetch_failures)}
 
 
 async def idle(kind: str) -> dict[str, float]:
@@ -58,13 +59,13 @@ async def idle(kind: str) -> dict[str, float]:
     async with simcord.run(bot, settle_timeout=1800) as env:
         env.create_guild().create_text_channel("ops")
         if kind == "without-cog":
-            await bot.unload_extension("cogs.memory")
+            await bot.unload_extension("polly")
         interval = settings.memory_check_interval_seconds
         await env.advance_time(interval * 1000)
         at_1000 = rss_mib()
         await env.advance_time(interval * 1000)
         at_2000 = rss_mib()
-        ticks = bot.cycle.health.ticks
+        ticks = memory_cog(bot).cycle.health.ticks
         await bot.close()
     return {"rss_1000_mib": at_1000, "rss_2000_mib": at_2000, "ticks": ticks}
 

@@ -1,33 +1,21 @@
-"""The bot object: opens the database, loads the extensions, syncs commands, closes cleanly."""
+"""Polly's own bot: a plain `commands.Bot` that opens its database, loads its poll upkeep and the
+memory extension the way any host does, syncs its commands and closes cleanly."""
 
 from __future__ import annotations
 
-import functools
 import logging
 import pkgutil
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import discord
 from discord.ext import commands
 
 import cogs
-from bot.startup_errors import database_failure
-from cogs._cache_census import take_census
-from polly import background_tasks
-from polly.alert_engine import AlertEngine
-from polly.alert_store import AlertStore
-from polly.alerts import Thresholds
+from bot import models, poll_checks
 from polly.config import Settings, load_settings
 from polly.enhanced_database import Database
-from polly.memory_optimizer import MemoryMonitor, set_default_monitor
-from polly.memory_utils import registry
-from polly.monitor_cycle import MonitorCycle
-
-if TYPE_CHECKING:
-    from bot.health import HealthServer
-    from polly.fleet_cleanup import FleetCleanup
-    from polly.gc_tools import CleanupReport
+from polly.host_options import configure
+from polly.startup_errors import StartupError, database_failure
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +47,11 @@ def discord_cache_options(settings: Settings) -> dict[str, Any]:
 
 
 class PollyBot(commands.Bot):
-    """Polly's bot; owns the settings and the database for its lifetime."""
+    """Polly's bot; owns its settings and its database (polls, votes) for its lifetime.
+
+    The memory layer is the extension's, loaded as any host loads it; `polly.configure` hands it this
+    bot's settings (plain names here, not POLLY_) and database (Polly's `polly_*` tables beside the
+    polls, and /mem pool watching this pool)."""
 
     def __init__(self, settings: Settings) -> None:
         options = discord_cache_options(settings)
@@ -67,68 +59,23 @@ class PollyBot(commands.Bot):
             options.update(shard_count=settings.shard_count, shard_ids=settings.shards())
         super().__init__(command_prefix=commands.when_mentioned, help_command=None, **options)
         self.settings = settings
-        # When each shard of this process went down (an unsharded bot is shard 0); gone once back.
-        self.shard_down_since: dict[int, datetime] = {}
         self.db = Database(settings)
-        # discord.utils.utcnow: the same clock as discord.py's tasks (and SimCord's virtual one).
-        self.monitor = MemoryMonitor(
-            settings, self.db, clock=discord.utils.utcnow, census=functools.partial(take_census, self)
-        )
-        set_default_monitor(self.monitor)
-        background_tasks.configure(settings)
-        self.alert_store = AlertStore(self.db, settings.alert_history_size, settings.instance())
-        # Alert state and due times live on the bot so reloading the cog keeps them.
-        self.cycle = MonitorCycle(
-            settings,
-            self.monitor,
-            AlertEngine(Thresholds.from_settings(settings)),
-            self.alert_store,
-            registry,
-        )
+        poll_checks.configure(settings)
         self.failed_extensions: dict[str, str] = {}
-        self.health_server: HealthServer | None = None
-        self.fleet_cleanup: FleetCleanup | None = None  # PostgreSQL: answers /mem cleanup scope:fleet
-
-    # Gateway events (discord.py calls these methods by name): /health and /mem stats read the result.
-    async def on_shard_disconnect(self, shard_id: int) -> None:
-        self.shard_down_since.setdefault(shard_id, discord.utils.utcnow())
-
-    async def on_shard_connect(self, shard_id: int) -> None:
-        self.shard_down_since.pop(shard_id, None)
-
-    on_shard_resumed = on_shard_connect
-    on_shard_ready = on_shard_connect
-
-    async def on_disconnect(self) -> None:
-        if self.shard_count is None:
-            await self.on_shard_disconnect(0)
-
-    async def on_connect(self) -> None:
-        if self.shard_count is None:
-            await self.on_shard_connect(0)
-
-    on_resumed = on_connect
-
-    async def _clean_for_the_fleet(self, who: str) -> CleanupReport:
-        return await self.cycle.manual_cleanup(who, dry_run=False)
 
     async def open_database(self) -> None:
-        """Connect and create missing tables; a StartupError saying what to check if it cannot."""
+        """Connect and create the poll tables; a StartupError saying what to check if it cannot."""
         try:
-            await self.db.create_tables()
+            await self.db.open_tables(models.metadata)
         except Exception as exc:
             log.debug("Opening the database failed", exc_info=True)
             raise database_failure(exc, self.settings) from None
 
     async def setup_hook(self) -> None:
         await self.open_database()
-        if self.cycle.fleet is not None:  # several processes may share this database: listen for them
-            from polly.fleet_cleanup import FleetCleanup
-
-            self.fleet_cleanup = FleetCleanup(self.db, self.settings.instance(), self._clean_for_the_fleet)
-            await self.fleet_cleanup.start()
-        await self.monitor.refresh_checkpoint_count()
-        await self.cycle.restore_firing()  # before the loop: a still-firing alert is not new
+        # The memory extension first: a database or port it cannot use stops start-up (one line).
+        configure(self, settings=self.settings, database=self.db)
+        await self.load_extension_or_fail("polly")
         for name in extension_names():
             try:
                 await self.load_extension(name)
@@ -136,13 +83,15 @@ class PollyBot(commands.Bot):
                 self.failed_extensions[name] = str(exc)
                 log.exception("Failed to load extension %s", name)
         await self.sync_commands()
-        if self.settings.health_port is not None:
-            # The HTTP server and the metrics code are imported only when the endpoints are on.
-            from bot.health import HealthServer
 
-            server = HealthServer(self)
-            await server.start()  # a port in use stops start-up with HealthServerError
-            self.health_server = server
+    async def load_extension_or_fail(self, name: str) -> None:
+        """Load an extension Polly's bot cannot run without; its StartupError stops start-up as one line."""
+        try:
+            await self.load_extension(name)
+        except commands.ExtensionFailed as exc:
+            if isinstance(exc.original, StartupError):
+                raise exc.original from None
+            raise
 
     async def sync_commands(self) -> None:
         guild_ids = self.settings.memory_admin_guild_ids
@@ -165,15 +114,8 @@ class PollyBot(commands.Bot):
             log.info("Synced %d global application commands", len(synced))
 
     async def close(self) -> None:
-        if self.health_server is not None:
-            await self.health_server.stop()
-            self.health_server = None
-        # Unloading the extensions (in super().close()) cancels their loops before the engine goes.
+        # Removing the cogs (in super().close()) stops their loops before the engine goes.
         await super().close()
-        if self.cycle.fleet is not None:
-            await self.cycle.fleet.leader.release()  # another process leads the fleet from its next tick
-        if self.fleet_cleanup is not None:
-            await self.fleet_cleanup.stop()
         await self.db.dispose()
 
 

@@ -7,13 +7,15 @@ import asyncio
 import logging
 import signal
 import sys
+from typing import TextIO
 
 import discord
 
-from bot.app import create_bot
-from bot.startup_errors import EXIT_CONFIG, StartupError, discord_failure
+from bot.app import PollyBot, create_bot
+from bot.startup_errors import discord_failure
 from polly.config import ConfigError, Settings, load_settings
 from polly.settings_spec import url_password
+from polly.startup_errors import EXIT_CONFIG, StartupError
 
 log = logging.getLogger("bot")
 
@@ -90,6 +92,31 @@ async def run_until_signal(token: str, settings: Settings) -> None:
             await runner
 
 
+def run_offline(
+    settings: Settings, *, demo: bool = False, stdin: TextIO | None = None, out: TextIO | None = None
+) -> int:
+    """Polly's own bot in the offline console (polly.offline), with its `:leak` recording message-fetch
+    failures in the poll checks; the tour gets a throwaway database and discord.py's caches on."""
+    from bot import poll_checks
+    from polly.offline.console import run_console, scratch_database_url
+
+    if demo:
+        settings = settings.replaced(
+            database_url=scratch_database_url(),
+            discord_max_messages=1000,
+            discord_members_intent=True,
+            discord_member_cache="all",
+        )
+    return run_console(
+        lambda: create_bot(settings),
+        demo=demo,
+        stdin=stdin,
+        out=out,
+        prepare=PollyBot.open_database,  # type: ignore[arg-type]
+        leak=poll_checks.leak_failures,
+    )
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bot", description="Run Polly.")
     parser.add_argument(
@@ -109,8 +136,6 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CONFIG
     setup_logging(settings)
     if args.offline or args.demo:
-        from bot.offline import run_offline
-
         return run_offline(settings, demo=args.demo)
     if settings.discord_token is None:
         log.error(TOKEN_HINT)

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 
 from discord.ext import commands, tasks
 
-from cogs._loops import stop_loop
-from polly.background_tasks import cleanup_polls_with_deleted_messages, verify_poll_messages
+from bot.poll_checks import cleanup_polls_with_deleted_messages, verify_poll_messages
+from polly.ext.loops import stop_loop
 
 if TYPE_CHECKING:
     from bot.app import PollyBot

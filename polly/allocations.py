@@ -143,3 +143,9 @@ class TraceSession:
         if self.owns_tracing:
             set_tracing(False)  # before comparing: tracing slows every allocation the comparison makes
         return growth_between(baseline, final, top)
+
+    def cancel(self) -> None:
+        """End the trace with no results: tracemalloc goes back to how the trace found it."""
+        self.baseline = None
+        if self.owns_tracing:
+            set_tracing(False)

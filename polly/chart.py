@@ -9,6 +9,7 @@ event loop only waits on a pipe. Measured in `python -m benchmarks --only chart`
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import itertools
 import json
 import os
@@ -27,6 +28,11 @@ if TYPE_CHECKING:
 WIDTH, HEIGHT = 800, 440
 RENDER_TIMEOUT_S = 30
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+CHARTS_EXTRA = (
+    "Charts need Pillow, which is not installed here: install polly-memory-ops[charts] "
+    "(pip install 'polly-memory-ops[charts]') and reload the extension."
+)
+
 __all__ = ["MAX_HOURS", "Chart", "ChartError", "Marker", "chart_spec", "memory_chart", "render_png"]
 
 
@@ -198,6 +204,8 @@ async def _chart_payload(cycle: MonitorCycle, hours: float, title: str) -> tuple
 async def render_png(spec: dict[str, Any] | bytes) -> bytes:
     """Draw the spec (or its JSON) in a child process (polly/chart_png.py); ChartError if it fails
     or hangs."""
+    if importlib.util.find_spec("PIL") is None:  # looked up, not imported: the bot never loads Pillow
+        raise ChartError(CHARTS_EXTRA)
     payload = spec if isinstance(spec, bytes) else json.dumps(spec).encode()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")]))}
     child = await asyncio.create_subprocess_exec(

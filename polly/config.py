@@ -14,7 +14,7 @@ import ipaddress
 import os
 import socket
 from collections.abc import Mapping
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,25 @@ from polly.settings_spec import (
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/polly.db"
 DEFAULT_ENV_FILE = ".env"
+# Embedded in another bot (`load_extension("polly")`): settings come from POLLY_-prefixed variables,
+# never the host's own DATABASE_URL, DISCORD_TOKEN or .env, and Polly keeps its own SQLite file.
+EMBEDDED_PREFIX = "POLLY_"
+EMBEDDED_DATABASE_URL = "sqlite+aiosqlite:///./data/polly-memory.db"
+# Settings of Polly's own bot (its token, discord.py's caches, its poll upkeep, its shards): a host
+# bot decides these itself, so embedded they are never read.
+HOST_ONLY_SETTINGS = (
+    "discord_token",
+    "log_level",
+    "discord_max_messages",
+    "discord_member_cache",
+    "discord_members_intent",
+    "discord_chunk_guilds_at_startup",
+    "max_failure_entries",
+    "failure_cleanup_age",
+    "poll_check_interval_minutes",
+    "shard_count",
+    "shard_ids",
+)
 
 
 class ConfigError(ValueError):
@@ -168,6 +187,13 @@ class Settings:
     fleet_silent_checks: int = whole(3, "check intervals, a whole number 1-1000", 1, high=1000)
     fleet_reply_seconds: float = number(10.0, "seconds, > 0 and <= 300", 0, low_open=True, high=300)
 
+    # Not a setting: how the variables were named ("" for Polly's own bot, "POLLY_" embedded).
+    env_prefix: str = field(default="", compare=False)
+
+    def variable(self, name: str) -> str:
+        """The environment variable of setting `name` as this process reads it (`POLLY_DATABASE_URL`)."""
+        return f"{self.env_prefix}{name.upper()}"
+
     def instance(self) -> str:
         """How this process is named in metrics, alerts and charts: INSTANCE_NAME, else
         METRICS_INSTANCE, else the host name (and the first shard when sharded). Not the pid: it
@@ -222,11 +248,11 @@ class Settings:
 
     def replaced(self, **changes: Any) -> Settings:
         """A validated copy with some values changed."""
-        current = {f.name: getattr(self, f.name) for f in fields(self)}
-        return load_settings(env_file=None, environ={}, **{**current, **changes})
+        current = {name: getattr(self, name) for name in SETTING_SPECS}
+        return load_settings(env_file=None, environ={}, prefix=self.env_prefix, **{**current, **changes})
 
 
-SETTING_SPECS: dict[str, Spec] = {f.name: f.metadata["spec"] for f in fields(Settings)}
+SETTING_SPECS: dict[str, Spec] = {f.name: f.metadata["spec"] for f in fields(Settings) if "spec" in f.metadata}
 """Every setting's reader and allowed range, by field name (the variable is its upper-case)."""
 
 
@@ -247,29 +273,33 @@ def _read_env_file(path: str | os.PathLike[str] | None) -> dict[str, str]:
     return {k.upper(): v for k, v in dotenv_values(path, encoding="utf-8").items() if v is not None}
 
 
-def _describe(name: str, spec: Spec, value: Any, reason: str) -> str:
+def _describe(variable: str, spec: Spec, value: Any, reason: str) -> str:
     shown = "<hidden>" if spec.secret else spec.shown(value)
-    return f"{name.upper()}={shown} is not allowed ({reason}); allowed: {spec.allowed}"
+    return f"{variable}={shown} is not allowed ({reason}); allowed: {spec.allowed}"
 
 
 def load_settings(
     *,
     env_file: str | os.PathLike[str] | None = DEFAULT_ENV_FILE,
     environ: Mapping[str, str] | None = None,
+    prefix: str = "",
     **overrides: Any,
 ) -> Settings:
-    """Read settings from `.env`, then the environment (which wins), then `overrides` (which win);
-    raise ConfigError with one line naming every invalid value.
+    """Read settings from `.env`, then the environment (which wins), then `overrides` (which win,
+    keyed by setting name: `memory_alert_channel_id=...`); raise ConfigError with one line naming
+    every invalid value.
 
-    Empty values mean unset: the default, or None where the setting is optional.
+    Variables are read as `prefix` + the setting's upper-case name. Empty values mean unset: the
+    default, or None where the setting is optional.
     """
     raw: dict[str, Any] = _read_env_file(env_file)
     raw.update({k.upper(): v for k, v in (os.environ if environ is None else environ).items()})
-    raw.update({k.upper(): v for k, v in overrides.items()})
+    raw.update({f"{prefix}{k.upper()}": v for k, v in overrides.items()})
     values: dict[str, Any] = {}
     problems = []
     for name, spec in SETTING_SPECS.items():
-        value = raw.get(name.upper(), MISSING)
+        variable = f"{prefix}{name.upper()}"
+        value = raw.get(variable, MISSING)
         if value is MISSING:
             continue
         if _is_empty(value) and not isinstance(value, list):
@@ -279,19 +309,41 @@ def load_settings(
         try:
             values[name] = spec.parse(value)
         except ValueError as exc:
-            problems.append(_describe(name, spec, value, str(exc)))
+            problems.append(_describe(variable, spec, value, str(exc)))
     if problems:
         raise ConfigError("Invalid setting: " + "; ".join(problems))
-    settings = Settings(**values)
+    settings = Settings(**values, env_prefix=prefix)
     conflict = _intents_conflict(settings) or _shards_conflict(settings)
     if conflict:
         raise ConfigError(f"Invalid setting: {conflict}")
     bounded = {name: getattr(settings, name) for name in HYSTERESIS_BOUNDED}
-    conflict = hysteresis_conflict(settings.alert_hysteresis_percent, bounded)
+    conflict = hysteresis_conflict(settings.alert_hysteresis_percent, bounded, prefix)
     if conflict:
         value = settings.alert_hysteresis_percent
-        raise ConfigError(f"Invalid setting: ALERT_HYSTERESIS_PERCENT={value:g} is not allowed ({conflict})")
+        raise ConfigError(f"Invalid setting: {prefix}ALERT_HYSTERESIS_PERCENT={value:g} is not allowed ({conflict})")
     return settings
+
+
+def embedded_settings(*, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Settings of the extension inside any bot: POLLY_-prefixed variables, then `overrides`.
+
+    Never reads `.env` nor an unprefixed variable; Polly's own bot's settings (HOST_ONLY_SETTINGS)
+    are the host's business and left at their defaults; the database is Polly's own SQLite file
+    (EMBEDDED_DATABASE_URL) unless POLLY_DATABASE_URL or `database_url=` says otherwise."""
+    environ = os.environ if environ is None else environ
+    unknown = sorted(set(overrides) - set(SETTING_SPECS))
+    if unknown:
+        raise ConfigError(f"Invalid setting: unknown setting {', '.join(unknown)} (see the README's settings table)")
+    ours = {
+        key: value
+        for key, value in environ.items()
+        if key.upper().startswith(EMBEDDED_PREFIX)
+        and key.upper()[len(EMBEDDED_PREFIX) :].lower() not in HOST_ONLY_SETTINGS
+    }
+    overrides = {name: value for name, value in overrides.items() if name not in HOST_ONLY_SETTINGS}
+    if _is_empty(ours.get(f"{EMBEDDED_PREFIX}DATABASE_URL")) and "database_url" not in overrides:
+        overrides["database_url"] = EMBEDDED_DATABASE_URL
+    return load_settings(env_file=None, environ=ours, prefix=EMBEDDED_PREFIX, **overrides)
 
 
 # Thresholds the hysteresis is subtracted from: at or above one of them, that alert could never resolve.
@@ -303,12 +355,13 @@ HYSTERESIS_BOUNDED = (
 )
 
 
-def hysteresis_conflict(hysteresis: float, thresholds: dict[str, float]) -> str | None:
+def hysteresis_conflict(hysteresis: float, thresholds: dict[str, float], prefix: str = "") -> str | None:
     """Why this hysteresis would keep an alert from resolving, or None."""
     for name in HYSTERESIS_BOUNDED:
         if hysteresis >= thresholds[name]:
             return (
-                f"the hysteresis ({hysteresis:g} points) must stay below {name.upper()} ({thresholds[name]:g}), "
+                f"the hysteresis ({hysteresis:g} points) must stay below {prefix}{name.upper()} "
+                f"({thresholds[name]:g}), "
                 "or that alert could never resolve"
             )
     return None

@@ -12,26 +12,30 @@ from __future__ import annotations
 
 import errno
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import MetaData, event
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, Pool, QueuePool, StaticPool
 
 from polly.config import Settings
-from polly.models import metadata
 from polly.sqlite_file import DELETED, REPLACED, FileIncident, SqliteFileGuard
+from polly.startup_errors import StartupError
 
 log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
+
+
+class MissingDriverError(StartupError):
+    """The database URL needs a driver (an extra) that is not installed; the message says which."""
 
 
 class PoolTimeoutError(RuntimeError):
@@ -169,12 +173,16 @@ class PoolMonitor:
 
 
 class Database:
-    """The engine, its session factory and its pool monitor, built from settings."""
+    """The engine and its pool monitor, built from settings or around a host's own engine.
 
-    def __init__(self, settings: Settings) -> None:
+    With `engine=` (a host bot's), Polly watches that pool and keeps its `polly_*` tables in that
+    database, and never disposes of the engine: the host owns it."""
+
+    def __init__(self, settings: Settings, *, engine: AsyncEngine | None = None) -> None:
         self.settings = settings
         self.ignored_settings: list[str] = []
-        self.engine: AsyncEngine = self._build_engine()
+        self.owns_engine = engine is None
+        self.engine: AsyncEngine = engine if engine is not None else self._build_engine()
         self.monitor = PoolMonitor(self.engine.sync_engine.pool)
         path = settings.sqlite_path()
         self.file_guard = SqliteFileGuard(path) if path is not None else None
@@ -197,22 +205,36 @@ class Database:
                 pool_recycle=s.db_pool_recycle,
                 pool_pre_ping=True,
             )
-        engine = create_async_engine(url, **options)
+        try:
+            engine = create_async_engine(url, **options)
+        except ModuleNotFoundError as exc:  # the driver of an extra that is not installed
+            raise MissingDriverError(
+                f"{s.variable('database_url')} needs the {exc.name} driver, which is not installed: "
+                "install polly-memory-ops[postgres] (pip install 'polly-memory-ops[postgres]')"
+            ) from None
         if s.is_sqlite:
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
 
     async def create_tables(self) -> None:
-        """Create missing tables, and add nullable columns newer versions added to existing ones.
-        A SQLite file's folder is created first (OSError if it cannot be)."""
-        path = self.settings.sqlite_path()
+        """Bring Polly's own tables to the latest schema (`polly.migrations`); nothing else in the
+        database is touched. A SQLite file's folder is created first (OSError if it cannot be)."""
+        from polly.migrations import upgrade
+
+        await self._run_ddl(upgrade)
+
+    async def open_tables(self, metadata: MetaData) -> None:
+        """Create a host's own missing tables (`metadata`: Polly's own bot's polls and votes)."""
+        await self._run_ddl(metadata.create_all)
+
+    async def _run_ddl(self, ddl: Callable[[Connection], object]) -> None:
+        path = self.settings.sqlite_path() if self.owns_engine else None
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             if path.is_dir():  # refused here: a failed aiosqlite connect leaves its thread behind
                 raise IsADirectoryError(errno.EISDIR, "it is a folder", str(path))
         async with self.engine.begin() as conn:
-            await conn.run_sync(metadata.create_all)
-            await conn.run_sync(_add_missing_columns)
+            await conn.run_sync(ddl)
         if self.file_guard is not None:
             self.file_guard.remember()
 
@@ -281,9 +303,10 @@ class Database:
         if isinstance(pool, QueuePool):
             sizing = {
                 "pool_size": pool.size(),
-                "max_overflow": self.settings.db_max_overflow,
+                # Read from the pool, not the settings: a host's engine was built with its own.
+                "max_overflow": pool._max_overflow,
                 "timeout_s": pool.timeout(),
-                "recycle_s": self.settings.db_pool_recycle,
+                "recycle_s": pool._recycle,
                 "checked_in": pool.checkedin(),
                 "overflow": max(0, pool.overflow()),
             }
@@ -298,6 +321,8 @@ class Database:
 
     async def dispose(self) -> None:
         self.monitor.detach()
+        if not self.owns_engine:  # the host's engine: it closes it
+            return
         await self.engine.dispose()
         # Said only after a working start: when the first connection failed, that is the one line.
         log.log(logging.INFO if self.monitor.connects else logging.DEBUG, "Database engine disposed")
@@ -309,15 +334,3 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
-
-
-def _add_missing_columns(conn: Any) -> None:
-    """The one kind of schema change Polly makes: a new nullable column on an existing table."""
-    inspector = sa_inspect(conn)
-    for table in metadata.sorted_tables:
-        present = {column["name"] for column in inspector.get_columns(table.name)}
-        for column in table.columns:
-            if column.name not in present and column.nullable:
-                kind = column.type.compile(dialect=conn.dialect)
-                conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
-                log.info("Added column %s.%s", table.name, column.name)

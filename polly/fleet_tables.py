@@ -10,7 +10,7 @@ from polly.models import metadata
 
 # One heartbeat row per live process of the bot (PostgreSQL fleets, polly/fleet.py).
 fleet_instances = Table(
-    "fleet_instances",
+    "polly_fleet_instances",
     metadata,
     Column("instance", String(64), primary_key=True),
     Column("host", String(255), nullable=False),
@@ -28,7 +28,7 @@ fleet_instances = Table(
 
 # Each process's answer to a fleet-wide cleanup request (polly/fleet_cleanup.py); an hour kept.
 fleet_cleanup_reports = Table(
-    "fleet_cleanup_reports",
+    "polly_fleet_cleanup_reports",
     metadata,
     Column("id", Integer, primary_key=True),
     Column("request_id", String(32), index=True, nullable=False),

@@ -125,7 +125,7 @@ def render_chain(path: list[Any], root_name: str, *, module_root: bool = False) 
         elif label:
             parts.append(label)
         i += 1
-    # a module and its global read better joined, as Python writes them: "bot._demo_leak.leaked (list)"
+    # a module and its global read better joined, as Python writes them: "polly.offline.demo_leak.leaked (list)"
     if module_root and len(parts) > 2:
         parts[0:2] = [f"{parts[0]}.{parts[1]}"]
     return tuple(parts)

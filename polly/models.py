@@ -1,5 +1,8 @@
-"""Polly's tables, as SQLAlchemy Core tables on one `metadata`: polls and votes, memory
-checkpoints, alert history, runtime settings.
+"""Polly's tables, as SQLAlchemy Core tables on one `metadata`: memory checkpoints, RSS history,
+alert events, runtime settings (and, on PostgreSQL, the fleet's, in `polly.fleet_tables`).
+
+Every table is named `polly_*`, so Polly can share a host bot's database without touching its
+tables; `polly.migrations` creates and upgrades them (and only them).
 
 Core, not ORM-mapped classes: Polly only inserts, selects, updates and deletes rows, and the ORM's
 instrumentation of the mapped classes cost ~0.45 MiB of the running bot's memory (tracemalloc over
@@ -8,7 +11,6 @@ are `Row`s with the columns as attributes (`poll.id`, `poll.message_id`)."""
 
 from __future__ import annotations
 
-import enum
 from datetime import UTC, datetime
 
 from sqlalchemy import (
@@ -17,9 +19,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
-    Enum,
     Float,
-    ForeignKey,
     Integer,
     MetaData,
     String,
@@ -35,49 +35,10 @@ def utcnow() -> datetime:
 metadata = MetaData()
 
 
-class PollStatus(enum.StrEnum):
-    SCHEDULED = "scheduled"
-    ACTIVE = "active"
-    CLOSED = "closed"
-
-
-polls = Table(
-    "polls",
-    metadata,
-    Column("id", Integer, primary_key=True),
-    Column("name", String(255), nullable=False),
-    Column("question", Text, nullable=False),
-    Column("options", JSON, default=list, nullable=False),
-    Column("server_id", BigInteger, index=True, nullable=False),
-    Column("channel_id", BigInteger, nullable=False),
-    Column("creator_id", BigInteger, nullable=False),
-    Column("message_id", BigInteger, nullable=True),
-    Column("open_time", DateTime(timezone=True), nullable=True),
-    Column("close_time", DateTime(timezone=True), nullable=True),
-    Column(
-        "status",
-        Enum(PollStatus, values_callable=lambda e: [m.value for m in e], native_enum=False),
-        default=PollStatus.SCHEDULED,
-        index=True,
-        nullable=False,
-    ),
-    Column("created_at", DateTime(timezone=True), default=utcnow, nullable=False),
-)
-
-votes = Table(
-    "votes",
-    metadata,
-    Column("id", Integer, primary_key=True),
-    Column("poll_id", Integer, ForeignKey("polls.id", ondelete="CASCADE"), index=True, nullable=False),
-    Column("user_id", BigInteger, nullable=False),
-    Column("option_index", Integer, nullable=False),
-    Column("voted_at", DateTime(timezone=True), default=utcnow, nullable=False),
-)
-
 # A stored memory sample (and optional tracemalloc summary); automatic and manual ones are kept
 # newest-N each.
 memory_checkpoints = Table(
-    "memory_checkpoints",
+    "polly_memory_checkpoints",
     metadata,
     Column("id", Integer, primary_key=True),
     Column("label", String(100), unique=True, nullable=False),
@@ -91,7 +52,7 @@ memory_checkpoints = Table(
 
 # RSS per 5-minute bucket for charts (polly/history.py); a restart inside a bucket writes it twice.
 memory_history = Table(
-    "memory_history",
+    "polly_memory_history",
     metadata,
     Column("id", Integer, primary_key=True),
     # Unix seconds, not DateTime: reading a week (2,016 rows) parses no timestamps on the event loop.
@@ -107,7 +68,7 @@ memory_history = Table(
 
 # One alert transition (fired, repeated, resolved); also the delivery queue (delivered=False).
 alert_events = Table(
-    "alert_events",
+    "polly_alert_events",
     metadata,
     Column("id", Integer, primary_key=True),
     Column("at", DateTime(timezone=True), default=utcnow, index=True, nullable=False),
@@ -124,7 +85,7 @@ alert_events = Table(
 
 # Settings changed at runtime by operators (the alert channel, thresholds), overriding the env.
 runtime_settings = Table(
-    "runtime_settings",
+    "polly_runtime_settings",
     metadata,
     Column("key", String(64), primary_key=True),
     Column("value", Text, nullable=False),

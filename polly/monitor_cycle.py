@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 MAX_BACKOFF_FACTOR = 16
 GROWING_TYPES_NAMED = 3  # in leak-trend and checkpoint-growth alerts
 OUTBOX_SIZE = 100
+OUTBOX_NAME = "alert_outbox"  # its name in the registry
 
 
 @dataclass
@@ -124,7 +125,7 @@ class MonitorCycle:
 
             self.fleet = Fleet(monitor.db, settings, engine, store)  # type: ignore[arg-type]
         # Alerts the database could not store, waiting for delivery; bounded by construction.
-        self.outbox = structures.bounded_deque("alert_outbox", OUTBOX_SIZE, "alerts the database refused, waiting")
+        self.outbox = structures.bounded_deque(OUTBOX_NAME, OUTBOX_SIZE, "alerts the database refused, waiting")
 
     # -- what is due
 
@@ -369,6 +370,14 @@ class MonitorCycle:
         if session is None:
             return None
         return session, await asyncio.to_thread(session.finish)
+
+    def cancel_trace(self) -> TraceSession | None:
+        """Stop the running trace without results (the memory layer is closing); tracemalloc is
+        turned off again if the trace turned it on."""
+        session, self.trace = self.trace, None
+        if session is not None:
+            session.cancel()
+        return session
 
     # -- manual cleanup, one at a time
 

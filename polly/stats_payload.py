@@ -62,6 +62,11 @@ def set_default_monitor(monitor: MemoryMonitor | None) -> None:
     _default_monitor = monitor
 
 
+def get_default_monitor_or_none() -> MemoryMonitor | None:
+    """The monitor a running memory layer registered, if any (no default is built)."""
+    return _default_monitor
+
+
 def get_default_monitor() -> MemoryMonitor:
     global _default_monitor
     if _default_monitor is None:

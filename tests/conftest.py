@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from bot import PollyBot, create_bot
-from cogs._access import refusals_logged
-from cogs._replies import answered_in_discord
-from polly import background_tasks
+from bot import PollyBot, create_bot, poll_checks
 from polly.config import Settings, setting_names
 from polly.enhanced_database import Database
+from polly.ext.access import refusals_logged
+from polly.ext.replies import answered_in_discord
 from polly.memory_utils import registry
 from tests.settings import make_settings
 
@@ -71,10 +70,10 @@ async def simcord_env(simcord_env):  # wraps simcord's own fixture of that name
 def _fresh_failure_tracking() -> Iterator[None]:
     """Polly's failure tracking (and the refusal log's memory) is process-global: each test starts
     empty, with default limits."""
-    background_tasks.message_fetch_failures.clear()
+    poll_checks.message_fetch_failures.clear()
     refusals_logged.clear()
     yield
-    background_tasks.message_fetch_failures.clear()
+    poll_checks.message_fetch_failures.clear()
     defaults = Settings()
     registry.resize("message_fetch_failures", defaults.max_failure_entries, defaults.failure_cleanup_age)
 

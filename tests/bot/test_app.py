@@ -16,21 +16,21 @@ from tests.settings import make_settings
 
 
 async def test_bot_starts_with_memory_extension_and_close_disposes_engine(simcord_env, simcord_bot):
-    """Under SimCord the bot reaches READY with cogs.memory loaded; close() disposes the engine."""
+    """Under SimCord the bot reaches READY with the polly extension loaded; close() disposes the engine."""
     bot = simcord_bot
     assert bot.is_ready()
-    assert "cogs.memory" in bot.extensions
+    assert "polly" in bot.extensions
     assert bot.get_cog("MemoryCog") is not None
     assert bot.failed_extensions == {}
     disposed = []
     event.listen(bot.db.engine.sync_engine, "engine_disposed", disposed.append)
     await bot.close()
     assert disposed == [bot.db.engine.sync_engine]
-    assert "cogs.memory" not in bot.extensions
+    assert "polly" not in bot.extensions
 
 
 def test_every_module_in_cogs_is_an_extension():
-    assert "cogs.memory" in extension_names()
+    assert "cogs.polls" in extension_names()
     assert all(not name.split(".")[-1].startswith("_") for name in extension_names())
 
 
@@ -73,21 +73,32 @@ def test_a_database_password_never_reaches_the_log_and_a_short_one_garbles_nothi
     assert "a pwd-free line" in err  # "pw" (too short to redact) does not garble every line
 
 
-def test_core_may_not_import_discord_and_the_rule_fires():
-    """ruff's banned-import rule rejects `import discord` in polly/ (except background_tasks.py)."""
-
-    def check(filename: str) -> str:
-        return subprocess.run(
+def banned_import(filename: str, source: str) -> bool:
+    """Whether ruff's banned-import rule (TID251) rejects `source` as the file `filename`."""
+    return (
+        "TID251"
+        in subprocess.run(
             ["ruff", "check", "--no-cache", "--select", "TID251", "--stdin-filename", filename, "-"],
-            input="import discord\n",
+            input=source,
             capture_output=True,
             text=True,
             cwd=REPO_ROOT,
         ).stdout
+    )
 
-    assert "TID251" in check("polly/memory_utils.py")
-    assert "TID251" not in check("polly/background_tasks.py")
-    assert "TID251" not in check("cogs/memory.py")
+
+def test_the_layering_rules_fire():
+    """The core imports neither discord, nor the extension, nor Polly's own bot; the extension may use
+    discord but never bot/ or cogs/; Polly's own bot may import anything of polly."""
+    for core in ("polly/memory_utils.py", "polly/memory_layer.py"):
+        for source in ("import discord\n", "from polly.ext import cog\n", "import polly.offline\n", "import bot\n"):
+            assert banned_import(core, source), (core, source)
+        assert not banned_import(core, "import sqlalchemy\n")
+    for facing in ("polly/ext/cog.py", "polly/offline/console.py"):
+        assert not banned_import(facing, "import discord\n")
+        assert banned_import(facing, "from bot.app import PollyBot\n")
+        assert banned_import(facing, "import cogs.polls\n")
+    assert not banned_import("bot/app.py", "import discord\nfrom polly.ext.cog import MemoryCog\n")
 
 
 class TestUnreachableAdminGuild:

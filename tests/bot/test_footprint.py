@@ -45,18 +45,24 @@ def test_a_bot_without_health_port_imports_no_http_server_metrics_or_settings_li
 
 
 # Loaded when first used: charts (a chart asked for), the fleet (a PostgreSQL database).
-ON_DEMAND = ("polly.chart", "cogs._chart_reply", "cogs._fleet_render", "polly.fleet", "polly.fleet_tables")
+ON_DEMAND = ("polly.chart", "polly.ext.chart_reply", "polly.ext.fleet_render", "polly.fleet", "polly.fleet_tables")
 
 
 def test_a_sqlite_bot_loads_neither_the_chart_nor_the_fleet_code(tmp_path):
-    modules = created_bot_imports(tmp_path, "import cogs.memory\n")
-    assert "cogs.memory" in modules and "polly.history" in modules
+    url = "sqlite+aiosqlite:///" + str(tmp_path / "p.db")
+    modules = imported_after(
+        "import discord\nfrom discord.ext import commands\nimport polly\n"
+        f"polly.MemoryCog(commands.Bot('!', intents=discord.Intents.default()), "
+        f"settings=polly.embedded_settings(database_url='{url}'))",
+        tmp_path,
+    )
+    assert "polly.ext.cog" in modules and "polly.history" in modules
     assert not [name for name in ON_DEMAND if name in modules]
 
 
 def test_the_health_server_brings_neither_aiohttp_web_nor_prometheus_client(tmp_path):
-    modules = imported_after("import bot.health", tmp_path)
-    assert "bot.http_server" in modules
+    modules = imported_after("import polly.ext.health", tmp_path)
+    assert "polly.ext.http_server" in modules
     assert "aiohttp.web" not in modules and "prometheus_client" not in modules
 
 
@@ -73,19 +79,21 @@ def test_drawing_a_chart_loads_no_imaging_library_into_the_bot(tmp_path):
     code = f"""
 import asyncio
 from datetime import timedelta
-from bot.app import create_bot
-from cogs._chart_reply import make_chart
-from polly.config import load_settings
+from datetime import UTC, datetime
+from polly.ext.chart_reply import make_chart
+from polly.config import embedded_settings
+from polly.memory_layer import MemoryLayer
 
 async def draw():
-    bot = create_bot(load_settings(database_url='sqlite+aiosqlite:///{tmp_path / "p.db"}'))
-    await bot.db.create_tables()
-    now = bot.monitor.clock()
+    layer = MemoryLayer(embedded_settings(database_url='sqlite+aiosqlite:///{tmp_path / "p.db"}'),
+                        clock=lambda: datetime.now(UTC))
+    await layer.open()
+    now = layer.monitor.clock()
     for minutes in range(60, 0, -1):
-        bot.cycle.history.add(now - timedelta(minutes=minutes), 100 << 20, 1 << 30)
-    chart = await make_chart(bot.cycle, 2, "test")
+        layer.cycle.history.add(now - timedelta(minutes=minutes), 100 << 20, 1 << 30)
+    chart = await make_chart(layer.cycle, 2, "test")
     assert chart.png.startswith(b"\\x89PNG")
-    await bot.db.dispose()
+    await layer.close()
 
 asyncio.run(draw())
 """

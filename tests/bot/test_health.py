@@ -9,9 +9,10 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot.health import HealthServer, HealthServerError
-from polly import background_tasks as bt
+from bot import poll_checks as bt
 from polly.alerts import Rule
+from polly.ext.cog import memory_cog
+from polly.ext.health import HealthServer, HealthServerError
 from polly.formatting import MIB, format_bytes
 from tests.cogs.helpers import add_ops_guild, reply_text
 from tests.conftest import STATS_KEYS
@@ -26,7 +27,7 @@ def bot_settings(tmp_path):
 
 
 def url(bot, path: str) -> str:
-    return f"http://127.0.0.1:{bot.health_server.port}{path}"
+    return f"http://127.0.0.1:{memory_cog(bot).health_server.port}{path}"
 
 
 async def get(bot, path: str, headers=None) -> tuple[int, str, dict]:
@@ -57,7 +58,7 @@ async def test_health_is_503_when_the_loop_lag_bound_is_exceeded(simcord_env, si
 async def test_health_memory_renders_the_same_sample_as_mem_stats(simcord_env, simcord_bot):
     _, channel, operator = add_ops_guild(simcord_env, simcord_bot)
     stats_text = reply_text(await operator.slash(channel, "mem stats"))
-    sample = simcord_bot.monitor.latest
+    sample = memory_cog(simcord_bot).monitor.latest
 
     async with aiohttp.ClientSession() as session:
         async with session.get(url(simcord_bot, "/health/memory")) as response:
@@ -76,7 +77,7 @@ async def test_health_memory_renders_the_same_sample_as_mem_stats(simcord_env, s
 
 
 async def test_health_memory_is_warning_while_an_alert_fires_and_503_when_critical(simcord_env, simcord_bot):
-    engine = simcord_bot.cycle.engine
+    engine = memory_cog(simcord_bot).cycle.engine
     engine.set_threshold("for_checks", 1)
     engine.set_threshold("hysteresis_percent", 0)
     engine.set_threshold("dict_fill_percent", 0.05)  # one entry in a 1,000-entry structure is above
@@ -93,9 +94,9 @@ async def test_health_memory_is_warning_while_an_alert_fires_and_503_when_critic
 
 
 async def test_metrics_parse_with_names_and_labels(simcord_env, simcord_bot):
-    simcord_bot.cycle.engine.set_threshold("for_checks", 1)
-    simcord_bot.cycle.engine.set_threshold("hysteresis_percent", 0)
-    simcord_bot.cycle.engine.set_threshold("dict_fill_percent", 0.05)
+    memory_cog(simcord_bot).cycle.engine.set_threshold("for_checks", 1)
+    memory_cog(simcord_bot).cycle.engine.set_threshold("hysteresis_percent", 0)
+    memory_cog(simcord_bot).cycle.engine.set_threshold("dict_fill_percent", 0.05)
     bt.record_failure(1, "cached_channel")
     await simcord_env.advance_time(60)
     try:
@@ -157,7 +158,7 @@ class TestToken:
 
 
 async def test_server_stops_on_shutdown_and_frees_the_port(simcord_env, simcord_bot):
-    port = simcord_bot.health_server.port
+    port = memory_cog(simcord_bot).health_server.port
     await simcord_bot.close()
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", port))  # free again
@@ -167,10 +168,11 @@ async def test_server_stops_on_shutdown_and_frees_the_port(simcord_env, simcord_
 
 
 async def test_a_port_in_use_is_a_clear_start_up_error(simcord_env, simcord_bot, tmp_path):
-    taken = simcord_bot.health_server.port
-    simcord_bot.settings.health_port = taken
+    cog = memory_cog(simcord_bot)
+    taken = cog.health_server.port
+    cog.layer.settings.health_port = taken
     with pytest.raises(HealthServerError, match=f"HEALTH_PORT={taken} on HEALTH_HOST=127.0.0.1 cannot be used"):
-        await HealthServer(simcord_bot).start()
+        await HealthServer(simcord_bot, cog.layer, {}).start()
 
 
 async def test_health_is_503_while_the_gateway_is_down(simcord_env, simcord_bot, monkeypatch):
@@ -187,9 +189,9 @@ class TestOpenToTheNetwork:
     async def test_endpoints_open_to_the_network_without_a_token_are_warned_about(
         self, simcord_env, simcord_bot, caplog
     ):
-        server = simcord_bot.health_server
+        server = memory_cog(simcord_bot).health_server
         await server.stop()
-        with caplog.at_level(logging.WARNING, logger="bot.health"):
+        with caplog.at_level(logging.WARNING, logger="polly.ext.health"):
             await server.start()  # as at start-up
         warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
         assert any("open to the network without a token" in w and "HEALTH_TOKEN" in w for w in warnings)
@@ -197,7 +199,7 @@ class TestOpenToTheNetwork:
     async def test_mem_stats_warns_that_the_endpoints_are_open(self, simcord_env, simcord_bot):
         _guild, channel, operator = add_ops_guild(simcord_env, simcord_bot)
         text = reply_text(await operator.slash(channel, "mem stats"))
-        port = simcord_bot.health_server.port
+        port = memory_cog(simcord_bot).health_server.port
         assert f"⚠ the health and metrics endpoints on 0.0.0.0:{port} are open to the network" in text
 
 

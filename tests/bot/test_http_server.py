@@ -9,8 +9,8 @@ import socket
 
 import pytest
 
-from bot import http_server
-from bot.http_server import HttpServer, Request, Response
+from polly.ext import http_server
+from polly.ext.http_server import HttpServer, Request, Response
 
 
 async def ok(_request: Request) -> Response:

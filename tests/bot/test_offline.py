@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from bot.offline import ConsoleInputError, completions, parse_duration, split_command
+from polly.offline.console import ConsoleInputError, completions, parse_duration, split_command
 from tests.bot.offline_process import start_offline
 from tests.conftest import REPO_ROOT
 
@@ -102,9 +102,9 @@ def test_demo_runs_the_tour_end_to_end(tmp_path):
         "% full of 1,000 · member cache all",
         "5,000 LeakyWidget objects are now held",
         "Checkpoint 'hunt-end' stored",
-        "bot._demo_leak.LeakyWidget",
-        "Inspect: bot._demo_leak.LeakyWidget",
-        "bot._demo_leak.leaked_widgets (list) → LeakyWidget",
+        "polly.offline.demo_leak.LeakyWidget",
+        "Inspect: polly.offline.demo_leak.LeakyWidget",
+        "polly.offline.demo_leak.leaked_widgets (list) → LeakyWidget",
     ]
     position = 0
     for step in steps:  # each step after the one before (some texts appear more than once)
@@ -200,8 +200,8 @@ def test_the_leak_hunt_reads_from_the_console_without_knowing_the_code(tmp_path)
     assert re.search(r"members\s+2,002", caches) and re.search(r"messages\s+1,000", caches)
     growing = out[out.index("Checkpoint 'b' stored") :]
     table = growing[growing.index("Growing types") :].splitlines()
-    assert table[4].startswith("bot._demo_leak.LeakyWidget") and "+5,000" in table[4]
-    assert "bot._demo_leak.leaked_widgets (list) → LeakyWidget" in out
+    assert table[4].startswith("polly.offline.demo_leak.LeakyWidget") and "+5,000" in table[4]
+    assert "polly.offline.demo_leak.leaked_widgets (list) → LeakyWidget" in out
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import discord
 
-from cogs._discord_limits import (
+from polly.ext.discord_limits import (
     CONTENT_LIMIT,
     DESCRIPTION_LIMIT,
     EMBED_TOTAL_LIMIT,

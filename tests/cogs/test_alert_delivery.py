@@ -10,6 +10,7 @@ import simcord
 from sqlalchemy import select
 
 from bot.app import create_bot
+from polly.ext.cog import memory_cog
 from polly.models import alert_events
 from polly.registry import registry
 from tests.cogs.helpers import add_ops_guild, assert_within_discord_limits
@@ -67,7 +68,7 @@ async def test_a_flood_during_an_outage_is_delivered_once_after_it_ten_posts_and
     simcord_env.inject_error("POST", f"/channels/{ops.id}/messages", status=503, times=None)
     await simcord_env.advance_time(5 * 60)  # five ticks of outage
     assert posted(ops) == []
-    assert simcord_bot.cycle.health.undelivered >= FLOOD
+    assert memory_cog(simcord_bot).cycle.health.undelivered >= FLOOD
     assert await delivered_flags(simcord_bot) == [False] * FLOOD  # stored before delivery
 
     simcord_env.backend.faults.clear()
@@ -102,10 +103,10 @@ async def test_an_alert_the_database_refused_still_goes_out_once(simcord_env, si
     async def refuse(*_args, **_kwargs):
         raise RuntimeError("database is locked")
 
-    monkeypatch.setattr(simcord_bot.alert_store, "record", refuse)
+    monkeypatch.setattr(memory_cog(simcord_bot).store, "record", refuse)
     await simcord_env.advance_time(60)
     assert sorted(fired_subjects(ops)) == sorted(flood)
-    assert len(simcord_bot.cycle.outbox) == 0
+    assert len(memory_cog(simcord_bot).cycle.outbox) == 0
 
 
 async def test_a_restart_delivers_what_waited_and_remembers_what_fires(tmp_path, caplog):
@@ -123,13 +124,13 @@ async def test_a_restart_delivers_what_waited_and_remembers_what_fires(tmp_path,
             await operator.slash(ops, "mem alerts", channel=ops)  # fired at the first tick, cannot be posted
             await env.advance_time(3 * 60)
             assert posted(ops) == []
-            assert [a.subject for a in first.cycle.engine.active()] == ["restart_leak"]
+            assert [a.subject for a in memory_cog(first).cycle.engine.active()] == ["restart_leak"]
             await first.close()
 
         second = create_bot(settings)
         async with simcord.run(second) as env:
             _, ops, operator = add_ops_guild(env, second)
-            assert [a.subject for a in second.cycle.engine.active()] == ["restart_leak"]  # restored
+            assert [a.subject for a in memory_cog(second).cycle.engine.active()] == ["restart_leak"]  # restored
             await operator.slash(ops, "mem alerts", channel=ops)  # the channel is set anew: delivery
             await env.advance_time(3 * 60)
             assert fired_subjects(ops) == ["restart_leak"]  # once, from before the restart

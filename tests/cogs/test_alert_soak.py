@@ -23,6 +23,7 @@ import simcord
 from bot.app import create_bot
 from polly import monitor_cycle
 from polly.alerts import Transition
+from polly.ext.cog import memory_cog
 from polly.registry import registry
 from tests.cogs.helpers import add_ops_guild, assert_within_discord_limits
 from tests.settings import make_settings
@@ -84,19 +85,19 @@ class Unmeasurable:
         raise RuntimeError("cannot count on purpose")
 
 
-def recording(bot, ledger: Ledger):
-    """Record every transition the bot's monitor produces (the ticks are otherwise untouched)."""
-    real_tick = bot.cycle.tick
+def record_transitions(monkeypatch, ledger: Ledger) -> None:
+    """Record every transition the monitor produces, in every bot of the soak (the memory cog is
+    built when a bot starts; the ticks are otherwise untouched)."""
+    real_tick = monitor_cycle.MonitorCycle.tick
 
-    async def tick(*args, **kwargs):
-        result = await real_tick(*args, **kwargs)
+    async def tick(self, *args, **kwargs):
+        result = await real_tick(self, *args, **kwargs)
         ledger.produced.extend(
             key(e.transition.kind.value, e.transition.subject, e.transition.at) for e in result.events
         )
         return result
 
-    bot.cycle.tick = tick
-    return bot
+    monkeypatch.setattr(monitor_cycle.MonitorCycle, "tick", tick)
 
 
 async def one_day(day: int, env, bot, ops, operator, settings, ledger: Ledger, monkeypatch):
@@ -177,24 +178,25 @@ async def one_day(day: int, env, bot, ops, operator, settings, ledger: Ledger, m
     def broken_rules(*_args, **_kwargs):
         raise RuntimeError("a rule raised on purpose")
 
-    monkeypatch.setattr(monitor_cycle, "evaluate_rules", broken_rules)  # and then every rule
-    ledger.faults["failing rule ticks"] += 3
-    await env.advance_time(3 * 300)
-    monkeypatch.undo()
+    with pytest.MonkeyPatch.context() as broken:  # and then every rule (the recording stays patched)
+        broken.setattr(monitor_cycle, "evaluate_rules", broken_rules)
+        ledger.faults["failing rule ticks"] += 3
+        await env.advance_time(3 * 300)
     fill(f"soak_{day}_e", ledger)  # still firing at the restart: the next bot resolves it
     await until(20)
     registry.unregister("soak_unmeasurable")
 
     await until(23.9)
     assert cog.monitor_loop.is_running() and not cog.monitor_loop.failed()
-    assert bot.cycle.health.backoff_factor == 1
-    assert len(bot.cycle.outbox) <= monitor_cycle.OUTBOX_SIZE
-    assert len(bot.monitor.history) <= settings.memory_history_size
+    assert memory_cog(bot).cycle.health.backoff_factor == 1
+    assert len(memory_cog(bot).cycle.outbox) <= monitor_cycle.OUTBOX_SIZE
+    assert len(memory_cog(bot).monitor.history) <= settings.memory_history_size
     return ops
 
 
 async def soak(days: int, settings, ledger: Ledger, monkeypatch) -> None:
-    bot = recording(create_bot(settings), ledger)
+    record_transitions(monkeypatch, ledger)
+    bot = create_bot(settings)
     async with simcord.run(bot, settle_timeout=60) as env:
         _, ops, operator = add_ops_guild(env, bot)
         await operator.slash(ops, "mem alerts", channel=ops)
@@ -202,7 +204,7 @@ async def soak(days: int, settings, ledger: Ledger, monkeypatch) -> None:
             ops = await one_day(day, env, bot, ops, operator, settings, ledger, monkeypatch)
             await until_midnight(env)
             await bot.close()  # a restart: a new process on the same database
-            bot = recording(create_bot(settings), ledger)
+            bot = create_bot(settings)
             await env.restart_bot(bot)
             ledger.faults["restarts"] += 1
             if day > 0:

@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-from cogs import _memory_render as render
 from polly.alert_engine import AlertEngine
 from polly.alerts import Thresholds
+from polly.ext import memory_render as render
 from polly.memory_optimizer import MemoryMonitor
 from polly.memory_utils import StructureRegistry
 from polly.monitor_cycle import MonitorCycle, MonitorHealth

@@ -8,6 +8,7 @@ import sqlite3
 import aiohttp
 import pytest
 
+from polly.ext.cog import memory_cog
 from tests.cogs.helpers import add_ops_guild, embed_text, reply_text
 from tests.settings import make_settings
 
@@ -18,7 +19,7 @@ def bot_settings(tmp_path):
 
 
 async def health(bot) -> tuple[int, dict]:
-    url = f"http://127.0.0.1:{bot.health_server.port}/health"
+    url = f"http://127.0.0.1:{memory_cog(bot).health_server.port}/health"
     async with aiohttp.ClientSession() as session, session.get(url) as response:
         return response.status, await response.json()
 
@@ -44,5 +45,5 @@ async def test_a_deleted_database_file_is_reported_restored_and_keeps_what_was_w
     assert (await health(simcord_bot))[0] == 200
     assert path.exists()
     with sqlite3.connect(path) as conn:  # what the next start will read
-        labels = {row[0] for row in conn.execute("SELECT label FROM memory_checkpoints")}
+        labels = {row[0] for row in conn.execute("SELECT label FROM polly_memory_checkpoints")}
     assert "after-the-deletion" in labels

@@ -9,13 +9,14 @@ import uuid
 
 import pytest
 
+from polly.ext.cog import memory_cog
 from tests.cogs.helpers import add_ops_guild, last_reply, reply_text
 from tests.settings import make_settings
 
 
 async def test_a_read_only_sqlite_database_is_unavailable_and_nothing_changes(simcord_env, simcord_bot):
     _guild, ops, operator = add_ops_guild(simcord_env, simcord_bot)
-    count = await simcord_bot.monitor.refresh_checkpoint_count()
+    count = await memory_cog(simcord_bot).monitor.refresh_checkpoint_count()
     async with simcord_bot.db.engine.connect() as conn:  # the one pooled connection now refuses writes
         await conn.exec_driver_sql("PRAGMA query_only=ON")
     try:
@@ -25,7 +26,7 @@ async def test_a_read_only_sqlite_database_is_unavailable_and_nothing_changes(si
             await conn.exec_driver_sql("PRAGMA query_only=OFF")
     text = last_reply(result).content
     assert "database is unavailable" in text and "readonly database" in text and "nothing was changed" in text
-    assert await simcord_bot.monitor.refresh_checkpoint_count() == count
+    assert await memory_cog(simcord_bot).monitor.refresh_checkpoint_count() == count
 
 
 class TcpProxy:
@@ -99,4 +100,4 @@ async def test_a_stopped_postgresql_is_unavailable_and_the_bot_recovers_when_it_
     await proxy.start()  # the server is back: the next command works without a restart
     back = f"back-{uuid.uuid4().hex[:8]}"  # the shared test database keeps earlier runs' checkpoints
     assert f"Checkpoint '{back}' stored" in reply_text(await operator.slash(ops, "mem checkpoint", label=back))
-    assert await simcord_bot.monitor.get_checkpoint("while-stopped") is None
+    assert await memory_cog(simcord_bot).monitor.get_checkpoint("while-stopped") is None

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from polly.ext.cog import memory_cog
 from tests.cogs.helpers import add_ops_guild, assert_within_discord_limits, last_reply, reply_text
 from tests.conftest import REPO_ROOT
 from tests.settings import make_settings
@@ -28,10 +29,10 @@ class TestWithCaches:
         guild, ops, operator = add_ops_guild(simcord_env, simcord_bot)
         general = guild.create_text_channel("general")
         await simcord_env.advance_time(60)
-        before = simcord_bot.monitor.latest.discord_caches
+        before = memory_cog(simcord_bot).monitor.latest.discord_caches
         await traffic(simcord_env, guild, general, 80)
         await simcord_env.advance_time(60)
-        after = simcord_bot.monitor.latest.discord_caches
+        after = memory_cog(simcord_bot).monitor.latest.discord_caches
         assert after.count("members") - before.count("members") == 80
         assert after.count("messages") == 50  # the cap: DISCORD_MAX_MESSAGES
         assert after.message_limit == 50 and after.message_fill_percent == 100.0
@@ -60,7 +61,7 @@ async def test_with_the_default_settings_the_message_and_member_caches_stay_empt
     guild, ops, operator = add_ops_guild(simcord_env, simcord_bot)
     await traffic(simcord_env, guild, guild.create_text_channel("general"), 40)
     await simcord_env.advance_time(60)
-    census = simcord_bot.monitor.latest.discord_caches
+    census = memory_cog(simcord_bot).monitor.latest.discord_caches
     assert census.count("messages") == 0 and census.message_limit is None
     assert census.count("members") <= 1  # discord.py always keeps the bot's own member
     assert "message cache off (DISCORD_MAX_MESSAGES=0)" in reply_text(await operator.slash(ops, "mem stats"))

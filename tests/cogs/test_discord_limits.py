@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import discord
 
-from cogs._discord_limits import (
+from polly.ext.discord_limits import (
     EMBED_TOTAL_LIMIT,
     FIELD_COUNT_LIMIT,
     FIELD_VALUE_LIMIT,

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 
+from polly.ext.cog import memory_cog
 from polly.fleet import FleetStore, heartbeat
 from polly.fleet_tables import fleet_instances
 from tests.cogs.helpers import add_ops_guild, assert_within_discord_limits, last_reply, reply_text
@@ -35,7 +36,7 @@ def other(name: str, now, *, rss_mib: int, limit_mib: int = 1024, silent_s: floa
 async def test_the_fleet_shows_every_process_most_loaded_first_and_marks_the_silent(simcord_env, simcord_bot, fleet):
     _, ops, operator = add_ops_guild(simcord_env, simcord_bot)
     await simcord_env.advance_time(60)  # a tick: this process's own heartbeat
-    now = simcord_bot.monitor.clock()
+    now = memory_cog(simcord_bot).monitor.clock()
     await fleet.beat(other("us-1", now, rss_mib=900))
     await fleet.beat(other("ap-1", now, rss_mib=100, silent_s=600))  # 10 min without a heartbeat
     result = await operator.slash(ops, "mem fleet")
@@ -49,7 +50,7 @@ async def test_the_fleet_shows_every_process_most_loaded_first_and_marks_the_sil
 
 
 async def test_a_heartbeat_updates_its_row_and_old_rows_are_forgotten(simcord_env, simcord_bot, fleet):
-    now = simcord_bot.monitor.clock()
+    now = memory_cog(simcord_bot).monitor.clock()
     await fleet.beat(other("gone-1", now, rss_mib=100, silent_s=25 * 3600))
     await fleet.beat(other("us-1", now, rss_mib=100))
     await fleet.beat(other("us-1", now, rss_mib=200))
@@ -59,7 +60,7 @@ async def test_a_heartbeat_updates_its_row_and_old_rows_are_forgotten(simcord_en
 
 async def test_200_instances_fit_discord_with_the_rest_summarised(simcord_env, simcord_bot, fleet):
     _, ops, operator = add_ops_guild(simcord_env, simcord_bot)
-    now = simcord_bot.monitor.clock()
+    now = memory_cog(simcord_bot).monitor.clock()
     for i in range(200):
         await fleet.beat(other(f"shard-{i:03d}", now, rss_mib=100 + i, silent_s=900 if i % 50 == 0 else 0))
     result = await operator.slash(ops, "mem fleet")
@@ -95,7 +96,7 @@ class TestFleetCleanup:
 
         _, ops, operator = add_ops_guild(simcord_env, simcord_bot)
         await simcord_env.advance_time(60)  # eu-1's own heartbeat
-        now = simcord_bot.monitor.clock()
+        now = memory_cog(simcord_bot).monitor.clock()
         await fleet.beat(other("us-1", now, rss_mib=300))
         await fleet.beat(other("ap-1", now, rss_mib=300, silent_s=3600))  # dead: never answers
         structures = StructureRegistry()

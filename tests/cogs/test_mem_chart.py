@@ -13,8 +13,9 @@ from simcord.backend.errors import OptionError
 from sqlalchemy import func, select
 
 from bot.app import create_bot
-from cogs._chart_reply import CHART_FILENAME
 from polly.chart import HEIGHT, WIDTH
+from polly.ext.chart_reply import CHART_FILENAME
+from polly.ext.cog import memory_cog
 from polly.models import memory_history
 from tests.cogs.helpers import add_ops_guild, assert_within_discord_limits, last_reply, reply_text
 from tests.settings import make_settings
@@ -124,7 +125,7 @@ async def test_a_restart_shows_as_a_gap(tmp_path):
         bot = create_bot(settings)
         await env.restart_bot(bot)
         await env.advance_time(30 * 60)
-        buckets = await bot.cycle.history.load(env.now() - timedelta(hours=3))
+        buckets = await memory_cog(bot).cycle.history.load(env.now() - timedelta(hours=3))
         text = reply_text(await operator.slash(ops, "mem chart", hours=3))
         await bot.close()
     starts = [b.start for b in buckets]

@@ -8,6 +8,7 @@ import discord
 import pytest
 from simcord import SetupError
 
+from polly.ext.cog import memory_cog
 from tests.cogs.helpers import make_operator
 from tests.settings import make_settings
 
@@ -34,7 +35,7 @@ async def test_every_subcommand_refuses_a_server_admin_who_is_not_an_operator(si
     guild = simcord_env.create_guild("Some server")
     channel = guild.create_text_channel("general")
     admin = guild.add_member(simcord_env.create_user("mallory"), roles=[admin_role(guild)])
-    caplog.set_level(logging.WARNING, logger="cogs._access")
+    caplog.set_level(logging.WARNING, logger="polly.ext.access")
     registered = {c.qualified_name for c in simcord_bot.tree.get_command("mem").walk_commands()}
     assert set(SUBCOMMANDS) == registered  # a new subcommand must be added here, and so checked
 
@@ -45,7 +46,7 @@ async def test_every_subcommand_refuses_a_server_admin_who_is_not_an_operator(si
     refusals = [r.getMessage() for r in caplog.records if "Refused /mem" in r.getMessage()]
     assert len(refusals) == 1  # the first per user and guild; the rest are counted (next test)
     assert "mallory" in refusals[0] and "Some server" in refusals[0] and str(guild.id) in refusals[0]
-    assert await simcord_bot.monitor.refresh_checkpoint_count() == 1  # only the automatic one
+    assert await memory_cog(simcord_bot).monitor.refresh_checkpoint_count() == 1  # only the automatic one
 
 
 async def test_repeated_refusals_write_one_line_per_quiet_period_with_a_count(simcord_env, simcord_bot, caplog):
@@ -53,7 +54,7 @@ async def test_repeated_refusals_write_one_line_per_quiet_period_with_a_count(si
     channel = guild.create_text_channel("general")
     admin = guild.add_member(simcord_env.create_user("mallory"), roles=[admin_role(guild)])
     other = guild.add_member(simcord_env.create_user("trudy"), roles=[admin_role(guild)])
-    caplog.set_level(logging.WARNING, logger="cogs._access")
+    caplog.set_level(logging.WARNING, logger="polly.ext.access")
     for _ in range(30):
         await admin.slash(channel, "mem stats")
     await other.slash(channel, "mem stats")

@@ -8,7 +8,8 @@ import sqlite3
 import discord
 import pytest
 
-from polly import background_tasks as bt
+from bot import poll_checks as bt
+from polly.ext.cog import memory_cog
 from polly.formatting import format_bytes
 from polly.memory_utils import registry
 from tests.cogs.helpers import add_ops_guild, assert_within_discord_limits, last_reply, reply_text
@@ -34,7 +35,7 @@ async def test_stats_is_ephemeral_and_renders_the_latest_sample(world, simcord_b
     result = await operator.slash(ops, "mem stats")
     assert result.ephemeral
     text = reply_text(result)
-    sample = simcord_bot.monitor.latest
+    sample = memory_cog(simcord_bot).monitor.latest
     assert format_bytes(sample.rss) in text
     assert f"{sample.percent_of_limit:.1f} %" in text and sample.limit_source in text
     assert "Tracked structures" in text and "message_fetch_failures" in text and "```" in text
@@ -86,11 +87,11 @@ async def test_cleanup_dry_run_reports_and_changes_nothing(world, scratch_struct
 async def test_second_cleanup_while_one_runs_is_told_at_once(world, simcord_bot, scratch_structure):
     """While another operator's cleanup holds the guard, a second /mem cleanup is refused immediately."""
     _, ops, operator = world
-    simcord_bot.cycle.cleanup_owner = ("bob", simcord_bot.monitor.clock())
+    memory_cog(simcord_bot).cycle.cleanup_owner = ("bob", memory_cog(simcord_bot).monitor.clock())
     try:
         result = await operator.slash(ops, "mem cleanup")
     finally:
-        simcord_bot.cycle.cleanup_owner = None
+        memory_cog(simcord_bot).cycle.cleanup_owner = None
     assert result.ephemeral
     assert "A cleanup is already running (started by bob" in result.response.content
     assert len(scratch_structure) == 30
@@ -103,11 +104,11 @@ async def test_concurrent_manual_cleanups_one_runs_the_other_is_refused(simcord_
     from polly.monitor_cycle import CleanupRunningError
 
     async def run(who):
-        return await simcord_bot.cycle.manual_cleanup(who, dry_run=True)
+        return await memory_cog(simcord_bot).cycle.manual_cleanup(who, dry_run=True)
 
     results = await asyncio.gather(run("a"), run("b"), return_exceptions=True)
     assert sum(isinstance(r, CleanupRunningError) for r in results) == 1
-    assert simcord_bot.cycle.cleanup_owner is None
+    assert memory_cog(simcord_bot).cycle.cleanup_owner is None
 
 
 async def test_pool_shows_limits_live_figures_counters_and_status(world):
@@ -162,24 +163,24 @@ async def test_checkpoint_compares_with_the_previous_one_and_with_a_named_one(wo
 async def test_unknown_compare_to_and_duplicate_label_are_clear_errors_that_store_nothing(world, simcord_bot):
     _, ops, operator = world
     await operator.slash(ops, "mem checkpoint", label="one")
-    count = await simcord_bot.monitor.refresh_checkpoint_count()
+    count = await memory_cog(simcord_bot).monitor.refresh_checkpoint_count()
 
     unknown = await operator.slash(ops, "mem checkpoint", label="two", compare_to="nope")
     assert unknown.ephemeral
     assert "No checkpoint is named 'nope'" in last_reply(unknown).content
     duplicate = await operator.slash(ops, "mem checkpoint", label="one")
     assert "A checkpoint named 'one' already exists" in last_reply(duplicate).content
-    assert await simcord_bot.monitor.refresh_checkpoint_count() == count
+    assert await memory_cog(simcord_bot).monitor.refresh_checkpoint_count() == count
 
 
 async def test_a_label_with_a_nul_byte_or_nothing_visible_is_refused_with_what_is_allowed(world, simcord_bot):
     _, ops, operator = world
-    count = await simcord_bot.monitor.refresh_checkpoint_count()
+    count = await memory_cog(simcord_bot).monitor.refresh_checkpoint_count()
     nul = await operator.slash(ops, "mem checkpoint", label="a\x00b")
     assert nul.ephemeral and "cannot contain control characters (found U+0000)" in last_reply(nul).content
     blank = await operator.slash(ops, "mem checkpoint", label="\u200b\u200b")
     assert "needs at least one visible character" in last_reply(blank).content
-    assert await simcord_bot.monitor.refresh_checkpoint_count() == count
+    assert await memory_cog(simcord_bot).monitor.refresh_checkpoint_count() == count
 
 
 async def test_a_refused_checkpoint_with_trace_leaves_tracing_as_it_was(world, simcord_bot):
@@ -188,16 +189,16 @@ async def test_a_refused_checkpoint_with_trace_leaves_tracing_as_it_was(world, s
     try:
         duplicate = await operator.slash(ops, "mem checkpoint", label="one", trace=True)
         assert "already exists" in last_reply(duplicate).content
-        assert simcord_bot.monitor.tracing is False  # tracemalloc's ~10x slowdown not left on
+        assert memory_cog(simcord_bot).monitor.tracing is False  # tracemalloc's ~10x slowdown not left on
     finally:
-        simcord_bot.monitor.set_tracing(False)
+        memory_cog(simcord_bot).monitor.set_tracing(False)
 
 
 async def test_a_command_while_the_database_is_locked_says_so_and_changes_nothing(world, simcord_bot):
     """Another connection holds SQLite's write lock: after the busy timeout the operator is told the
     database is unavailable and that nothing changed, not "Sorry, that went wrong"."""
     _, ops, operator = world
-    count = await simcord_bot.monitor.refresh_checkpoint_count()
+    count = await memory_cog(simcord_bot).monitor.refresh_checkpoint_count()
     async with simcord_bot.db.engine.connect() as conn:  # the one pooled connection: wait 0.2 s, not 5
         await conn.exec_driver_sql("PRAGMA busy_timeout=200")
     locker = sqlite3.connect(simcord_bot.settings.sqlite_path(), timeout=1)
@@ -211,8 +212,8 @@ async def test_a_command_while_the_database_is_locked_says_so_and_changes_nothin
     assert result.ephemeral
     assert "database is unavailable" in text and "database is locked" in text and "nothing was changed" in text
     assert "INSERT" not in text
-    assert await simcord_bot.monitor.refresh_checkpoint_count() == count
-    assert await simcord_bot.monitor.get_checkpoint("while-locked") is None
+    assert await memory_cog(simcord_bot).monitor.refresh_checkpoint_count() == count
+    assert await memory_cog(simcord_bot).monitor.get_checkpoint("while-locked") is None
 
 
 async def test_compare_to_is_autocompleted_from_stored_checkpoints(world):
@@ -235,7 +236,7 @@ async def test_trace_turns_tracemalloc_on_states_its_cost_and_shows_allocation_g
         off = reply_text(await operator.slash(ops, "mem checkpoint", label="untraced", trace=False))
         assert "tracemalloc is off" in off
     finally:
-        simcord_bot.monitor.set_tracing(False)
+        memory_cog(simcord_bot).monitor.set_tracing(False)
 
 
 async def test_alerts_sets_a_persisted_channel_and_posts_a_test(world, simcord_bot):
@@ -250,7 +251,7 @@ async def test_alerts_sets_a_persisted_channel_and_posts_a_test(world, simcord_b
     assert ops.last_message.embeds[0].title == "✅ Test alert"
     text = reply_text(result)
     assert "memory_percent" in text and "nothing is firing" in text and "none yet" in text
-    assert await simcord_bot.alert_store.alert_channel_id(None) == ops.id
+    assert await memory_cog(simcord_bot).store.alert_channel_id(None) == ops.id
 
 
 async def test_alerts_test_reports_a_channel_the_bot_cannot_post_in(world, simcord_env, simcord_bot):
@@ -267,19 +268,19 @@ async def test_alerts_changes_a_threshold_persists_it_and_rejects_bad_values(wor
     result = await operator.slash(ops, "mem alerts", threshold="memory_percent", value=85.0)
     assert "Threshold memory_percent is now 85." in result.response.content
     assert "memory_percent             85" in reply_text(result)
-    assert simcord_bot.cycle.engine.thresholds.memory_percent == 85
-    assert await simcord_bot.alert_store.thresholds() == {"memory_percent": 85.0}
+    assert memory_cog(simcord_bot).cycle.engine.thresholds.memory_percent == 85
+    assert await memory_cog(simcord_bot).store.thresholds() == {"memory_percent": 85.0}
 
     too_big = await operator.slash(ops, "mem alerts", threshold="memory_percent", value=150.0)
     assert "memory_percent = 150 is not allowed (above 100): percent, > 0 and <= 100" in too_big.response.content
     half = await operator.slash(ops, "mem alerts", threshold="for_checks")
     assert "Give both" in half.response.content
-    assert simcord_bot.cycle.engine.thresholds.memory_percent == 85
+    assert memory_cog(simcord_bot).cycle.engine.thresholds.memory_percent == 85
 
-    await simcord_bot.reload_extension("cogs.memory")  # a new cog reads the stored thresholds
-    simcord_bot.cycle.engine.set_threshold("memory_percent", 80)
-    await simcord_bot.reload_extension("cogs.memory")
-    assert simcord_bot.cycle.engine.thresholds.memory_percent == 85
+    await simcord_bot.reload_extension("polly")  # a new cog reads the stored thresholds
+    memory_cog(simcord_bot).cycle.engine.set_threshold("memory_percent", 80)
+    await simcord_bot.reload_extension("polly")
+    assert memory_cog(simcord_bot).cycle.engine.thresholds.memory_percent == 85
 
 
 async def test_an_unexpected_error_gets_a_short_apology_and_a_logged_traceback(

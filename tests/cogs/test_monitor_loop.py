@@ -8,7 +8,8 @@ import discord
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from polly import background_tasks as bt
+from bot import poll_checks as bt
+from polly.ext.cog import memory_cog
 from polly.memory_utils import registry
 from tests.cogs.helpers import add_ops_guild, assert_within_discord_limits, reply_text
 from tests.settings import make_settings
@@ -73,7 +74,7 @@ async def test_filling_failures_alerts_after_the_hold_time_once_and_resolves_aft
     assert len(bt.message_fetch_failures) == 0
     resolved = [t for t in alert_titles(channel) if t.startswith("🟢 Resolved: Tracked structure filling up")]
     assert len(resolved) == 1
-    events = await simcord_bot.alert_store.recent(10)
+    events = await memory_cog(simcord_bot).store.recent(10)
     assert [(e.kind, e.subject, e.delivered) for e in events if e.rule == "structure_fill"] == [
         ("resolved", "message_fetch_failures", True),
         ("fired", "message_fetch_failures", True),
@@ -103,16 +104,16 @@ async def test_alert_post_fails_while_the_channel_is_gone_and_is_delivered_later
         "POST", f"/channels/{channel.id}/messages", status=404, code=10003, message="Unknown Channel", times=None
     )
     fill_failures()
-    ticks = simcord_bot.cycle.health.ticks
+    ticks = memory_cog(simcord_bot).cycle.health.ticks
     await simcord_env.advance_time(4 * 60)
-    assert simcord_bot.cycle.health.ticks == ticks + 4  # the loop kept ticking
-    assert simcord_bot.cycle.health.undelivered == 1
+    assert memory_cog(simcord_bot).cycle.health.ticks == ticks + 4  # the loop kept ticking
+    assert memory_cog(simcord_bot).cycle.health.undelivered == 1
     assert not any("filling up" in t for t in alert_titles(channel))
 
     simcord_env.backend.faults.clear()  # the channel is reachable again
     await simcord_env.advance_time(60)
     assert sum("Tracked structure filling up" in t for t in alert_titles(channel)) == 1
-    assert simcord_bot.cycle.health.undelivered == 0
+    assert memory_cog(simcord_bot).cycle.health.undelivered == 0
 
 
 async def test_missing_send_permission_keeps_alerts_queued_until_a_usable_channel_is_set(simcord_env, simcord_bot, ops):
@@ -124,7 +125,7 @@ async def test_missing_send_permission_keeps_alerts_queued_until_a_usable_channe
     await operator.slash(channel, "mem alerts", channel=locked)
     fill_failures()
     await simcord_env.advance_time(4 * 60)
-    assert simcord_bot.cycle.health.undelivered == 1
+    assert memory_cog(simcord_bot).cycle.health.undelivered == 1
     assert simcord_bot.get_cog("MemoryCog").monitor_loop.is_running()
 
     result = await operator.slash(channel, "mem alerts", channel=channel)  # delivers the queue at once
@@ -141,11 +142,11 @@ async def test_process_reading_failures_back_off_say_so_once_and_recover(
     def refuse():
         raise OSError("simulated /proc read failure")
 
-    monkeypatch.setattr(simcord_bot.monitor.process, "memory_full_info", refuse)
-    errors = simcord_bot.cycle.health.errors
+    monkeypatch.setattr(memory_cog(simcord_bot).monitor.process, "memory_full_info", refuse)
+    errors = memory_cog(simcord_bot).cycle.health.errors
     await simcord_env.advance_time(3 * 60)  # three failing ticks: back off
-    assert simcord_bot.cycle.health.errors - errors == 3
-    assert simcord_bot.cycle.health.backoff_factor == 2
+    assert memory_cog(simcord_bot).cycle.health.errors - errors == 3
+    assert memory_cog(simcord_bot).cycle.health.backoff_factor == 2
     assert cog.monitor_loop.seconds == 120
     assert cog.monitor_loop.is_running()
     await simcord_env.advance_time(120)
@@ -156,9 +157,9 @@ async def test_process_reading_failures_back_off_say_so_once_and_recover(
 
     monkeypatch.undo()
     await simcord_env.advance_time(240)
-    assert simcord_bot.cycle.health.backoff_factor == 1
+    assert memory_cog(simcord_bot).cycle.health.backoff_factor == 1
     assert cog.monitor_loop.seconds == 60
-    assert simcord_bot.cycle.health.consecutive_errors == 0
+    assert memory_cog(simcord_bot).cycle.health.consecutive_errors == 0
 
 
 async def test_database_failures_do_not_stop_the_loop(simcord_env, simcord_bot, ops, monkeypatch):
@@ -167,16 +168,16 @@ async def test_database_failures_do_not_stop_the_loop(simcord_env, simcord_bot, 
     async def locked(*args, **kwargs):
         raise OperationalError("INSERT", {}, Exception("database is locked"))
 
-    monkeypatch.setattr(simcord_bot.alert_store, "record", locked)
-    monkeypatch.setattr(simcord_bot.monitor, "checkpoint", locked)
-    simcord_bot.cycle.last_checkpoint_at = None  # an automatic checkpoint is due: it fails
+    monkeypatch.setattr(memory_cog(simcord_bot).store, "record", locked)
+    monkeypatch.setattr(memory_cog(simcord_bot).monitor, "checkpoint", locked)
+    memory_cog(simcord_bot).cycle.last_checkpoint_at = None  # an automatic checkpoint is due: it fails
     fill_failures()
-    ticks, errors = simcord_bot.cycle.health.ticks, simcord_bot.cycle.health.errors
+    ticks, errors = memory_cog(simcord_bot).cycle.health.ticks, memory_cog(simcord_bot).cycle.health.errors
     await simcord_env.advance_time(3 * 60)
-    assert simcord_bot.cycle.health.errors > errors
+    assert memory_cog(simcord_bot).cycle.health.errors > errors
     monkeypatch.undo()
     await simcord_env.advance_time(3 * 60)
-    assert simcord_bot.cycle.health.ticks > ticks
+    assert memory_cog(simcord_bot).cycle.health.ticks > ticks
     assert any("Tracked structure filling up" in t for t in alert_titles(channel))
 
 
@@ -185,10 +186,10 @@ async def test_reloading_the_extension_leaves_exactly_one_loop(simcord_env, simc
         return [t for t in asyncio.all_tasks() if t.get_name() == LOOP_TASK and not t.done()]
 
     assert len(loops()) == 1
-    await simcord_bot.reload_extension("cogs.memory")
+    await simcord_bot.reload_extension("polly")
     await simcord_env.advance_time(60)
     assert len(loops()) == 1
-    await simcord_bot.reload_extension("cogs.memory")
+    await simcord_bot.reload_extension("polly")
     await simcord_env.advance_time(60)
     assert len(loops()) == 1
     assert simcord_bot.get_cog("MemoryCog").alert_channel_id == ops[0].id  # persisted setting reloaded
@@ -201,7 +202,7 @@ async def test_every_reply_and_alert_fits_discord_limits_with_50_long_named_stru
         for name in names:
             d = registry.bounded_dict(name, max_size=10)
             d.update({k: k for k in range(9)})  # 90 %: every one fires
-        simcord_bot.cycle.engine.set_threshold("for_checks", 1)
+        memory_cog(simcord_bot).cycle.engine.set_threshold("for_checks", 1)
         await simcord_env.advance_time(60)
         results = [
             await operator.slash(channel, "mem stats"),
@@ -231,18 +232,18 @@ async def test_an_unexpected_error_while_posting_alerts_keeps_them_queued_and_th
 ):
     channel, _ = ops
     cog = simcord_bot.get_cog("MemoryCog")
-    from cogs import _alert_render
+    from polly.ext import alert_render
 
-    original = _alert_render.alert_embed
+    original = alert_render.alert_embed
 
     def broken(*args, **kwargs):
         raise ValueError("rendering bug")
 
-    monkeypatch.setattr(_alert_render, "alert_embed", broken)
+    monkeypatch.setattr(alert_render, "alert_embed", broken)
     fill_failures()
     await simcord_env.advance_time(4 * 60)
     assert cog.monitor_loop.is_running()
-    assert simcord_bot.cycle.health.undelivered == 1
-    monkeypatch.setattr(_alert_render, "alert_embed", original)
+    assert memory_cog(simcord_bot).cycle.health.undelivered == 1
+    monkeypatch.setattr(alert_render, "alert_embed", original)
     await simcord_env.advance_time(60)
     assert sum("Tracked structure filling up" in t for t in alert_titles(channel)) == 1

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from bot.models import polls
 from polly.decorators import profile_table
-from polly.models import polls
+from tests.bot.test_poll_checks import add_poll
 from tests.cogs.helpers import add_ops_guild, assert_within_discord_limits, last_reply, reply_text
-from tests.polly.test_background_tasks import add_poll
 from tests.settings import make_settings
 
-VERIFY = "polly.background_tasks.verify_poll_messages"
-CLEANUP = "polly.background_tasks.cleanup_polls_with_deleted_messages"
+VERIFY = "bot.poll_checks.verify_poll_messages"
+CLEANUP = "bot.poll_checks.cleanup_polls_with_deleted_messages"
 
 
 async def poll_ids(bot) -> list[int]:
@@ -38,8 +38,8 @@ async def test_mem_profile_shows_calls_time_and_rss_change(simcord_env, simcord_
     await simcord_env.advance_time(simcord_bot.settings.poll_check_interval_minutes * 60)
     result = await operator.slash(ops, "mem profile")
     text = reply_text(result)
-    assert "background_tasks.verify_poll_messages" in text
-    assert "background_tasks.cleanup_polls_with_deleted_messages" in text
+    assert "poll_checks.verify_poll_messages" in text
+    assert "poll_checks.cleanup_polls_with_deleted_messages" in text
     assert "calls · time mean" in text and "RSS change mean" in text
     assert_within_discord_limits(last_reply(result).content, last_reply(result).embeds)
 

@@ -9,6 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
 from polly.config import load_settings
+from polly.ext.cog import memory_cog
 from polly.models import alert_events
 from tests.cogs.helpers import add_ops_guild, reply_text
 from tests.settings import make_settings
@@ -20,7 +21,7 @@ def bot_settings(tmp_path):
 
 
 async def get(bot, path: str) -> tuple[int, str]:
-    url = f"http://127.0.0.1:{bot.health_server.port}{path}"
+    url = f"http://127.0.0.1:{memory_cog(bot).health_server.port}{path}"
     async with aiohttp.ClientSession() as session, session.get(url) as response:
         return response.status, await response.text()
 

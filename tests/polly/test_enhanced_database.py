@@ -7,8 +7,8 @@ import asyncio
 import pytest
 from sqlalchemy import event, func, insert, select, text
 
+from bot.models import metadata, polls
 from polly.enhanced_database import Database, PoolTimeoutError
-from polly.models import polls
 from tests.settings import make_settings
 
 
@@ -19,7 +19,7 @@ async def small_pool_db(request, tmp_path):
     if request.param == "postgres":
         url = request.getfixturevalue("postgres_url")
     db = Database(make_settings(tmp_path, database_url=url, db_pool_size=2, db_max_overflow=1, db_pool_timeout=0.3))
-    await db.create_tables()
+    await db.open_tables(metadata)
     async with db.engine.begin() as conn:
         await conn.execute(text("DELETE FROM votes"))
         await conn.execute(text("DELETE FROM polls"))

@@ -109,7 +109,7 @@ def test_psutil_fallback_gives_the_same_shape():
 @linux_only
 def test_the_bot_does_not_import_psutil_on_linux():
     """psutil costs 0.85 MiB of RSS; on Linux the bot reads /proc instead."""
-    code = "import sys, bot.app, cogs.memory, polly.metrics; print('psutil' in sys.modules)"
+    code = "import sys, bot.app, polly.ext.cog, polly.metrics; print('psutil' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
     assert isinstance(current_process(), LinuxProcess)

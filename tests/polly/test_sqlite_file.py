@@ -31,7 +31,7 @@ async def keys(db: Database) -> list[str]:
 def keys_on_disk(path) -> list[str]:
     """What a fresh process would find in the file."""
     with sqlite3.connect(path) as conn:
-        return sorted(row[0] for row in conn.execute("SELECT key FROM runtime_settings"))
+        return sorted(row[0] for row in conn.execute("SELECT key FROM polly_runtime_settings"))
 
 
 async def test_nothing_happened_is_nothing_to_recover(db):

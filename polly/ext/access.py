@@ -45,10 +45,8 @@ async def is_operator(
     return await bot.is_owner(user)
 
 
-async def check_operator(interaction: discord.Interaction, settings: Settings) -> bool:
+async def check_operator(bot: commands.Bot, interaction: discord.Interaction, settings: Settings) -> bool:
     """True for operators; anyone else gets an ephemeral refusal and a warning in the log."""
-    bot = interaction.client
-    assert isinstance(bot, commands.Bot)
     if await is_operator(bot, settings, interaction.user, interaction.guild):
         return True
     command = interaction.command.qualified_name if interaction.command else "?"

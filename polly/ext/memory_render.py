@@ -9,7 +9,10 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from cogs._discord_limits import (
+from polly.caches import CacheCensus
+from polly.checkpoints import Checkpoint, CheckpointComparison
+from polly.enhanced_database import PoolStatus
+from polly.ext.discord_limits import (
     COLOR_FIRING,
     COLOR_OK,
     COLOR_WARN,
@@ -21,10 +24,7 @@ from cogs._discord_limits import (
     new_embed,
     short_name,
 )
-from cogs._heap_render import allocation_lines
-from polly.caches import CacheCensus
-from polly.checkpoints import Checkpoint, CheckpointComparison
-from polly.enhanced_database import PoolStatus
+from polly.ext.heap_render import allocation_lines
 from polly.formatting import format_bytes, format_duration, format_size_estimate, sparkline
 from polly.memory_utils import CleanupReport
 from polly.monitor_cycle import MonitorHealth

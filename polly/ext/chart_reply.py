@@ -7,8 +7,8 @@ import io
 
 import discord
 
-from cogs._discord_limits import fit_embed, new_embed
 from polly.chart import Chart, memory_chart
+from polly.ext.discord_limits import fit_embed, new_embed
 from polly.monitor_cycle import MonitorCycle
 
 CHART_FILENAME = "memory-chart.png"

@@ -7,17 +7,18 @@ bounded structures, and failures of vanished polls are dropped.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from typing import Any, Protocol
 
 import discord
 from sqlalchemy import delete, select
 
+from bot.models import PollStatus, polls
 from polly.config import Settings, environment_settings
 from polly.decorators import memory_cleanup_decorator, memory_profile
 from polly.enhanced_database import Database
 from polly.memory_utils import cleanup_background_tasks_memory, registry
-from polly.models import PollStatus, polls
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,19 @@ for _kind in WARNING_KINDS:
 def configure(settings: Settings) -> None:
     """Apply MAX_FAILURE_ENTRIES and FAILURE_CLEANUP_AGE (known only once settings are loaded)."""
     registry.resize("message_fetch_failures", settings.max_failure_entries, settings.failure_cleanup_age)
+
+
+_offline_poll_ids = itertools.count(10_000_000)  # far above any real poll id
+
+
+def leak_failures(count: int) -> str:
+    """The offline console's `:leak N`: N message-fetch failures of polls that do not exist."""
+    for _ in range(count):
+        record_failure(next(_offline_poll_ids), "cached_channel")
+    return (
+        f"Recorded {count:,} message-fetch failures; message_fetch_failures holds "
+        f"{len(message_fetch_failures):,} of at most {message_fetch_failures.max_size:,}"
+    )
 
 
 def warn_throttled(kind: str, message: str, *args: Any) -> None:

@@ -16,16 +16,18 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from cogs import _alert_render
-from cogs._discord_limits import new_embed
 from polly.alert_store import AlertStore, StoredAlertEvent
 from polly.alerts import AlertTransition, Rule, Transition
+from polly.ext import alert_render
+from polly.ext.discord_limits import new_embed
 from polly.history import ChartError
 from polly.monitor_cycle import AlertEventOut, MonitorCycle
 
 if TYPE_CHECKING:
-    from bot.app import PollyBot
+    from discord.ext import commands
+
     from polly.chart import Chart
+    from polly.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +49,15 @@ class AlertDelivery:
     """Delivers what waits; `channel_id` is read at each delivery (it can change at runtime)."""
 
     def __init__(
-        self, bot: PollyBot, cycle: MonitorCycle, store: AlertStore, channel_id: Callable[[], int | None]
+        self,
+        bot: commands.Bot,
+        settings: Settings,
+        cycle: MonitorCycle,
+        store: AlertStore,
+        channel_id: Callable[[], int | None],
     ) -> None:
         self.bot = bot
+        self.settings = settings
         self.cycle = cycle
         self.store = store
         self.channel_id = channel_id
@@ -107,22 +115,20 @@ class AlertDelivery:
 
     async def _post(self, channel: discord.abc.Messageable, pending: list[Pending]) -> int:
         trend = self.cycle.trend()
-        instance = self.bot.settings.instance()
+        instance = self.settings.instance()
         individual, rest = pending[:INDIVIDUAL_POSTS], pending[INDIVIDUAL_POSTS:]
         delivered = 0
         charts: dict[str, Chart | None] = {}  # one chart per delivery round, however many alerts want it
         try:
             for item in individual:
-                embed = _alert_render.alert_embed(item.transition, trend, instance)
+                embed = alert_render.alert_embed(item.transition, trend, instance)
                 await self._send(channel, embed, item, charts)
                 await self._mark([item])
                 delivered += 1
             if rest or self.store.dropped_undelivered:
                 dropped = self.store.dropped_undelivered
                 summary = [p.transition for p in rest]
-                await channel.send(
-                    embed=_alert_render.alert_summary_embed(summary, dropped, self.bot.settings.instance())
-                )
+                await channel.send(embed=alert_render.alert_summary_embed(summary, dropped, self.settings.instance()))
                 self.store.dropped_undelivered -= dropped
                 await self._mark(rest)
                 delivered += len(rest)
@@ -140,30 +146,26 @@ class AlertDelivery:
         """Post one alert; memory and leak-trend alerts carry the chart of the last day, and go
         without it when it cannot be drawn or attached."""
         transition = item.transition
-        if (
-            transition.rule in CHARTED_RULES
-            and transition.kind != Transition.RESOLVED
-            and self.bot.settings.alert_charts
-        ):
+        if transition.rule in CHARTED_RULES and transition.kind != Transition.RESOLVED and self.settings.alert_charts:
             if "chart" not in charts:
                 charts["chart"] = await self._chart()
             chart = charts["chart"]
             if chart is not None:
-                from cogs._chart_reply import chart_file, show_chart
+                from polly.ext.chart_reply import chart_file, show_chart
 
                 try:
                     await channel.send(embed=show_chart(embed), file=chart_file(chart))
                     return
                 except discord.HTTPException as exc:
-                    log.warning("The alert's chart could not be attached (%s); posting the alert without it", exc)
+                    log.warning("The alert's chart could not be attached (%s); posting the alert without it", str(exc))
                     embed.set_image(url=None)
         await channel.send(embed=embed)
 
     async def _chart(self) -> Chart | None:
-        from cogs._chart_reply import make_chart  # charts: loaded with the first alert that wants one
+        from polly.ext.chart_reply import make_chart  # charts: loaded with the first alert that wants one
 
         try:
-            return await make_chart(self.cycle, ALERT_CHART_HOURS, self.bot.settings.instance())
+            return await make_chart(self.cycle, ALERT_CHART_HOURS, self.settings.instance())
         except ChartError as exc:
             log.info("No chart for the alert: %s", exc)
         except Exception:
@@ -199,7 +201,9 @@ class AlertDelivery:
 
     def _failed(self, exc: BaseException, waiting: int, delivered: int = 0) -> int:
         self.cycle.delivery_failed(waiting)
+        # str(exc), not exc: a handler that keeps records (a buffer, a test's capture) would keep the
+        # exception's traceback, and through its frames this delivery and its cog, alive.
         log.warning(
-            "Could not post %d alert(s) to channel %s (%s); retrying next tick", waiting, self.channel_id(), exc
+            "Could not post %d alert(s) to channel %s (%s); retrying next tick", waiting, self.channel_id(), str(exc)
         )
         return delivered

@@ -9,9 +9,9 @@ import sys
 import pytest
 from sqlalchemy import insert, select
 
-from polly import background_tasks as bt
+from bot import poll_checks as bt
+from bot.models import PollStatus, polls
 from polly.memory_utils import registry
-from polly.models import PollStatus, polls
 from tests.conftest import REPO_ROOT
 from tests.settings import make_settings
 
@@ -126,7 +126,7 @@ def test_failure_tracking_is_bounded_by_the_settings_before_any_bot_exists(tmp_p
     """Importing the module sizes it from MAX_FAILURE_ENTRIES / FAILURE_CLEANUP_AGE; an invalid
     value leaves the defaults (the launcher reports it), and the import never fails."""
     code = (
-        "import json\nfrom polly.background_tasks import message_fetch_failures as f\n"
+        "import json\nfrom bot.poll_checks import message_fetch_failures as f\n"
         "print(json.dumps([f.max_size, f.max_age_minutes]))"
     )
     out = subprocess.run(

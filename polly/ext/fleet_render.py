@@ -7,7 +7,15 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from cogs._discord_limits import COLOR_OK, COLOR_WARN, DESCRIPTION_LIMIT, add_field, code_table, fit_embed, new_embed
+from polly.ext.discord_limits import (
+    COLOR_OK,
+    COLOR_WARN,
+    DESCRIPTION_LIMIT,
+    add_field,
+    code_table,
+    fit_embed,
+    new_embed,
+)
 from polly.fleet import Heartbeat
 from polly.formatting import format_bytes, format_duration
 

@@ -1,35 +1,46 @@
-"""Memory operations for the bot's operators: the /mem commands and the monitor loop.
+"""Memory operations for the bot's operators: the /mem commands, the monitor loop, the endpoints.
 
-Presentation only: every number comes from the bot's MemoryMonitor, the tracked-structure
-registry and the pool monitor; `_memory_render` turns them into embeds that fit Discord's limits.
+`MemoryCog` is what `load_extension("polly")` adds to any bot, and what a host may construct itself
+with its own settings or database. It builds its memory layer (`polly.memory_layer`) and releases
+it at unload; every number comes from that layer, and `memory_render` turns them into embeds that
+fit Discord's limits. Nothing is read from or written to the host bot beyond discord.py's public
+API: its commands, intents, caches and handlers stay as the host made them.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
 from discord.ext import commands, tasks
 
-from cogs import _alert_render, _heap_render
-from cogs import _memory_render as render
-from cogs._access import check_operator, is_operator
-from cogs._alert_delivery import AlertDelivery
-from cogs._alert_settings import channel_text, count_waiting, set_threshold
-from cogs._discord_limits import error_line
-from cogs._loops import stop_loop
-from cogs._replies import answer_command_error, reply
 from polly.alert_store import ALERT_CHANNEL_KEY
 from polly.alerts import THRESHOLD_NAMES, ThresholdError
 from polly.checkpoints import compare_checkpoints
+from polly.config import Settings, embedded_settings
 from polly.decorators import profile_snapshot
+from polly.enhanced_database import Database
+from polly.ext import alert_render, heap_render
+from polly.ext import memory_render as render
+from polly.ext.access import check_operator, is_operator
+from polly.ext.alert_delivery import AlertDelivery
+from polly.ext.alert_settings import channel_text, count_waiting, set_threshold
+from polly.ext.cache_census import take_census
+from polly.ext.discord_limits import error_line
+from polly.ext.loops import stop_loop
+from polly.ext.replies import answer_command_error, reply
 from polly.history import MAX_HOURS, ChartError
+from polly.memory_layer import MemoryLayer
 from polly.samples import measure_loop_lag
 
 if TYPE_CHECKING:
-    from bot.app import PollyBot
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from polly.ext.health import HealthServer
 
 log = logging.getLogger(__name__)
 
@@ -46,17 +57,49 @@ class MemoryCog(commands.Cog):
         default_permissions=discord.Permissions(administrator=True),
     )
 
-    def __init__(self, bot: PollyBot) -> None:
+    def __init__(
+        self,
+        bot: commands.Bot,
+        *,
+        settings: Settings | None = None,
+        database: Database | None = None,
+        engine: AsyncEngine | None = None,
+    ) -> None:
+        """`settings`: the POLLY_ variables when None (`polly.embedded_settings()`), so a bad one
+        fails the load with a line naming it. `engine`: a host's SQLAlchemy engine, so Polly keeps
+        its `polly_*` tables there and `/mem pool` watches that pool (`database`: the same, as a
+        `polly.Database` the host owns). Either is closed by the host, never by Polly."""
         self.bot = bot
-        self.settings = bot.settings
-        self.monitor = bot.monitor
-        self.cycle = bot.cycle
-        self.store = bot.alert_store
+        if settings is None:
+            settings = embedded_settings()
+        # When each shard of this process went down (an unsharded bot is shard 0); gone once back.
+        self.shard_down_since: dict[int, datetime] = {}
+        # discord.utils.utcnow: the same clock as discord.py's tasks (and SimCord's virtual one).
+        self.layer = MemoryLayer(
+            settings,
+            database=database,
+            engine=engine,
+            clock=discord.utils.utcnow,
+            census=functools.partial(take_census, bot, self.shard_down_since),
+        )
+        self.settings = self.layer.settings
+        self.monitor = self.layer.monitor
+        self.cycle = self.layer.cycle
+        self.store = self.layer.store
         self.alert_channel_id: int | None = self.settings.memory_alert_channel_id
-        self.delivery = AlertDelivery(bot, self.cycle, self.store, lambda: self.alert_channel_id)
+        self.delivery = AlertDelivery(bot, self.settings, self.cycle, self.store, lambda: self.alert_channel_id)
         self.ticking = False  # a tick is running (and may be in a database call)
+        self.health_server: HealthServer | None = None
 
     async def cog_load(self) -> None:
+        try:
+            await self.layer.open()  # a StartupError (one line naming the setting) fails the load
+            await self._start()
+        except BaseException:
+            await self.cog_unload()
+            raise
+
+    async def _start(self) -> None:
         try:
             self.alert_channel_id = await self.store.alert_channel_id(self.settings.memory_alert_channel_id)
             for name, stored in (await self.store.thresholds()).items():
@@ -67,6 +110,13 @@ class MemoryCog(commands.Cog):
             self.monitor_loop.change_interval(seconds=self.settings.memory_check_interval_seconds)
             self.monitor_loop.start()
             log.info("Memory monitor started (every %.0f s)", self.settings.memory_check_interval_seconds)
+        if self.settings.health_port is not None:
+            # The HTTP server and the metrics code are imported only when the endpoints are on.
+            from polly.ext.health import HealthServer
+
+            server = HealthServer(self.bot, self.layer, self.shard_down_since)
+            await server.start()  # a port in use fails the load with HealthServerError
+            self.health_server = server
 
     def _restore_threshold(self, name: str, stored: float) -> None:
         """Apply a threshold stored at runtime; one no longer allowed is skipped, not fatal."""
@@ -76,8 +126,46 @@ class MemoryCog(commands.Cog):
             log.warning("Ignoring the stored threshold %s=%g: %s", name, stored, exc)
 
     async def cog_unload(self) -> None:
+        """Stop the loops and the endpoints, release the memory layer: nothing stays behind."""
         await stop_loop(self.monitor_loop, busy=self.ticking)
         self.trace_loop.cancel()
+        if self.health_server is not None:
+            await self.health_server.stop()
+            self.health_server = None
+        await self.layer.close()
+
+    # ------------------------------------------------------------ gateway events (for /health, /mem stats)
+
+    @commands.Cog.listener()
+    async def on_shard_disconnect(self, shard_id: int) -> None:
+        self.shard_down_since.setdefault(shard_id, discord.utils.utcnow())
+
+    @commands.Cog.listener()
+    async def on_shard_connect(self, shard_id: int) -> None:
+        self.shard_down_since.pop(shard_id, None)
+
+    @commands.Cog.listener()
+    async def on_shard_resumed(self, shard_id: int) -> None:
+        self.shard_down_since.pop(shard_id, None)
+
+    @commands.Cog.listener()
+    async def on_shard_ready(self, shard_id: int) -> None:
+        self.shard_down_since.pop(shard_id, None)
+
+    @commands.Cog.listener()
+    async def on_disconnect(self) -> None:
+        if self.bot.shard_count is None:
+            self.shard_down_since.setdefault(0, discord.utils.utcnow())
+
+    @commands.Cog.listener()
+    async def on_connect(self) -> None:
+        if self.bot.shard_count is None:
+            self.shard_down_since.pop(0, None)
+
+    @commands.Cog.listener()
+    async def on_resumed(self) -> None:
+        if self.bot.shard_count is None:
+            self.shard_down_since.pop(0, None)
 
     # ------------------------------------------------------------ the monitor loop
 
@@ -98,13 +186,13 @@ class MemoryCog(commands.Cog):
             if change is not None:
                 self.monitor_loop.change_interval(seconds=change.interval_s)
                 if change.entering:
-                    await self._post_quietly(_alert_render.backoff_embed(change.factor, change.interval_s, str(exc)))
+                    await self._post_quietly(alert_render.backoff_embed(change.factor, change.interval_s, str(exc)))
             return
         change = self.cycle.record_success(result.sample.at)
         if change is not None:
             self.monitor_loop.change_interval(seconds=change.interval_s)
         if result.database_incident is not None:
-            await self._post_quietly(_alert_render.database_file_embed(result.database_incident))
+            await self._post_quietly(alert_render.database_file_embed(result.database_incident))
         await self.deliver_alerts()
 
     @tasks.loop(count=2)
@@ -112,12 +200,15 @@ class MemoryCog(commands.Cog):
         """Iteration 0 starts with /mem trace; iteration 1, `minutes` later, ends the trace and posts it."""
         if self.trace_loop.current_loop == 0:
             return
+        # A relative-interval loop sleeps once more after its last iteration: end it now instead, so
+        # the next /mem trace can start the loop again at once.
+        self.trace_loop.stop()
         finished = await self.cycle.finish_trace()
         if finished is None:
             return
         session, growth = finished
         minutes = (session.ends_at - session.started_at).total_seconds() / 60
-        if not await self._post_quietly(_heap_render.trace_embed(session.who, minutes, growth)):
+        if not await self._post_quietly(heap_render.trace_embed(session.who, minutes, growth)):
             log.warning("The allocation trace ended but its results could not be posted (see above)")
 
     @monitor_loop.before_loop
@@ -143,7 +234,7 @@ class MemoryCog(commands.Cog):
             await channel.send(embed=embed)
             return True
         except (discord.HTTPException, TypeError) as exc:
-            log.warning("Could not post to the alert channel %s: %s", self.alert_channel_id, exc)
+            log.warning("Could not post to the alert channel %s: %s", self.alert_channel_id, str(exc))
             return False
         except Exception:
             log.exception("Could not post to the alert channel %s", self.alert_channel_id)
@@ -153,7 +244,7 @@ class MemoryCog(commands.Cog):
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:  # type: ignore[override]
         """Every /mem command is for the bot's operators only (refused ones get an ephemeral line)."""
-        return await check_operator(interaction, self.settings)
+        return await check_operator(self.bot, interaction, self.settings)
 
     @mem.command(name="stats", description="Process memory, limit, trend, tracked structures, pool and loop lag")
     @app_commands.describe(chart="Attach the chart of the last 24 hours")
@@ -176,7 +267,7 @@ class MemoryCog(commands.Cog):
         if not chart:
             await reply(interaction, embed=embed)
             return
-        from cogs._chart_reply import chart_file, make_chart, show_chart  # charts: loaded when first asked for
+        from polly.ext.chart_reply import chart_file, make_chart, show_chart  # charts: loaded when first asked for
 
         await interaction.response.defer(ephemeral=True, thinking=True)
         try:
@@ -190,7 +281,7 @@ class MemoryCog(commands.Cog):
     @app_commands.describe(hours=f"Hours to show, 1-{MAX_HOURS} (default 24)")
     async def chart(self, interaction: discord.Interaction, hours: app_commands.Range[int, 1, MAX_HOURS] = 24) -> None:
         """Draw the memory chart (in a short-lived process: the bot's memory does not notice)."""
-        from cogs._chart_reply import chart_embed, chart_file, make_chart
+        from polly.ext.chart_reply import chart_embed, chart_file, make_chart
 
         await interaction.response.defer(ephemeral=True, thinking=True)
         drawn = await make_chart(self.cycle, hours, self.settings.instance())
@@ -202,7 +293,7 @@ class MemoryCog(commands.Cog):
         return "running" if self.monitor_loop.is_running() else "stopped (see the log)"
 
     def endpoints_exposure(self) -> str | None:
-        server = getattr(self.bot, "health_server", None)
+        server = self.health_server
         return self.settings.endpoints_exposure(server.port if server is not None else None)
 
     @mem.command(name="cleanup", description="Clean every tracked structure and run a full garbage collection")
@@ -215,9 +306,9 @@ class MemoryCog(commands.Cog):
         """Clean the tracked structures, collect garbage and trim the heap."""
         self.cycle.ensure_no_cleanup_running()  # refused at once, before the deferral
         await interaction.response.defer(ephemeral=True, thinking=True)
-        fleet = self.bot.fleet_cleanup
+        fleet = self.layer.fleet_cleanup
         if scope == "fleet" and not dry_run and fleet is not None:
-            from cogs._fleet_render import fleet_cleanup_embed
+            from polly.ext.fleet_render import fleet_cleanup_embed
 
             members = [m.instance for m in await self.cycle.fleet_members()]
             wait = self.settings.fleet_reply_seconds
@@ -236,7 +327,9 @@ class MemoryCog(commands.Cog):
         """Show the database pool's configuration, live figures and counters."""
         await reply(
             interaction,
-            embed=render.pool_embed(self.bot.db.get_pool_status(), self.cycle.engine.thresholds.pool_overflow_percent),
+            embed=render.pool_embed(
+                self.layer.db.get_pool_status(), self.cycle.engine.thresholds.pool_overflow_percent
+            ),
         )
 
     @mem.command(name="checkpoint", description="Store a memory checkpoint and compare it with an earlier one")
@@ -278,8 +371,7 @@ class MemoryCog(commands.Cog):
     async def _checkpoint_labels(
         self, interaction: discord.Interaction, current: str
     ) -> list[app_commands.Choice[str]]:
-        assert isinstance(interaction.client, commands.Bot)
-        if not await is_operator(interaction.client, self.settings, interaction.user, interaction.guild):
+        if not await is_operator(self.bot, self.settings, interaction.user, interaction.guild):
             return []
         needle = current.lower()
         labels = [c.label for c in await self.monitor.list_checkpoints(limit=100) if needle in c.label.lower()]
@@ -294,12 +386,11 @@ class MemoryCog(commands.Cog):
         await interaction.response.defer(ephemeral=True, thinking=True)
         structures = [(tracked.name, tracked.target) for tracked in self.cycle.structures]
         result = await inspect_type(type, named_roots={"bot": self.bot}, structures=structures)
-        await reply(interaction, embed=_heap_render.inspect_embed(result))
+        await reply(interaction, embed=heap_render.inspect_embed(result))
 
     @inspect.autocomplete("type")
     async def _type_names(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
-        assert isinstance(interaction.client, commands.Bot)
-        if not await is_operator(interaction.client, self.settings, interaction.user, interaction.guild):
+        if not await is_operator(self.bot, self.settings, interaction.user, interaction.guild):
             return []
         return [app_commands.Choice(name=name[:100], value=name[:100]) for name in self.cycle.type_suggestions(current)]
 
@@ -322,7 +413,7 @@ class MemoryCog(commands.Cog):
 
     @mem.command(name="fleet", description="Every process of this bot: memory against its limit, trend, alerts")
     async def fleet(self, interaction: discord.Interaction) -> None:
-        from cogs._fleet_render import fleet_embed
+        from polly.ext.fleet_render import fleet_embed
 
         members = await self.cycle.fleet_members()
         silent_after = self.settings.fleet_silent_checks * self.settings.memory_check_interval_seconds
@@ -335,7 +426,7 @@ class MemoryCog(commands.Cog):
     @mem.command(name="profile", description="Calls, time and RSS change of the profiled functions")
     async def profile(self, interaction: discord.Interaction) -> None:
         """Show what each run of Polly's profiled background work costs."""
-        await reply(interaction, embed=_heap_render.profile_embed(profile_snapshot()))
+        await reply(interaction, embed=heap_render.profile_embed(profile_snapshot()))
 
     @mem.command(name="alerts", description="Alert channel, thresholds, firing alerts and recent alert events")
     @app_commands.describe(
@@ -365,7 +456,7 @@ class MemoryCog(commands.Cog):
             await self.deliver_alerts()
         if test:
             notes.append(await self.delivery.post_test(str(interaction.user)))
-        embed = _alert_render.alerts_embed(
+        embed = alert_render.alerts_embed(
             channel_text(self.alert_channel_id),
             engine.thresholds,
             engine.active(),
@@ -380,7 +471,16 @@ class MemoryCog(commands.Cog):
         await answer_command_error(interaction, error)
 
 
-async def setup(bot: PollyBot) -> None:
-    guild_ids = bot.settings.memory_admin_guild_ids
+async def add_memory_cog(bot: commands.Bot, cog: MemoryCog) -> None:
+    """Add the cog, with /mem registered only in MEMORY_ADMIN_GUILD_IDS when those are set."""
+    guild_ids = cog.settings.memory_admin_guild_ids
     guilds = [discord.Object(guild_id) for guild_id in guild_ids] if guild_ids else discord.utils.MISSING
-    await bot.add_cog(MemoryCog(bot), guilds=guilds)
+    await bot.add_cog(cog, guilds=guilds)
+
+
+def memory_cog(bot: commands.Bot) -> MemoryCog:
+    """The memory cog `bot` carries (LookupError if the extension is not loaded)."""
+    cog = bot.get_cog(MemoryCog.__cog_name__)
+    if not isinstance(cog, MemoryCog):
+        raise LookupError("the memory extension (polly) is not loaded in this bot")
+    return cog

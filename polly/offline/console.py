@@ -1,8 +1,9 @@
-"""Offline console: the real bot inside SimCord's simulated Discord, driven from a prompt.
+"""Offline console: a real bot inside SimCord's simulated Discord, driven from a prompt.
 
-Same `create_bot`, same extensions, real `/proc` readings and the real database from
-DATABASE_URL (the `--demo` tour uses a throwaway one). You are an operator in a guild whose #ops
-channel is the alert channel; type what you would type in Discord.
+Any bot: Polly's own (`python -m bot --offline`) or yours (`python -m polly.offline MODULE:ATTR`),
+with the memory extension loaded, real `/proc` readings and the real database. You are the bot's
+owner in a guild whose #ops channel is the alert channel; type what you would type in Discord:
+`/mem` commands and the bot's own slash commands alike.
 """
 
 from __future__ import annotations
@@ -12,27 +13,28 @@ import logging
 import sys
 import tempfile
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, TextIO
 
 import discord
 from discord import app_commands
+from discord.ext import commands
 
-from bot import _demo_leak
-from bot._console_input import ConsoleInputError, parse_duration, read_count, render_message, split_command
-from bot.app import PollyBot, create_bot
-from bot.startup_errors import StartupError
-from cogs._replies import answered_in_discord
-from polly import background_tasks
-from polly.config import Settings
+from polly.ext.cog import memory_cog
+from polly.ext.replies import answered_in_discord
+from polly.offline import demo_leak
+from polly.offline.console_input import ConsoleInputError, parse_duration, read_count, render_message, split_command
+from polly.startup_errors import EXIT_CONFIG, StartupError
 
 log = logging.getLogger(__name__)
 
 INSTALL_HINT = (
-    "The offline console needs SimCord, the simulated Discord: run `uv sync --extra offline` "
-    "(or `pip install simcord`), then try again."
+    "The offline console needs SimCord, the simulated Discord: install polly-memory-ops[offline] "
+    "(`pip install 'polly-memory-ops[offline]'` or `uv sync --extra offline`), then try again."
 )
+# Counts N failures somewhere the memory layer tracks and says where (`:leak N`).
+LeakFailures = Callable[[int], str]
 HELP = """\
 Type slash commands as in Discord, options as name:value (quote values with spaces):
   /mem stats                          /mem cleanup dry_run:true
@@ -41,7 +43,7 @@ Type slash commands as in Discord, options as name:value (quote values with spac
 Console verbs:
   :advance 90m    move the simulated clock (s, m, h, d; e.g. 1h30m): the monitor loop ticks
   :channel        show the messages in #ops, the alert channel
-  :leak N         record N message-fetch failures in Polly's background tasks
+  :leak N         record N failures in a tracked structure (Polly's message-fetch failures)
   :traffic N      N members join the guild and each posts a message in #general (caches fill)
   :leak-objects N keep N LeakyWidget objects alive in a module's global list (find them with
                   /mem checkpoint and /mem inspect type:LeakyWidget)
@@ -72,26 +74,39 @@ DEMO_SCRIPT = (
 class OfflineConsole:
     """The simulated world and the commands typed into it."""
 
-    def __init__(self, settings: Settings, out: TextIO) -> None:
-        self.settings = settings
+    def __init__(
+        self,
+        make_bot: Callable[[], commands.Bot],
+        out: TextIO,
+        *,
+        prepare: Callable[[commands.Bot], Awaitable[None]] | None = None,
+        leak: LeakFailures | None = None,
+    ) -> None:
+        self.make_bot = make_bot
+        self.prepare = prepare  # checks before the simulated login (Polly's bot: its database)
+        self.leak_failures = leak or demo_leak.record_failures
         self.out = out
         self.failed = False
         self._seen_in_ops = 0
-        self._next_leak_id = 10_000_000
         self._next_visitor = 1
+        self.admin_guild_ids: list[int] = []
 
     # -- setting up the world
 
     async def open(self, simcord: Any) -> None:
-        """Start the bot in a simulated Discord; StartupError (after closing it) if it cannot start."""
-        self.bot: PollyBot = create_bot(self.settings)
+        """Start the bot in a simulated Discord with the memory extension loaded (by the bot itself,
+        or here); StartupError (after closing the bot) if either cannot start."""
+        self.bot = self.make_bot()
         self._run = simcord.run(self.bot, check_errors=False, settle_timeout=60)
         try:
-            await self.bot.open_database()
+            if self.prepare is not None:
+                await self.prepare(self.bot)
             self.env = await self._run.__aenter__()
-        except StartupError:
+            await self._load_memory_extension()
+        except (StartupError, commands.ExtensionError):
             await self.bot.close()
             raise
+        self.admin_guild_ids = list(memory_cog(self.bot).settings.memory_admin_guild_ids)
         self.guild = self.env.create_guild("Polly offline")
         self.ops = self.guild.create_text_channel("ops")
         self.general = self.guild.create_text_channel("general")
@@ -99,8 +114,17 @@ class OfflineConsole:
         self.you = self.guild.add_member(self.env.create_user("you"), roles=[admins])
         self.bot.owner_ids = {self.you.id}  # you own this bot: an operator
         await self.you.slash(self.ops, "mem alerts", channel=self.ops)
+        await self.env.settle()
         self._seen_in_ops = len(self._ops_messages())
         self._errors_seen = len(self.env.errors)
+
+    async def _load_memory_extension(self) -> None:
+        """A host that did not load the extension itself gets it here, as its owner would add it."""
+        try:
+            memory_cog(self.bot)
+        except LookupError:
+            await self.bot.load_extension("polly")
+            await self.bot.tree.sync()
 
     async def close(self) -> None:
         await self.bot.close()  # SimCord's teardown does not close the bot
@@ -157,22 +181,15 @@ class OfflineConsole:
             await self._traffic(read_count(arg, verb, 10_000, "members and messages"))
         elif verb == "leak-objects":
             count = read_count(arg, verb, 1_000_000, "objects")
-            held = _demo_leak.leak(count)
-            self.print(f"{count:,} LeakyWidget objects are now held by bot._demo_leak.leaked_widgets ({held:,} in all)")
+            held = demo_leak.leak(count)
+            where = "polly.offline.demo_leak.leaked_widgets"
+            self.print(f"{count:,} LeakyWidget objects are now held by {where} ({held:,} in all)")
         else:
             raise ConsoleInputError(f"Unknown console verb ':{verb}': try :help")
         return True
 
     def _leak(self, arg: str) -> None:
-        count = read_count(arg, "leak", 1_000_000, "failures")
-        for poll_id in range(self._next_leak_id, self._next_leak_id + count):
-            background_tasks.record_failure(poll_id, "cached_channel")
-        self._next_leak_id += count
-        failures = background_tasks.message_fetch_failures
-        self.print(
-            f"Recorded {count:,} message-fetch failures; message_fetch_failures holds "
-            f"{len(failures):,} of at most {failures.max_size:,}"
-        )
+        self.print(self.leak_failures(read_count(arg, "leak", 1_000_000, "failures")))
 
     async def _traffic(self, count: int) -> None:
         """Members join and each posts once; messages are created in bulk and settled once (a
@@ -200,7 +217,7 @@ class OfflineConsole:
     def _find_command(self, words: list[str]) -> app_commands.Command:
         if not words:
             raise ConsoleInputError("Type a slash command, e.g. /mem stats, or :help")
-        scopes = [None, *(discord.Object(g) for g in self.settings.memory_admin_guild_ids)]
+        scopes = [None, *(discord.Object(g) for g in self.admin_guild_ids)]
         root = next((c for s in scopes if (c := self.bot.tree.get_command(words[0], guild=s))), None)
         node: Any = root
         for word in words[1:]:
@@ -215,7 +232,7 @@ class OfflineConsole:
         for command in self.bot.tree.walk_commands():
             if isinstance(command, app_commands.Command):
                 names.append(command.qualified_name)
-        for guild_id in self.settings.memory_admin_guild_ids:
+        for guild_id in self.admin_guild_ids:
             for command in self.bot.tree.walk_commands(guild=discord.Object(guild_id)):
                 if isinstance(command, app_commands.Command):
                     names.append(command.qualified_name)
@@ -329,7 +346,7 @@ async def _lines(stream: TextIO, interactive: bool, command_names: list[str]) ->
         yield line
 
 
-async def _console(settings: Settings, demo: bool, stdin: TextIO, out: TextIO) -> int:
+async def _console(console: OfflineConsole, demo: bool, stdin: TextIO) -> int:
     discord_log = logging.getLogger("discord")
     level = discord_log.level
     # SimCord's import builds a probe Client with no intents; its warnings (guilds intent, voice)
@@ -339,15 +356,18 @@ async def _console(settings: Settings, demo: bool, stdin: TextIO, out: TextIO) -
         import simcord
     except ImportError:
         log.error(INSTALL_HINT)
-        return 2
+        return EXIT_CONFIG
     finally:
         discord_log.setLevel(level)
-    console = OfflineConsole(settings, out)
     try:
         await console.open(simcord)
     except StartupError as exc:
         log.error("%s", exc)
         return exc.exit_code
+    except commands.ExtensionError as exc:
+        cause = exc.__cause__ or exc
+        log.error("The memory extension could not load: %s", str(cause).splitlines()[0] if str(cause) else cause)
+        return EXIT_CONFIG
     try:
         if demo:
             for title, line in DEMO_SCRIPT:
@@ -367,20 +387,24 @@ async def _console(settings: Settings, demo: bool, stdin: TextIO, out: TextIO) -
     return 1 if console.failed else 0
 
 
-def run_offline(
-    settings: Settings, *, demo: bool = False, stdin: TextIO | None = None, out: TextIO | None = None
+def run_console(
+    make_bot: Callable[[], commands.Bot],
+    *,
+    demo: bool = False,
+    stdin: TextIO | None = None,
+    out: TextIO | None = None,
+    prepare: Callable[[commands.Bot], Awaitable[None]] | None = None,
+    leak: LeakFailures | None = None,
 ) -> int:
-    """Run the console (or the demo tour); 0, or 1 if any command failed, 2 without SimCord."""
-    if demo:
-        # The tour writes checkpoints and alerts: keep them out of the operator's database.
-        # It also turns discord.py's caches on (Polly keeps them off), to show them filling.
-        scratch = Path(tempfile.mkdtemp(prefix="polly-demo-"))
-        settings = settings.replaced(
-            database_url=f"sqlite+aiosqlite:///{scratch / 'demo.db'}",
-            discord_max_messages=1000,
-            discord_members_intent=True,
-            discord_member_cache="all",
-        )
-    if settings.log_level == "INFO":
+    """Run the console (or the demo tour) on the bot `make_bot` builds; 0, or 1 if any command
+    failed, 2 without SimCord or when the bot or the extension cannot start as configured."""
+    if logging.getLogger().level == logging.INFO:
         logging.getLogger().setLevel(logging.WARNING)  # replies, not lifecycle chatter, on screen
-    return asyncio.run(_console(settings, demo, stdin or sys.stdin, out or sys.stdout))
+    console = OfflineConsole(make_bot, out or sys.stdout, prepare=prepare, leak=leak)
+    return asyncio.run(_console(console, demo, stdin or sys.stdin))
+
+
+def scratch_database_url() -> str:
+    """A throwaway SQLite file for the demo tour, which writes checkpoints and alerts."""
+    scratch = Path(tempfile.mkdtemp(prefix="polly-demo-"))
+    return f"sqlite+aiosqlite:///{scratch / 'demo.db'}"

@@ -7,7 +7,9 @@ from dataclasses import fields as dc_fields
 
 import discord
 
-from cogs._discord_limits import (
+from polly.alert_store import StoredAlertEvent
+from polly.alerts import ActiveAlert, AlertTransition, Thresholds, Transition
+from polly.ext.discord_limits import (
     COLOR_FIRING,
     COLOR_OK,
     COLOR_WARN,
@@ -19,8 +21,6 @@ from cogs._discord_limits import (
     fit_embed,
     new_embed,
 )
-from polly.alert_store import StoredAlertEvent
-from polly.alerts import ActiveAlert, AlertTransition, Thresholds, Transition
 from polly.formatting import format_duration, sparkline
 from polly.sqlite_file import FileIncident
 from polly.trend import Trend

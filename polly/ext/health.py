@@ -13,15 +13,19 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from bot.http_server import HttpServer, Request, Response
-from bot.startup_errors import StartupError
-from cogs._cache_census import shard_states
+from polly.ext.cache_census import shard_states
+from polly.ext.http_server import HttpServer, Request, Response
 from polly.memory_optimizer import measure_loop_lag
 from polly.metrics import CONTENT_TYPE, MetricsRenderer
 from polly.shards import down_too_long
+from polly.startup_errors import StartupError
 
 if TYPE_CHECKING:
-    from bot.app import PollyBot
+    from datetime import datetime
+
+    from discord.ext import commands
+
+    from polly.memory_layer import MemoryLayer
 
 log = logging.getLogger(__name__)
 
@@ -31,14 +35,16 @@ class HealthServerError(StartupError):
 
 
 class HealthServer:
-    """Started in the bot's setup hook, stopped when the bot closes."""
+    """Started when the memory cog loads (HEALTH_PORT set), stopped when it unloads."""
 
-    def __init__(self, bot: PollyBot) -> None:
+    def __init__(self, bot: commands.Bot, layer: MemoryLayer, shard_down_since: dict[int, datetime]) -> None:
         self.bot = bot
-        self.settings = bot.settings
+        self.layer = layer
+        self.shard_down_since = shard_down_since
+        self.settings = layer.settings
         token = self.settings.health_token
         self._token = token.get_secret_value().encode() if token is not None else None
-        self._metrics = MetricsRenderer(bot.cycle, self.settings.instance())
+        self._metrics = MetricsRenderer(layer.cycle, self.settings.instance())
         self._server = HttpServer(
             {"/health": self.health, "/health/memory": self.health_memory, "/metrics": self.metrics}, self._auth
         )
@@ -50,7 +56,8 @@ class HealthServer:
             self.port = await self._server.start(host, port)
         except OSError as exc:
             raise HealthServerError(
-                f"HEALTH_PORT={port} on HEALTH_HOST={host} cannot be used ({exc.strerror or exc}): "
+                f"{self.settings.variable('health_port')}={port} on {self.settings.variable('health_host')}={host} "
+                f"cannot be used ({exc.strerror or exc}): "
                 "choose another port or stop what is listening there"
             ) from None
         log.info("Health endpoints on http://%s:%s (/health, /health/memory, /metrics)", host, self.port)
@@ -80,7 +87,7 @@ class HealthServer:
 
     async def health(self, _request: Request) -> Response:
         lag_ms = await measure_loop_lag()
-        shards = shard_states(self.bot)
+        shards = shard_states(self.bot, self.shard_down_since)
         reasons = []
         if self.bot.shard_count is None:  # one connection: down is down
             connected = shards[0].connected
@@ -92,7 +99,7 @@ class HealthServer:
             reasons += down_too_long(shards, grace, discord.utils.utcnow())
         if lag_ms > self.settings.health_max_loop_lag_ms:
             reasons.append(f"event loop lag {lag_ms:.0f} ms above {self.settings.health_max_loop_lag_ms:g} ms")
-        guard = self.bot.db.file_guard
+        guard = self.layer.db.file_guard
         problem = guard.problem() if guard is not None else None
         if guard is not None and problem is not None:
             reasons.append(guard.explain(problem))
@@ -106,9 +113,9 @@ class HealthServer:
         return Response.json(body, 200 if not reasons else 503)
 
     async def health_memory(self, _request: Request) -> Response:
-        cycle = self.bot.cycle
-        stats = self.bot.monitor.stats_dict(cycle.engine.thresholds.memory_percent)
-        status = cycle.memory_status(self.bot.monitor.latest or self.bot.monitor.sample())
+        cycle = self.layer.cycle
+        stats = self.layer.monitor.stats_dict(cycle.engine.thresholds.memory_percent)
+        status = cycle.memory_status(self.layer.monitor.latest or self.layer.monitor.sample())
         stats["status"] = status
         stats["alerts_firing"] = [
             {"rule": a.rule.value, "subject": a.subject, "value": a.value, "threshold": a.threshold}

@@ -42,9 +42,10 @@ def _per_guild(guilds: Iterable[Any], attribute: str) -> int | None:
         return None
 
 
-def shard_states(client: discord.Client) -> tuple[ShardState, ...]:
-    """Each shard of this process; an unsharded bot is shard 0 (as Discord counts it)."""
-    down_since: dict[int, datetime] = getattr(client, "shard_down_since", {})
+def shard_states(client: discord.Client, down_since: dict[int, datetime] | None = None) -> tuple[ShardState, ...]:
+    """Each shard of this process; an unsharded bot is shard 0 (as Discord counts it). `down_since`:
+    when each shard that is down went down (the memory cog keeps it from the gateway events)."""
+    down_since = down_since or {}
     if isinstance(client, discord.AutoShardedClient):
         per_shard = Counter(map(operator.attrgetter("shard_id"), getattr(client._connection, "_guilds", {}).values()))
         states = []
@@ -60,7 +61,7 @@ def shard_states(client: discord.Client) -> tuple[ShardState, ...]:
     return (ShardState(0, usable_latency(client.latency), connected, guilds, down_since.get(0)),)
 
 
-def take_census(client: discord.Client) -> CacheCensus:
+def take_census(client: discord.Client, down_since: dict[int, datetime] | None = None) -> CacheCensus:
     state = client._connection
     guilds = list(getattr(state, "_guilds", {}).values())
     messages = getattr(state, "_messages", None)
@@ -88,5 +89,5 @@ def take_census(client: discord.Client) -> CacheCensus:
         member_cache=member_cache,
         intents=tuple(name for name in CACHE_INTENTS if getattr(intents, name, False)),
         chunk_at_startup=bool(getattr(state, "_chunk_guilds", False)),
-        shards=shard_states(client),
+        shards=shard_states(client, down_since),
     )

@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from cogs._discord_limits import (
+from polly.allocations import AllocationGrowth
+from polly.decorators import ProfileStats
+from polly.ext.discord_limits import (
     FIELD_COUNT_LIMIT,
     FIELD_VALUE_LIMIT,
     add_field,
@@ -15,8 +17,6 @@ from cogs._discord_limits import (
     fit_embed,
     new_embed,
 )
-from polly.allocations import AllocationGrowth
-from polly.decorators import ProfileStats
 from polly.formatting import format_bytes, format_duration
 
 if TYPE_CHECKING:

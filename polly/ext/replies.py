@@ -10,11 +10,11 @@ import discord
 from discord import app_commands
 from sqlalchemy import exc as sa_exc
 
-from cogs._discord_limits import error_line
 from polly.alerts import ThresholdError
 from polly.allocations import TraceRunningError
 from polly.checkpoints import CheckpointError
 from polly.enhanced_database import DatabaseUnreachableError, PoolTimeoutError
+from polly.ext.discord_limits import error_line
 from polly.heap_types import UnknownTypeError
 from polly.history import ChartError
 from polly.monitor_cycle import CleanupRunningError

@@ -1,0 +1,113 @@
+"""The memory layer of one bot process, assembled and released in one place: database, monitor,
+monitor cycle, alert store, and on PostgreSQL the fleet-cleanup listener.
+
+Discord-free: the extension (`polly.ext`) builds one per load, hands in the Discord-side readings
+(a clock, the cache census) as plain callables, and closes it at unload, so a reload leaves no
+task, connection, registry entry or tracemalloc session behind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from polly.alert_engine import AlertEngine
+from polly.alert_store import AlertStore
+from polly.alerts import Thresholds
+from polly.allocations import set_tracing, tracing
+from polly.caches import CacheCensus
+from polly.config import Settings
+from polly.enhanced_database import Database
+from polly.memory_optimizer import MemoryMonitor
+from polly.monitor_cycle import OUTBOX_NAME, MonitorCycle
+from polly.registry import StructureRegistry, registry
+from polly.startup_errors import database_failure
+from polly.stats_payload import get_default_monitor_or_none, set_default_monitor
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from polly.fleet_cleanup import FleetCleanup
+    from polly.gc_tools import CleanupReport
+
+log = logging.getLogger(__name__)
+
+
+class MemoryLayer:
+    """Everything the memory layer keeps for one bot, from `open()` to `close()`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        database: Database | None = None,
+        engine: AsyncEngine | None = None,
+        clock: Callable[[], datetime],
+        census: Callable[[], CacheCensus] | None = None,
+        structures: StructureRegistry = registry,
+    ) -> None:
+        # Polly's own Database unless the host passed one (then the host closes it). A host's engine
+        # is wrapped in a Database of Polly's that watches its pool but never disposes of it.
+        self.owns_database = database is None
+        if database is None:
+            if engine is not None:
+                url = engine.url.render_as_string(hide_password=False)
+                settings = dataclasses.replace(settings, database_url=url)
+            database = Database(settings, engine=engine)
+        self.settings = database.settings
+        self.db = database
+        settings = self.settings
+        self.monitor = MemoryMonitor(settings, self.db, structures=structures, clock=clock, census=census)
+        self.store = AlertStore(self.db, settings.alert_history_size, settings.instance())
+        self.cycle = MonitorCycle(
+            settings, self.monitor, AlertEngine(Thresholds.from_settings(settings)), self.store, structures
+        )
+        self.structures = structures
+        self.fleet_cleanup: FleetCleanup | None = None  # PostgreSQL: answers /mem cleanup scope:fleet
+        self._tracing_before = tracing()
+        self._opened = False
+
+    async def open(self) -> None:
+        """Bring Polly's tables up to date, start listening for the fleet, restore the alert state;
+        a StartupError saying what to check if the database cannot be opened."""
+        try:
+            await self.db.create_tables()
+        except Exception as exc:
+            log.debug("Opening the database failed", exc_info=True)
+            if self.owns_database:
+                await self.db.dispose()
+            raise database_failure(exc, self.settings) from None
+        self._opened = True
+        if self.cycle.fleet is not None:  # several processes may share this database: listen for them
+            from polly.fleet_cleanup import FleetCleanup
+
+            self.fleet_cleanup = FleetCleanup(self.db, self.settings.instance(), self._clean_for_the_fleet)
+            await self.fleet_cleanup.start()
+        await self.monitor.refresh_checkpoint_count()
+        await self.cycle.restore_firing()  # before the loop: a still-firing alert is not new
+        set_default_monitor(self.monitor)
+
+    async def _clean_for_the_fleet(self, who: str) -> CleanupReport:
+        return await self.cycle.manual_cleanup(who, dry_run=False)
+
+    async def close(self) -> None:
+        """Release everything `open()` and the constructor took; safe to call more than once."""
+        session = self.cycle.cancel_trace()
+        if session is not None:
+            log.warning("The allocation trace started by %s was stopped: the memory extension unloaded", session.who)
+        if tracing() and not self._tracing_before:  # `/mem checkpoint trace:true` left it on
+            set_tracing(False)
+        if get_default_monitor_or_none() is self.monitor:
+            set_default_monitor(None)
+        self.structures.unregister(OUTBOX_NAME)
+        if self.cycle.fleet is not None and self._opened:
+            await self.cycle.fleet.leader.release()  # another process leads the fleet from its next tick
+        if self.fleet_cleanup is not None:
+            await self.fleet_cleanup.stop()
+            self.fleet_cleanup = None
+        if self.owns_database:
+            await self.db.dispose()
+        self._opened = False

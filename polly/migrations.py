@@ -1,0 +1,120 @@
+"""Polly's schema, versioned: numbered steps that create and upgrade Polly's own tables (`polly_*`)
+and nothing else, recorded in `polly_schema_version`.
+
+Why not Alembic: it brings Mako and its own environment machinery for what is, here, a list of
+functions and one version number; Polly's footprint budget (3 MiB for the whole extension) cannot
+carry it. Each step runs once per database, in one transaction; on PostgreSQL under an advisory
+lock, so processes starting together on an empty database do not race each other's DDL.
+
+A host's tables are never touched: a table Polly finds under one of its old, unprefixed names
+(`alert_events`, ...) is adopted (renamed to its `polly_` name) only when its columns are those of
+Polly's table; anything else of that name is left alone and Polly creates its own beside it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from sqlalchemy import Column, Integer, MetaData, Table, select, text
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.engine import Connection
+
+from polly.models import metadata
+
+log = logging.getLogger(__name__)
+
+# The key of the PostgreSQL advisory lock held while the schema is upgraded ("polly" in ASCII).
+SCHEMA_LOCK_KEY = 0x706F6C6C79
+
+_version_metadata = MetaData()
+schema_version = Table(
+    "polly_schema_version",
+    _version_metadata,
+    Column("version", Integer, primary_key=True),
+)
+
+# Polly up to 0.1 named its tables without a prefix, in the same database as the poll bot's own.
+LEGACY_NAMES = {
+    "memory_checkpoints": "polly_memory_checkpoints",
+    "memory_history": "polly_memory_history",
+    "alert_events": "polly_alert_events",
+    "runtime_settings": "polly_runtime_settings",
+    "fleet_instances": "polly_fleet_instances",
+    "fleet_cleanup_reports": "polly_fleet_cleanup_reports",
+}
+
+
+def _adopt_legacy_tables(conn: Connection) -> None:
+    """Rename Polly's unprefixed tables of earlier versions, when they are recognisably Polly's."""
+    inspector = sa_inspect(conn)
+    present = set(inspector.get_table_names())
+    for old, new in LEGACY_NAMES.items():
+        table = metadata.tables.get(new)
+        if table is None or old not in present or new in present:
+            continue
+        columns = {column["name"] for column in inspector.get_columns(old)}
+        required = {c.name for c in table.columns if not c.nullable}
+        if not required <= columns <= set(table.columns.keys()):
+            log.info("Leaving the table %s alone: its columns are not Polly's", old)
+            continue
+        conn.execute(text(f'ALTER TABLE "{old}" RENAME TO "{new}"'))
+        log.info("Adopted Polly's table %s of an earlier version as %s", old, new)
+
+
+def _add_missing_columns(conn: Connection) -> None:
+    """Nullable columns later versions added, on tables adopted from an earlier version."""
+    inspector = sa_inspect(conn)
+    for table in metadata.sorted_tables:
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in present and column.nullable:
+                kind = column.type.compile(dialect=conn.dialect)
+                conn.execute(text(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}'))
+                log.info("Added column %s.%s", table.name, column.name)
+
+
+def _v1_prefixed_tables(conn: Connection) -> None:
+    _adopt_legacy_tables(conn)
+    metadata.create_all(conn, checkfirst=True)
+    _add_missing_columns(conn)
+
+
+# (version, what it does, step): append only; a released step never changes.
+MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
+    (1, "polly_* tables, adopting the unprefixed ones of earlier versions", _v1_prefixed_tables),
+)
+LATEST_VERSION = MIGRATIONS[-1][0]
+
+
+def current_version(conn: Connection) -> int:
+    """The schema version recorded in this database (0: none of Polly's tables yet)."""
+    if not sa_inspect(conn).has_table(schema_version.name):
+        return 0
+    return conn.execute(select(schema_version.c.version)).scalar() or 0
+
+
+def upgrade(conn: Connection) -> list[int]:
+    """Run the steps this database has not had, in order, on this connection's transaction; return
+    the versions applied. Tables registered on Polly's metadata after the last step (the fleet's,
+    loaded only on PostgreSQL) are created too: creating a missing table is not a schema change."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+    _version_metadata.create_all(conn, checkfirst=True)
+    version = current_version(conn)
+    applied = []
+    for number, description, step in MIGRATIONS:
+        if number > version:
+            log.info("Polly schema: applying version %d (%s)", number, description)
+            step(conn)
+            applied.append(number)
+    if applied:
+        conn.execute(schema_version.delete())
+        conn.execute(schema_version.insert().values(version=applied[-1]))
+    metadata.create_all(conn, checkfirst=True)
+    return applied
+
+
+def table_names() -> list[str]:
+    """Every table Polly may create (all of them `polly_*`)."""
+    return [schema_version.name, *metadata.tables]
