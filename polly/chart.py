@@ -177,6 +177,7 @@ async def memory_chart(cycle: MonitorCycle, hours: float, title: str) -> Chart:
     """The chart of the last `hours`: ChartError when there is no history yet or drawing fails."""
     if not 0 < hours <= MAX_HOURS:
         raise ChartError(f"A chart spans 1 to {MAX_HOURS} hours, not {hours:g}.")
+    ensure_drawable()
     payload, caption = await _chart_payload(cycle, hours, title)
     # Only bytes stay alive while the child draws (a few hundred ms): the buckets and the spec
     # died young, so the collector does not promote them, and no full collection follows.
@@ -201,11 +202,17 @@ async def _chart_payload(cycle: MonitorCycle, hours: float, title: str) -> tuple
     return json.dumps(spec).encode(), caption
 
 
+def ensure_drawable() -> None:
+    """ChartError saying which extra to install when Pillow is missing (looked up, never imported:
+    only the drawing child loads it)."""
+    if importlib.util.find_spec("PIL") is None:
+        raise ChartError(CHARTS_EXTRA)
+
+
 async def render_png(spec: dict[str, Any] | bytes) -> bytes:
     """Draw the spec (or its JSON) in a child process (polly/chart_png.py); ChartError if it fails
     or hangs."""
-    if importlib.util.find_spec("PIL") is None:  # looked up, not imported: the bot never loads Pillow
-        raise ChartError(CHARTS_EXTRA)
+    ensure_drawable()
     payload = spec if isinstance(spec, bytes) else json.dumps(spec).encode()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")]))}
     child = await asyncio.create_subprocess_exec(
