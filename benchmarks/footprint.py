@@ -1,11 +1,12 @@
 """Child processes for Polly's own footprint: each starts from a clean interpreter.
 
-python -m benchmarks.footprint started bare|polly|polly-health   -> JSON {"rss_mib": ...}
+python -m benchmarks.footprint started bare|embedded|polly|polly-health -> JSON {"rss_mib": ...}
 python -m benchmarks.footprint imports                          -> JSON {"steps": [[name, rss_mib], ...]}
 python -m benchmarks.footprint traffic polly|discord             -> JSON {"rss_mib": ..., "messages": ...}
 
 "bare" is the bot Polly is compared with: discord.py's commands.Bot with an async SQLAlchemy
-engine on aiosqlite, one table created. Both bots run in SimCord (set up, commands synced, ten
+engine on aiosqlite, one table created. "embedded" is that same bot with one line more,
+`load_extension("polly")` (a third-party host, Polly on its own SQLite file); "polly" is Polly's own bot. Both bots run in SimCord (set up, commands synced, ten
 monitor intervals passed), so SimCord's own memory is on both sides and cancels out.
 
 The measurement loads nothing into the bare bot that Polly would bring: RSS is read from
@@ -24,6 +25,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+
 
 
 def rss_mib() -> float:
@@ -47,10 +49,10 @@ POLLY_IMPORT_STEPS = (
         "polly core",
         ("polly.config", "polly.process_stats", "polly.memory_utils", "polly.memory_optimizer", "polly.monitor_cycle"),
     ),
-    ("polly database and models", ("polly.enhanced_database", "polly.alert_store", "polly.background_tasks")),
-    ("cogs.memory", ("cogs.memory",)),
-    ("bot.app", ("bot.app",)),
-    ("bot.health, its HTTP server and polly.metrics (HEALTH_PORT set)", ("bot.health",)),
+    ("polly database, models and migrations", ("polly.enhanced_database", "polly.alert_store", "polly.migrations")),
+    ("the extension (polly.ext.cog)", ("polly.ext.cog",)),
+    ("Polly's own bot (bot.app, bot.poll_checks)", ("bot.app", "bot.poll_checks")),
+    ("polly.ext.health, its HTTP server and polly.metrics (HEALTH_PORT set)", ("polly.ext.health",)),
 )
 INTERVALS = 10
 
@@ -66,7 +68,7 @@ def imports() -> dict[str, object]:
     return {"steps": steps}
 
 
-async def _bare_bot(folder: Path) -> float:
+async def _bare_bot(folder: Path, *, with_polly: bool = False) -> float:
     import discord
     import simcord
     from discord.ext import commands
@@ -74,6 +76,13 @@ async def _bare_bot(folder: Path) -> float:
     from sqlalchemy.ext.asyncio import create_async_engine
 
     bot = commands.Bot(command_prefix=commands.when_mentioned, intents=discord.Intents.default(), help_command=None)
+    if with_polly:  # the one line a host adds (in its setup hook), Polly on its own SQLite file
+        os.environ["POLLY_DATABASE_URL"] = f"sqlite+aiosqlite:///{folder / 'polly-memory.db'}"
+
+        async def setup_hook() -> None:
+            await bot.load_extension("polly")
+
+        bot.setup_hook = setup_hook  # type: ignore[method-assign]
     engine = create_async_engine(f"sqlite+aiosqlite:///{folder / 'bare.db'}")
     metadata = MetaData()
     Table("polls", metadata, Column("id", Integer, primary_key=True))
@@ -133,7 +142,9 @@ async def _traffic(folder: Path, caches: dict[str, object]) -> dict[str, float]:
         await env.settle()
         await env.advance_time(settings.memory_check_interval_seconds)
         rss = rss_mib()
-        census = bot.monitor.count_caches()
+        from polly.ext.cog import memory_cog
+
+        census = memory_cog(bot).monitor.count_caches()
         await bot.close()
     return {"rss_mib": rss, "messages": float(census.count("messages") or 0) if census else 0.0}
 
@@ -143,8 +154,8 @@ def started(kind: str) -> dict[str, float]:
 
     logging.disable(logging.WARNING)  # SimCord's probe client warns about intents; not measured
     folder = Path(tempfile.mkdtemp(prefix="polly-footprint-"))
-    if kind == "bare":
-        rss = asyncio.run(_bare_bot(folder))
+    if kind in ("bare", "embedded"):
+        rss = asyncio.run(_bare_bot(folder, with_polly=kind == "embedded"))
     else:
         rss = asyncio.run(_polly_bot(folder, health=kind == "polly-health"))
     return {"rss_mib": rss, "modules": len(sys.modules)}
