@@ -65,7 +65,7 @@ def idle_cog() -> list[Result]:
 
 FOOTPRINT_BUDGETS_MIB = {"embedded": 3.0, "polly": 3.0, "polly-health": 5.0}
 FOOTPRINT_LABELS = {
-    "embedded": "A host bot with load_extension(\"polly\") (its own SQLite file)",
+    "embedded": 'A host bot with load_extension("polly") (its own SQLite file)',
     "polly": "Polly's own footprint, HEALTH_PORT unset",
     "polly-health": "Polly's own footprint, HEALTH_PORT set",
 }

@@ -6,7 +6,8 @@ python -m benchmarks.footprint traffic polly|discord             -> JSON {"rss_m
 
 "bare" is the bot Polly is compared with: discord.py's commands.Bot with an async SQLAlchemy
 engine on aiosqlite, one table created. "embedded" is that same bot with one line more,
-`load_extension("polly")` (a third-party host, Polly on its own SQLite file); "polly" is Polly's own bot. Both bots run in SimCord (set up, commands synced, ten
+`load_extension("polly")` (a third-party host, Polly on its own SQLite file); "polly" is Polly's
+own bot. Every bot runs in SimCord (set up, commands synced, ten
 monitor intervals passed), so SimCord's own memory is on both sides and cancels out.
 
 The measurement loads nothing into the bare bot that Polly would bring: RSS is read from
@@ -25,7 +26,6 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-
 
 
 def rss_mib() -> float:

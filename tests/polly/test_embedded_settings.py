@@ -63,5 +63,5 @@ def test_an_unknown_override_is_refused_by_name():
 
 
 def test_a_hysteresis_conflict_names_the_prefixed_variables():
-    with pytest.raises(ConfigError, match="POLLY_ALERT_HYSTERESIS_PERCENT=30 .*POLLY_ALERT_DICT_FILL_PERCENT"):
+    with pytest.raises(ConfigError, match=r"POLLY_ALERT_HYSTERESIS_PERCENT=30 .*POLLY_ALERT_DICT_FILL_PERCENT"):
         embedded_settings(environ={"POLLY_ALERT_HYSTERESIS_PERCENT": "30", "POLLY_ALERT_DICT_FILL_PERCENT": "25"})
