@@ -24,8 +24,10 @@ from polly.models import metadata
 
 log = logging.getLogger(__name__)
 
-# The key of the PostgreSQL advisory lock held while the schema is upgraded ("polly" in ASCII).
-SCHEMA_LOCK_KEY = 0x706F6C6C79
+# The key of the PostgreSQL advisory lock held while the schema is upgraded ("pollyS" in ASCII).
+# Not the fleet leader's ("polly", polly.fleet.LEADER_LOCK): the leader holds that one for as long
+# as it lives, and every process starting meanwhile would wait on it forever.
+SCHEMA_LOCK_KEY = 0x706F6C6C7953
 
 _version_metadata = MetaData()
 schema_version = Table(

@@ -127,3 +127,20 @@ async def test_processes_starting_together_on_an_empty_postgresql_all_start(tmp_
         async with admin.connect() as conn:
             await conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
         await admin.dispose()
+
+
+async def test_a_process_starting_while_another_leads_the_fleet_is_not_kept_waiting(tmp_path, postgres_url):
+    """The fleet's leader holds its advisory lock for as long as it lives; the schema lock is another."""
+    from polly.fleet import LEADER_LOCK
+
+    assert migrations.SCHEMA_LOCK_KEY != LEADER_LOCK
+    leader = create_async_engine(postgres_url)
+    starting = Database(make_settings(tmp_path, database_url=postgres_url))
+    try:
+        async with leader.connect() as conn:
+            assert await conn.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": LEADER_LOCK})
+            await asyncio.wait_for(starting.create_tables(), timeout=30)
+            await conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": LEADER_LOCK})
+    finally:
+        await starting.dispose()
+        await leader.dispose()
