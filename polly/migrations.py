@@ -47,10 +47,12 @@ LEGACY_NAMES = {
 }
 
 
-def _adopt_legacy_tables(conn: Connection) -> None:
-    """Rename Polly's unprefixed tables of earlier versions, when they are recognisably Polly's."""
+def _adopt_legacy_tables(conn: Connection) -> list[str]:
+    """Rename Polly's unprefixed tables of earlier versions, when they are recognisably Polly's;
+    return the new names of those adopted."""
     inspector = sa_inspect(conn)
     present = set(inspector.get_table_names())
+    adopted = []
     for old, new in LEGACY_NAMES.items():
         table = metadata.tables.get(new)
         if table is None or old not in present or new in present:
@@ -62,12 +64,15 @@ def _adopt_legacy_tables(conn: Connection) -> None:
             continue
         conn.execute(text(f'ALTER TABLE "{old}" RENAME TO "{new}"'))
         log.info("Adopted Polly's table %s of an earlier version as %s", old, new)
+        adopted.append(new)
+    return adopted
 
 
-def _add_missing_columns(conn: Connection) -> None:
-    """Nullable columns later versions added, on tables adopted from an earlier version."""
+def _add_missing_columns(conn: Connection, names: list[str]) -> None:
+    """Nullable columns later versions added, on tables adopted from an earlier version (reflected
+    only then: reflecting every table of a new database would cost the bot memory for nothing)."""
     inspector = sa_inspect(conn)
-    for table in metadata.sorted_tables:
+    for table in (metadata.tables[name] for name in names):
         present = {column["name"] for column in inspector.get_columns(table.name)}
         for column in table.columns:
             if column.name not in present and column.nullable:
@@ -77,9 +82,10 @@ def _add_missing_columns(conn: Connection) -> None:
 
 
 def _v1_prefixed_tables(conn: Connection) -> None:
-    _adopt_legacy_tables(conn)
+    adopted = _adopt_legacy_tables(conn)
     metadata.create_all(conn, checkfirst=True)
-    _add_missing_columns(conn)
+    if adopted:
+        _add_missing_columns(conn, adopted)
 
 
 # (version, what it does, step): append only; a released step never changes.
