@@ -28,7 +28,7 @@ from benchmarks import (
 )
 from benchmarks._harness import Result, fmt_value
 from polly.config import Settings
-from polly.formatting import text_table
+from polly.formatting import draw_table
 
 FIGURES: dict[str, Callable[[], list[Result]]] = {
     "tick": lambda: bench_core.monitor_tick(Settings()),
@@ -61,7 +61,7 @@ def table(results: list[Result]) -> str:
         )
         for r in results
     ]
-    return text_table(rows, ("figure", "median", "baseline", "ratio", "budget", "result"), markdown=True)
+    return draw_table(rows, ("figure", "median", "baseline", "ratio", "budget", "result"), markdown=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -78,7 +78,7 @@ def footprint_child(*args: str) -> dict:
 
 def footprint() -> list[Result]:
     """Started bot minus the bare discord.py + SQLAlchemy + aiosqlite bot, fresh processes, interleaved."""
-    runs: dict[str, list[float]] = {"bare": [], "embedded": [], "polly": [], "polly-health": []}
+    runs: dict[str, list[float]] = {"bare": [], "embedded": [], "polly": [], "polly-health": [], "polly-command": []}
     for _ in range(FOOTPRINT_RUNS):
         for kind in runs:
             runs[kind].append(footprint_child("started", kind)["rss_mib"])
@@ -100,6 +100,20 @@ def footprint() -> list[Result]:
                 f"against the bare median); bare bot {bare:.1f} MiB",
             )
         )
+    started = statistics.median(runs["polly"])
+    first = [value - started for value in runs["polly-command"]]
+    results.append(
+        Result(
+            "  after the first /mem command (its tables load tabulate and wcwidth)",
+            statistics.median(runs["polly-command"]) - started,
+            started,
+            "MiB",
+            "measured, once per process",
+            True,
+            None,
+            f"over Polly's started bot; min {min(first):.2f}, max {max(first):.2f}",
+        )
+    )
     steps = footprint_child("imports")["steps"]
     for (_, before), (label, after) in itertools.pairwise(steps):
         results.append(Result(f"  import: {label}", after - before, 0.0, "MiB", "breakdown", True))

@@ -1,6 +1,6 @@
 """Child processes for Polly's own footprint: each starts from a clean interpreter.
 
-python -m benchmarks.footprint started bare|embedded|polly|polly-health -> JSON {"rss_mib": ...}
+python -m benchmarks.footprint started bare|embedded|polly|polly-health|polly-command -> JSON {"rss_mib": ...}
 python -m benchmarks.footprint imports                          -> JSON {"steps": [[name, rss_mib], ...]}
 python -m benchmarks.footprint traffic polly|discord             -> JSON {"rss_mib": ..., "messages": ...}
 
@@ -98,7 +98,8 @@ async def _bare_bot(folder: Path, *, with_polly: bool = False) -> float:
     return rss
 
 
-async def _polly_bot(folder: Path, health: bool) -> float:
+async def _polly_bot(folder: Path, health: bool, first_command: bool = False) -> float:
+    import discord
     import simcord
 
     from bot.app import create_bot
@@ -110,8 +111,14 @@ async def _polly_bot(folder: Path, health: bool) -> float:
     )
     bot = create_bot(settings)
     async with simcord.run(bot) as env:
-        env.create_guild().create_text_channel("ops")
+        guild = env.create_guild()
+        ops = guild.create_text_channel("ops")
         await env.advance_time(settings.memory_check_interval_seconds * INTERVALS)
+        if first_command:  # an operator's first /mem stats: its tables load tabulate
+            admins = guild.create_role("admins", permissions=discord.Permissions(administrator=True))
+            you = guild.add_member(env.create_user("you"), roles=[admins])
+            bot.owner_ids = {you.id}
+            await you.slash(ops, "mem stats")
         rss = rss_mib()
         await bot.close()
     return rss
@@ -157,7 +164,7 @@ def started(kind: str) -> dict[str, float]:
     if kind in ("bare", "embedded"):
         rss = asyncio.run(_bare_bot(folder, with_polly=kind == "embedded"))
     else:
-        rss = asyncio.run(_polly_bot(folder, health=kind == "polly-health"))
+        rss = asyncio.run(_polly_bot(folder, health=kind == "polly-health", first_command=kind == "polly-command"))
     return {"rss_mib": rss, "modules": len(sys.modules)}
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import discord
 
-from polly.formatting import text_table
+from polly.formatting import draw_table
 
 TITLE_LIMIT = 256
 DESCRIPTION_LIMIT = 4096
@@ -39,28 +39,32 @@ def short_name(name: str, width: int = NAME_WIDTH) -> str:
 
 
 def code_table(rows: Sequence[Sequence[Any]], headers: Sequence[str], limit: int = FIELD_VALUE_LIMIT) -> str:
-    """A table in a code block, cut to whole rows (with an "… N more" line) to fit. The number of
-    rows shown is found by bisection: /mem fleet cuts 1,000 rows in a few renderings, not 1,000."""
+    """A table in a code block, cut to whole rows (with an "… N more" line) to fit.
 
-    def block(count: int) -> str:
-        body = text_table(rows[:count], headers) if count else ""
-        hidden = len(rows) - count
+    The table is drawn once; the number of rows that fit is found by bisection over its drawn lines
+    (/mem fleet cuts 1,000 rows in a few joins, not 1,000 drawings), then those rows are drawn again
+    so their columns are only as wide as they need."""
+    rows = [[str(cell).replace("\n", " ") for cell in row] for row in rows]
+    lines = draw_table(rows, headers).split("\n")
+    head, body = lines[:2], lines[2:]
+
+    def block(shown: list[str], hidden: int) -> str:
+        text = "\n".join(shown)
         if hidden:
-            body += f"\n… and {hidden} more"
-        return f"```\n{body}\n```"
+            text += ("\n" if text else "") + f"… and {hidden} more"
+        return f"```\n{text}\n```"
 
-    rows = list(rows)
-    whole = block(len(rows))
+    whole = block(lines, 0)
     if len(whole) <= limit:
         return whole
     fits, too_many = 0, len(rows)  # the most rows that fit lies in [fits, too_many)
     while too_many - fits > 1:
         middle = (fits + too_many) // 2
-        if len(block(middle)) <= limit:
+        if len(block([*head, *body[:middle]], len(rows) - middle)) <= limit:
             fits = middle
         else:
             too_many = middle
-    shown = block(fits)
+    shown = block(draw_table(rows[:fits], headers).split("\n") if fits else [], len(rows) - fits)
     return shown if len(shown) <= limit else clip(shown, limit)
 
 

@@ -100,3 +100,42 @@ asyncio.run(draw())
     modules = imported_after(code, tmp_path)
     assert "polly.chart" in modules
     assert not {"PIL", "matplotlib", "polly.chart_png"} & modules
+
+
+def test_tables_load_tabulate_at_the_first_command_not_at_start(tmp_path):
+    """The started bot (ten ticks in SimCord) has no tabulate; the first /mem command's table brings it."""
+    code = f"""
+import asyncio, discord, simcord
+from bot.app import create_bot
+from polly.config import load_settings
+
+async def run():
+    bot = create_bot(load_settings(env_file=None, environ={{}}, database_url='sqlite+aiosqlite:///{tmp_path / "p.db"}'))
+    async with simcord.run(bot) as env:
+        guild = env.create_guild("g")
+        ops = guild.create_text_channel("ops")
+        admins = guild.create_role("a", permissions=discord.Permissions(administrator=True))
+        you = guild.add_member(env.create_user("you"), roles=[admins])
+        bot.owner_ids = {{you.id}}
+        await env.advance_time(600)
+        started = sorted(m for m in sys.modules if m.startswith(("tabulate", "wcwidth")))
+        await you.slash(ops, "mem stats")
+        after = sorted(m for m in sys.modules if m.startswith(("tabulate", "wcwidth")))
+        print(json.dumps({{"started": started, "after": after}}))
+        await bot.close()
+
+asyncio.run(run())
+"""
+    script = f"import sys, json\n{code}"
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    found = json.loads(out.stdout.strip().splitlines()[-1])
+    assert found["started"] == []
+    assert "tabulate" in found["after"] and "wcwidth" in found["after"]
