@@ -15,18 +15,22 @@ from tests.conftest import REPO_ROOT
 HEAVY_WITHOUT_HEALTH = ("aiohttp.web", "prometheus_client", "pydantic", "pydantic_settings", "tabulate", "dotenv")
 
 
-def imported_after(code: str, cwd) -> set[str]:
-    script = f"import sys, json\n{code}\nprint(json.dumps(sorted(sys.modules)))"
+def child_json(code: str, cwd) -> object:
+    """Run `code` (after `import sys, json`) in a fresh interpreter; the JSON its last line printed."""
     out = subprocess.run(
-        [sys.executable, "-c", script],
+        [sys.executable, "-c", f"import sys, json\n{code}"],
         cwd=cwd,
         env={"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin"},
         capture_output=True,
         text=True,
-        check=True,
         timeout=120,
-    ).stdout
-    return set(json.loads(out.strip().splitlines()[-1]))
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def imported_after(code: str, cwd) -> set[str]:
+    return set(child_json(f"{code}\nprint(json.dumps(sorted(sys.modules)))", cwd))
 
 
 def created_bot_imports(tmp_path, first: str = "") -> set[str]:
@@ -126,16 +130,6 @@ async def run():
 
 asyncio.run(run())
 """
-    script = f"import sys, json\n{code}"
-    out = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=tmp_path,
-        env={"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    found = json.loads(out.stdout.strip().splitlines()[-1])
+    found = child_json(code, tmp_path)
     assert found["started"] == []
     assert "tabulate" in found["after"] and "wcwidth" in found["after"]

@@ -3,6 +3,8 @@ check, a bad POLLY_ setting. Polly's own bot is covered by every other test in t
 
 from __future__ import annotations
 
+import contextlib
+
 import discord
 import pytest
 import simcord
@@ -36,22 +38,39 @@ def guild_with_admin(env, **options):
     return guild, channel, admins
 
 
-@pytest.mark.parametrize("cls", [commands.Bot, commands.AutoShardedBot])
-async def test_a_plain_bot_loads_polly_with_nothing_prepared(polly_file, cls):
-    bot = plain_bot(cls, **({"shard_count": 2} if cls is commands.AutoShardedBot else {}))
-    await bot.load_extension("polly")  # before login, as `async with bot:` code does
+@contextlib.asynccontextmanager
+async def running(bot: commands.Bot):
+    """The bot in SimCord, commands synced, with an owner who is a server administrator; closed after.
+    Yields (env, guild, channel, admins role, owner)."""
     try:
         async with simcord.run(bot) as env:
             await bot.tree.sync()
             guild, channel, admins = guild_with_admin(env, **({"shard_id": 1} if bot.shard_count else {}))
             owner = guild.add_member(env.create_user("owner"), roles=[admins])
             bot.owner_ids = {owner.id}
-            text_ = reply_text(await owner.slash(channel, "mem stats"))
-            assert "Memory of this bot process" in text_
-            assert polly_file.exists()
-            assert bot.command_prefix == "?" and bot.intents.message_content and bot.help_command is not None
+            yield env, guild, channel, admins, owner
     finally:
         await bot.close()
+
+
+@pytest.mark.parametrize("cls", [commands.Bot, commands.AutoShardedBot])
+async def test_a_plain_bot_loads_polly_with_nothing_prepared(polly_file, cls):
+    bot = plain_bot(cls, **({"shard_count": 2} if cls is commands.AutoShardedBot else {}))
+    await bot.load_extension("polly")  # before login, as `async with bot:` code does
+    async with running(bot) as (_env, _guild, channel, _admins, owner):
+        assert "Memory of this bot process" in reply_text(await owner.slash(channel, "mem stats"))
+        assert polly_file.exists()
+        assert bot.command_prefix == "?" and bot.intents.message_content and bot.help_command is not None
+
+
+async def test_a_host_may_construct_the_cog_itself(tmp_path):
+    """The second documented way: the host builds MemoryCog with its own settings and adds it."""
+    bot = plain_bot()
+    settings = polly.embedded_settings(environ={}, database_url=f"sqlite+aiosqlite:///{tmp_path / 'own.db'}")
+    await bot.add_cog(polly.MemoryCog(bot, settings=settings))
+    async with running(bot) as (_env, _guild, channel, _admins, owner):
+        assert "Memory of this bot process" in reply_text(await owner.slash(channel, "mem stats"))
+        assert (tmp_path / "own.db").exists()
 
 
 async def test_the_hosts_own_owner_check_decides_who_is_an_operator(polly_file):
@@ -61,19 +80,14 @@ async def test_the_hosts_own_owner_check_decides_who_is_an_operator(polly_file):
 
     bot = plain_bot(Host)
     await bot.load_extension("polly")
-    try:
-        async with simcord.run(bot) as env:
-            await bot.tree.sync()
-            guild, channel, admins = guild_with_admin(env)
-            member = guild.add_member(env.create_user("team-ana"), roles=[admins])
-            other = guild.add_member(env.create_user("bob"), roles=[admins])
-            assert "Memory of this bot process" in reply_text(await member.slash(channel, "mem stats"))
-            cursor = env.error_cursor
-            refused = reply_text(await other.slash(channel, "mem stats"))
-            assert "You must be one of this bot's operators" in refused
-            assert [type(e).__name__ for e in env.errors[cursor:]] == ["CheckFailure"]  # answered, acknowledged
-    finally:
-        await bot.close()
+    async with running(bot) as (env, guild, channel, admins, _owner):
+        member = guild.add_member(env.create_user("team-ana"), roles=[admins])
+        other = guild.add_member(env.create_user("bob"), roles=[admins])
+        assert "Memory of this bot process" in reply_text(await member.slash(channel, "mem stats"))
+        cursor = env.error_cursor
+        refused = reply_text(await other.slash(channel, "mem stats"))
+        assert "You must be one of this bot's operators" in refused
+        assert [type(e).__name__ for e in env.errors[cursor:]] == ["CheckFailure"]  # answered, acknowledged
 
 
 async def test_a_bad_polly_setting_fails_the_load_with_one_line_and_the_host_runs_on(monkeypatch, tmp_path):
@@ -110,18 +124,11 @@ async def test_a_hosts_engine_keeps_pollys_tables_beside_its_own_and_stays_the_h
     bot = plain_bot()
     polly.configure(bot, settings=polly.embedded_settings(environ={}), engine=engine)
     await bot.load_extension("polly")
-    try:
-        async with simcord.run(bot) as env:
-            await bot.tree.sync()
-            guild, channel, admins = guild_with_admin(env)
-            owner = guild.add_member(env.create_user("owner"), roles=[admins])
-            bot.owner_ids = {owner.id}
-            pool = reply_text(await owner.slash(channel, "mem pool"))
-            assert "AsyncAdaptedQueuePool" in pool and "3" in pool
-            assert memory_cog(bot).layer.db.get_pool_status().max_overflow == 4
-            await bot.unload_extension("polly")
-    finally:
-        await bot.close()
+    async with running(bot) as (_env, _guild, channel, _admins, owner):
+        pool = reply_text(await owner.slash(channel, "mem pool"))
+        assert "AsyncAdaptedQueuePool" in pool and "3" in pool
+        assert memory_cog(bot).layer.db.get_pool_status().max_overflow == 4
+        await bot.unload_extension("polly")
     async with engine.connect() as conn:  # not disposed by Polly: still the host's to use
         assert list(await conn.execute(text("SELECT id, question FROM polls"))) == [(1, "pizza?")]
         columns = [r[1] for r in await conn.execute(text("PRAGMA table_info(polls)"))]
