@@ -4,8 +4,10 @@ and nothing else, recorded in `polly_schema_version`.
 Why not Alembic: importing what running migrations needs (alembic.migration, .operations,
 .runtime.environment, .script; Alembic 1.20.1) added 6.43-6.50 MiB of RSS over three fresh processes
 (105 modules, Mako among them), for what is here a list of functions and one version number; this
-module adds ~0.02 MiB, and Polly's whole footprint budget is 3 MiB. Each step runs once per database, in one transaction; on PostgreSQL under an advisory
-lock, so processes starting together on an empty database do not race each other's DDL.
+module adds ~0.02 MiB, and Polly's whole footprint budget is 3 MiB.
+
+Each step runs once per database, in one transaction; on PostgreSQL under an advisory lock, so
+processes starting together on an empty database do not race each other's DDL.
 
 A host's tables are never touched: a table Polly finds under one of its old, unprefixed names
 (`alert_events`, ...) is adopted (renamed to its `polly_` name) only when its columns are those of
