@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
-from discord.ext import commands, tasks
+from discord.ext import commands
 
 from polly.alert_store import ALERT_CHANNEL_KEY
 from polly.alerts import THRESHOLD_NAMES, ThresholdError
@@ -29,13 +29,13 @@ from polly.ext import memory_render as render
 from polly.ext.access import check_operator, is_operator
 from polly.ext.alert_delivery import AlertDelivery
 from polly.ext.alert_settings import channel_text, count_waiting, set_threshold
+from polly.ext.background import MemoryCogBackground
 from polly.ext.cache_census import take_census
 from polly.ext.discord_limits import error_line
 from polly.ext.loops import stop_loop
 from polly.ext.replies import answer_command_error, reply
 from polly.history import MAX_HOURS, ChartError
 from polly.memory_layer import MemoryLayer
-from polly.samples import measure_loop_lag
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 STATS_CHART_HOURS = 24
 
 
-class MemoryCog(commands.Cog):
+class MemoryCog(MemoryCogBackground, commands.Cog):
     """/mem commands, the monitor loop and alert delivery."""
 
     mem = app_commands.Group(
@@ -133,112 +133,6 @@ class MemoryCog(commands.Cog):
             await self.health_server.stop()
             self.health_server = None
         await self.layer.close()
-
-    # ------------------------------------------------------------ gateway events (for /health, /mem stats)
-
-    @commands.Cog.listener()
-    async def on_shard_disconnect(self, shard_id: int) -> None:
-        self.shard_down_since.setdefault(shard_id, discord.utils.utcnow())
-
-    @commands.Cog.listener()
-    async def on_shard_connect(self, shard_id: int) -> None:
-        self.shard_down_since.pop(shard_id, None)
-
-    @commands.Cog.listener()
-    async def on_shard_resumed(self, shard_id: int) -> None:
-        self.shard_down_since.pop(shard_id, None)
-
-    @commands.Cog.listener()
-    async def on_shard_ready(self, shard_id: int) -> None:
-        self.shard_down_since.pop(shard_id, None)
-
-    @commands.Cog.listener()
-    async def on_disconnect(self) -> None:
-        if self.bot.shard_count is None:
-            self.shard_down_since.setdefault(0, discord.utils.utcnow())
-
-    @commands.Cog.listener()
-    async def on_connect(self) -> None:
-        if self.bot.shard_count is None:
-            self.shard_down_since.pop(0, None)
-
-    @commands.Cog.listener()
-    async def on_resumed(self) -> None:
-        if self.bot.shard_count is None:
-            self.shard_down_since.pop(0, None)
-
-    # ------------------------------------------------------------ the monitor loop
-
-    @tasks.loop(seconds=60)
-    async def monitor_loop(self) -> None:
-        self.ticking = True
-        try:
-            await self._tick()
-        finally:
-            self.ticking = False
-
-    async def _tick(self) -> None:
-        try:
-            result = await self.cycle.tick(await measure_loop_lag())
-        except Exception as exc:
-            log.exception("Memory monitor tick failed")
-            change = self.cycle.record_failure(exc)
-            if change is not None:
-                self.monitor_loop.change_interval(seconds=change.interval_s)
-                if change.entering:
-                    await self._post_quietly(alert_render.backoff_embed(change.factor, change.interval_s, str(exc)))
-            return
-        change = self.cycle.record_success(result.sample.at)
-        if change is not None:
-            self.monitor_loop.change_interval(seconds=change.interval_s)
-        if result.database_incident is not None:
-            await self._post_quietly(alert_render.database_file_embed(result.database_incident))
-        await self.deliver_alerts()
-
-    @tasks.loop(count=2)
-    async def trace_loop(self) -> None:
-        """Iteration 0 starts with /mem trace; iteration 1, `minutes` later, ends the trace and posts it."""
-        if self.trace_loop.current_loop == 0:
-            return
-        # A relative-interval loop sleeps once more after its last iteration: end it now instead, so
-        # the next /mem trace can start the loop again at once.
-        self.trace_loop.stop()
-        finished = await self.cycle.finish_trace()
-        if finished is None:
-            return
-        session, growth = finished
-        minutes = (session.ends_at - session.started_at).total_seconds() / 60
-        if not await self._post_quietly(heap_render.trace_embed(session.who, minutes, growth)):
-            log.warning("The allocation trace ended but its results could not be posted (see above)")
-
-    @monitor_loop.before_loop
-    async def _wait_until_ready(self) -> None:
-        await self.bot.wait_until_ready()
-
-    # ------------------------------------------------------------ alert delivery
-
-    async def deliver_alerts(self) -> None:
-        """Post what waits; whatever goes wrong, the loop lives and the alerts stay queued."""
-        try:
-            await self.delivery.deliver()
-        except Exception:
-            log.exception("Alert delivery failed unexpectedly")
-            self.cycle.delivery_failed(self.cycle.health.undelivered)
-
-    async def _post_quietly(self, embed: discord.Embed) -> bool:
-        """Post a notice to the alert channel; never raises (the log has the reason)."""
-        try:
-            channel = await self.delivery.channel()
-            if channel is None:
-                return False
-            await channel.send(embed=embed)
-            return True
-        except (discord.HTTPException, TypeError) as exc:
-            log.warning("Could not post to the alert channel %s: %s", self.alert_channel_id, str(exc))
-            return False
-        except Exception:
-            log.exception("Could not post to the alert channel %s", self.alert_channel_id)
-            return False
 
     # ------------------------------------------------------------ commands
 

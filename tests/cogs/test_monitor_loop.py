@@ -14,7 +14,7 @@ from polly.memory_utils import registry
 from tests.cogs.helpers import add_ops_guild, assert_within_discord_limits, reply_text
 from tests.settings import make_settings
 
-LOOP_TASK = "discord-ext-tasks: MemoryCog.monitor_loop"
+LOOP_TASK = "discord-ext-tasks: MemoryCogBackground.monitor_loop"
 
 
 @pytest.fixture

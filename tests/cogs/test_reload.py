@@ -103,7 +103,7 @@ async def test_twenty_reloads_at_any_moment_leave_nothing_behind_and_no_alert_is
     await operator.slash(ops, "mem alerts", channel=ops)
     await simcord_env.advance_time(60)
     before = census(simcord_bot)
-    assert "discord-ext-tasks: MemoryCog.monitor_loop" in before["tasks"] and before["memory_cogs"] == 1
+    assert "discord-ext-tasks: MemoryCogBackground.monitor_loop" in before["tasks"] and before["memory_cogs"] == 1
 
     # An alert fires while Discord refuses posts: it waits for delivery across the reloads.
     simcord_env.inject_error("POST", f"/channels/{ops.id}/messages", status=503, times=None)

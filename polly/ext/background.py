@@ -1,0 +1,144 @@
+"""The memory cog's background work: the monitor loop, the time-boxed trace's end, posting to the
+alert channel, and the gateway events that say when a shard went down (for /health and /mem stats).
+
+A mixin of `MemoryCog` (discord.py collects listeners and loops from a cog's bases too), kept apart
+from the commands: what runs by itself, not what an operator types."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import discord
+from discord.ext import commands, tasks
+
+from polly.ext import alert_render, heap_render
+from polly.samples import measure_loop_lag
+
+if TYPE_CHECKING:
+    from polly.config import Settings
+    from polly.ext.alert_delivery import AlertDelivery
+    from polly.memory_optimizer import MemoryMonitor
+    from polly.monitor_cycle import MonitorCycle
+
+log = logging.getLogger(__name__)
+
+
+class MemoryCogBackground:
+    """Loops, alert posting and gateway listeners of the memory cog (set up by MemoryCog.__init__)."""
+
+    bot: commands.Bot
+    settings: Settings
+    monitor: MemoryMonitor
+    cycle: MonitorCycle
+    delivery: AlertDelivery
+    alert_channel_id: int | None
+    ticking: bool
+    shard_down_since: dict[int, datetime]
+
+    # ------------------------------------------------------------ gateway events (for /health, /mem stats)
+
+    @commands.Cog.listener()
+    async def on_shard_disconnect(self, shard_id: int) -> None:
+        self.shard_down_since.setdefault(shard_id, discord.utils.utcnow())
+
+    @commands.Cog.listener()
+    async def on_shard_connect(self, shard_id: int) -> None:
+        self.shard_down_since.pop(shard_id, None)
+
+    @commands.Cog.listener()
+    async def on_shard_resumed(self, shard_id: int) -> None:
+        self.shard_down_since.pop(shard_id, None)
+
+    @commands.Cog.listener()
+    async def on_shard_ready(self, shard_id: int) -> None:
+        self.shard_down_since.pop(shard_id, None)
+
+    @commands.Cog.listener()
+    async def on_disconnect(self) -> None:
+        if self.bot.shard_count is None:
+            self.shard_down_since.setdefault(0, discord.utils.utcnow())
+
+    @commands.Cog.listener()
+    async def on_connect(self) -> None:
+        if self.bot.shard_count is None:
+            self.shard_down_since.pop(0, None)
+
+    @commands.Cog.listener()
+    async def on_resumed(self) -> None:
+        if self.bot.shard_count is None:
+            self.shard_down_since.pop(0, None)
+
+    # ------------------------------------------------------------ the monitor loop
+
+    @tasks.loop(seconds=60)
+    async def monitor_loop(self) -> None:
+        self.ticking = True
+        try:
+            await self._tick()
+        finally:
+            self.ticking = False
+
+    async def _tick(self) -> None:
+        try:
+            result = await self.cycle.tick(await measure_loop_lag())
+        except Exception as exc:
+            log.exception("Memory monitor tick failed")
+            change = self.cycle.record_failure(exc)
+            if change is not None:
+                self.monitor_loop.change_interval(seconds=change.interval_s)
+                if change.entering:
+                    await self._post_quietly(alert_render.backoff_embed(change.factor, change.interval_s, str(exc)))
+            return
+        change = self.cycle.record_success(result.sample.at)
+        if change is not None:
+            self.monitor_loop.change_interval(seconds=change.interval_s)
+        if result.database_incident is not None:
+            await self._post_quietly(alert_render.database_file_embed(result.database_incident))
+        await self.deliver_alerts()
+
+    @tasks.loop(count=2)
+    async def trace_loop(self) -> None:
+        """Iteration 0 starts with /mem trace; iteration 1, `minutes` later, ends the trace and posts it."""
+        if self.trace_loop.current_loop == 0:
+            return
+        # A relative-interval loop sleeps once more after its last iteration: end it now instead, so
+        # the next /mem trace can start the loop again at once.
+        self.trace_loop.stop()
+        finished = await self.cycle.finish_trace()
+        if finished is None:
+            return
+        session, growth = finished
+        minutes = (session.ends_at - session.started_at).total_seconds() / 60
+        if not await self._post_quietly(heap_render.trace_embed(session.who, minutes, growth)):
+            log.warning("The allocation trace ended but its results could not be posted (see above)")
+
+    @monitor_loop.before_loop
+    async def _wait_until_ready(self) -> None:
+        await self.bot.wait_until_ready()
+
+    # ------------------------------------------------------------ alert delivery
+
+    async def deliver_alerts(self) -> None:
+        """Post what waits; whatever goes wrong, the loop lives and the alerts stay queued."""
+        try:
+            await self.delivery.deliver()
+        except Exception:
+            log.exception("Alert delivery failed unexpectedly")
+            self.cycle.delivery_failed(self.cycle.health.undelivered)
+
+    async def _post_quietly(self, embed: discord.Embed) -> bool:
+        """Post a notice to the alert channel; never raises (the log has the reason)."""
+        try:
+            channel = await self.delivery.channel()
+            if channel is None:
+                return False
+            await channel.send(embed=embed)
+            return True
+        except (discord.HTTPException, TypeError) as exc:
+            log.warning("Could not post to the alert channel %s: %s", self.alert_channel_id, str(exc))
+            return False
+        except Exception:
+            log.exception("Could not post to the alert channel %s", self.alert_channel_id)
+            return False
