@@ -339,6 +339,9 @@ class MemoryCog(MemoryCogBackground, commands.Cog):
         value: float | None = None,
     ) -> None:
         """Show and configure memory alerts."""
+        # Database reads and writes, and up to ten posts when a channel is set: past Discord's three
+        # seconds on a real gateway without a deferral.
+        await interaction.response.defer(ephemeral=True, thinking=True)
         engine = self.cycle.engine
         notes = []
         if threshold is not None or value is not None:

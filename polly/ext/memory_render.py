@@ -29,7 +29,7 @@ from polly.formatting import format_bytes, format_duration, format_size_estimate
 from polly.memory_utils import CleanupReport
 from polly.monitor_cycle import MonitorHealth
 from polly.samples import MemorySample
-from polly.shards import ShardState
+from polly.shards import ShardState, usable_latency
 from polly.trend import Trend
 
 if TYPE_CHECKING:
@@ -186,7 +186,8 @@ def stats_embed(
     add_field(embed, "Garbage collector", gc_line)
     add_field(embed, "Database pool", pool_summary(sample.pool) + "\nDetails: /mem pool")
     lag = "n/a" if sample.loop_lag_ms is None else f"{sample.loop_lag_ms:.1f} ms"
-    latency = "n/a" if latency_s is None or latency_s != latency_s else f"{latency_s * 1000:.0f} ms"
+    measured = usable_latency(latency_s)  # discord.py says inf or nan until the first heartbeat
+    latency = "not measured yet" if measured is None else f"{measured * 1000:.0f} ms"
     add_field(embed, "Event loop", f"lag {lag} · gateway latency {latency}", inline=True)
     state = monitoring
     if health.backoff_factor > 1:

@@ -246,12 +246,33 @@ async def test_alerts_sets_a_persisted_channel_and_posts_a_test(world, simcord_b
 
     result = await operator.slash(ops, "mem alerts", channel=ops, test=True)
     assert result.ephemeral
-    assert f"Alerts now go to {ops.mention}" in result.response.content
-    assert "Test message posted" in result.response.content
+    assert f"Alerts now go to {ops.mention}" in reply_text(result)
+    assert "Test message posted" in reply_text(result)
     assert ops.last_message.embeds[0].title == "✅ Test alert"
     text = reply_text(result)
     assert "memory_percent" in text and "nothing is firing" in text and "none yet" in text
     assert await memory_cog(simcord_bot).store.alert_channel_id(None) == ops.id
+
+
+async def test_alerts_defers_before_its_database_work_and_posts(world, simcord_env):
+    """It reads and writes the database and may post up to ten messages: past Discord's three seconds
+    on a real gateway unless its first answer is a deferral (private, like every /mem answer)."""
+    _guild, ops, operator = world
+    for options in ({}, {"channel": ops, "test": True}, {"threshold": "memory_percent", "value": 85.0}):
+        seen = len(simcord_env.http_requests)
+        result = await operator.slash(ops, "mem alerts", **options)
+        callbacks = [r.json for r in simcord_env.http_requests[seen:] if r.path.endswith("/callback")]
+        assert [c["type"] for c in callbacks] == [5], options  # DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE
+        assert callbacks[0]["data"]["flags"] & 64 and result.ephemeral  # ephemeral
+        assert "Memory alerts" in reply_text(result)
+
+
+async def test_gateway_latency_before_the_first_heartbeat_is_said_as_not_measured(world, simcord_bot, monkeypatch):
+    _guild, ops, operator = world
+    for before_heartbeat in (float("inf"), float("nan")):  # what discord.py reports until then
+        monkeypatch.setattr(type(simcord_bot), "latency", property(lambda _bot, v=before_heartbeat: v))
+        text = reply_text(await operator.slash(ops, "mem stats"))
+        assert "gateway latency not measured yet" in text and "inf ms" not in text and "nan" not in text
 
 
 async def test_alerts_test_reports_a_channel_the_bot_cannot_post_in(world, simcord_env, simcord_bot):
