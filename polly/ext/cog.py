@@ -210,7 +210,14 @@ class MemoryCog(MemoryCogBackground, commands.Cog):
             await reply(interaction, embed=fleet_cleanup_embed(answers, missing, wait))
             return
         report = await self.cycle.manual_cleanup(str(interaction.user), dry_run=dry_run)
-        only_here = "This process only: on SQLite it is the whole fleet." if scope == "fleet" else None
+        only_here = None
+        if scope == "fleet":
+            only_here = (
+                "This process only: on SQLite it is the whole fleet."
+                if fleet is None
+                else "A dry run looks at this process only; without dry_run every process sharing the "
+                "database cleans up and reports."
+            )
         await reply(interaction, only_here, embed=render.cleanup_embed(report))
         if not dry_run:
             who = f"{interaction.user} ({interaction.user.id})"

@@ -128,3 +128,11 @@ class TestFleetCleanupOnSqlite:
         _, ops, operator = add_ops_guild(simcord_env, simcord_bot)
         text = reply_text(await operator.slash(ops, "mem cleanup", scope="fleet"))
         assert "This process only: on SQLite it is the whole fleet." in text and "Cleanup done" in text
+
+
+async def test_a_fleet_dry_run_on_postgresql_says_it_looked_at_this_process_only(simcord_env, simcord_bot, fleet):
+    """A dry run changes nothing anywhere, so it asks no other process; it must not talk of SQLite."""
+    _, ops, operator = add_ops_guild(simcord_env, simcord_bot)
+    text = reply_text(await operator.slash(ops, "mem cleanup", scope="fleet", dry_run=True))
+    assert "SQLite" not in text and "Cleanup dry run" in text
+    assert "A dry run looks at this process only" in text and "without dry_run" in text
