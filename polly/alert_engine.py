@@ -56,6 +56,8 @@ class AlertEngine:
         for c in conditions:
             key = (c.rule, c.subject)
             seen.add(key)
+            if not c.evaluated:  # its input failed: the state stays as it was for this tick
+                continue
             state = self._states.get(key)
             if c.active:
                 state = state or self._states.setdefault(key, _State(since=now))

@@ -124,6 +124,9 @@ class Condition:
     clear: bool
     detail: str
     for_checks: int | None = None  # None: the thresholds' for_checks
+    # False: the rule's input failed this tick (a structure that cannot report its size). The engine
+    # then keeps the subject's state as it was: not evaluated is not gone, and not cleared.
+    evaluated: bool = True
 
 
 @dataclass(frozen=True)
@@ -207,6 +210,12 @@ def pool_conditions(sample: MemorySample, previous: MemorySample | None, t: Thre
 def structure_conditions(sample: MemorySample, t: Thresholds) -> list[Condition]:
     out = []
     for s in sample.structures:
+        if s.failing:
+            why = f"{s.name} cannot report its size ({s.failing})"
+            out.append(
+                Condition(Rule.STRUCTURE_FILL, s.name, math.nan, t.dict_fill_percent, False, False, why, None, False)
+            )
+            continue
         fill = s.fill_percent
         if fill is None:
             continue

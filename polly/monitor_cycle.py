@@ -50,6 +50,7 @@ class MonitorHealth:
     last_error: str | None = None
     backoff_factor: int = 1
     undelivered: int = 0
+    rules_not_evaluated: int = 0  # in the last tick: rule inputs that failed (their alerts kept as they were)
 
 
 class CleanupRunningError(RuntimeError):
@@ -183,6 +184,7 @@ class MonitorCycle:
             growing_types=self.growing_types[:GROWING_TYPES_NAMED],
         )
         conditions += await self._fleet_conditions(sample.at)
+        self.health.rules_not_evaluated = sum(not c.evaluated for c in conditions)
         transitions = self.engine.evaluate(conditions, sample.at)
         events = tuple([await self._store(t) for t in transitions])
         return TickResult(sample, trend, events, cleanup, checkpoint, incident)

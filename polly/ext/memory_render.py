@@ -192,6 +192,12 @@ def stats_embed(
     state = monitoring
     if health.backoff_factor > 1:
         state = f"backing off ({health.backoff_factor}x interval)"
+    if health.rules_not_evaluated:
+        warnings = [
+            *warnings,
+            f"{health.rules_not_evaluated} alert rule input(s) failed in the last tick: "
+            "their alerts were kept as they were (see the log)",
+        ]
     notes = "".join(f"\n⚠ {w}" for w in warnings)
     add_field(
         embed,

@@ -247,3 +247,35 @@ async def test_an_unexpected_error_while_posting_alerts_keeps_them_queued_and_th
     monkeypatch.setattr(alert_render, "alert_embed", original)
     await simcord_env.advance_time(60)
     assert sum("Tracked structure filling up" in t for t in alert_titles(channel)) == 1
+
+
+class Flaky(dict):
+    """A tracked dict whose size can fail to be read, as a buggy structure's __len__ would."""
+
+    failing = False
+
+    def __len__(self) -> int:
+        if self.failing:
+            raise RuntimeError("cannot count on purpose")
+        return super().__len__()
+
+
+async def test_a_firing_alert_whose_structure_cannot_report_for_a_tick_is_neither_resolved_nor_fired_again(
+    simcord_env, simcord_bot, ops
+):
+    channel, operator = ops
+    flaky = registry.register("flaky_cache", Flaky({i: i for i in range(10)}), max_size=10)
+    try:
+        await simcord_env.advance_time(4 * 60)  # held three checks: fired
+        assert sum("Tracked structure filling up" in t for t in alert_titles(channel)) == 1
+        flaky.failing = True
+        await simcord_env.advance_time(2 * 60)  # two ticks without the structure's size
+        assert "alert rule input(s) failed in the last tick" in reply_text(await operator.slash(channel, "mem stats"))
+        flaky.failing = False
+        await simcord_env.advance_time(3 * 60)
+        titles = alert_titles(channel)
+        assert sum("Tracked structure filling up" in t for t in titles) == 1, titles  # not fired again
+        assert not [t for t in titles if "resolved" in t.lower()], titles
+        assert "flaky_cache" in [a.subject for a in memory_cog(simcord_bot).cycle.engine.active()]
+    finally:
+        registry.unregister("flaky_cache")

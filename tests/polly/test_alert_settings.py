@@ -79,7 +79,11 @@ async def test_a_structure_that_cannot_report_is_skipped_and_every_other_rule_st
     assert stats["broken"].failing == "RuntimeError: broken on purpose"
     assert stats["fine"].size == 1 and stats["fine"].failing is None
     assert Rule.MEMORY in {e.transition.rule for e in result.events}  # the memory rule fired anyway
-    assert "broken" not in {
-        c.subject for c in evaluate_rules(result.sample, cycle.leak_windows(), cycle.engine.thresholds)
-    }
+    conditions = evaluate_rules(result.sample, cycle.leak_windows(), cycle.engine.thresholds)
+    assert [(c.subject, c.evaluated) for c in conditions if c.subject in ("broken", "fine")] == [
+        ("broken", False),  # not evaluated this tick: its alert state is kept, not resolved
+        ("fine", True),
+    ]
+    assert "broken" not in {e.transition.subject for e in result.events}
+    assert cycle.health.rules_not_evaluated == 1
     assert any("cannot report its size" in r.getMessage() for r in caplog.records)

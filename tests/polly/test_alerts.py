@@ -135,6 +135,29 @@ def test_a_structure_that_disappears_resolves():
     assert "no longer reported" in out[0].detail
 
 
+def test_a_structure_that_cannot_report_for_a_tick_keeps_its_alert_neither_resolved_nor_refired():
+    """Its input failed: the rule was not evaluated, which is not the structure being gone."""
+    engine = AlertEngine(replace(T, for_checks=1, repeat_minutes=600))
+    full = StructureStat("flaky", "dict", 100, 100, None, False)
+    failing = StructureStat("flaky", "dict", 0, None, None, False, failing="RuntimeError: cannot count")
+    assert kinds(run(engine, make_sample(structures=[full]), 0), Rule.STRUCTURE_FILL) == [Transition.FIRED]
+    for minute in (1, 2):
+        assert run(engine, make_sample(structures=[failing]), minute) == []
+        assert [a.subject for a in engine.active()] == ["flaky"]
+    assert run(engine, make_sample(structures=[full]), 3) == []  # still the same alert: no second FIRED
+    assert kinds(run(engine, make_sample(structures=[]), 4), Rule.STRUCTURE_FILL) == [Transition.RESOLVED]
+
+
+def test_a_pending_condition_whose_input_fails_waits_for_it():
+    engine = AlertEngine(replace(T, for_checks=2))
+    full = StructureStat("flaky", "dict", 100, 100, None, False)
+    failing = StructureStat("flaky", "dict", 0, None, None, False, failing="RuntimeError: cannot count")
+    assert run(engine, make_sample(structures=[full]), 0) == []
+    assert run(engine, make_sample(structures=[failing]), 1) == []
+    assert engine.pending() == {(Rule.STRUCTURE_FILL, "flaky"): 1}  # held, neither counted nor dropped
+    assert kinds(run(engine, make_sample(structures=[full]), 2), Rule.STRUCTURE_FILL) == [Transition.FIRED]
+
+
 def pool(overflow: int, timeouts: int = 0) -> PoolStatus:
     return PoolStatus(
         pool_class="AsyncAdaptedQueuePool",
