@@ -60,7 +60,7 @@ def set_tracing(enabled: bool, frames: int = 1) -> None:
 
 @functools.lru_cache(maxsize=4096)
 def short_path(filename: str) -> str:
-    """`discord/state.py` for site-packages, `cogs/memory.py` for ours, the last two parts else."""
+    """`discord/state.py` for site-packages, `polly/ext/cog.py` for ours, the last two parts else."""
     path = Path(filename)
     if "site-packages" in path.parts:
         return "/".join(path.parts[path.parts.index("site-packages") + 1 :])

@@ -1,6 +1,6 @@
 """discord.py's caches as plain numbers: what the Discord side counts each tick, handed to the core.
 
-The core never reads Discord objects (ARCHITECTURE.md); `cogs/_cache_census.py` does, with
+The core never reads Discord objects (docs/ARCHITECTURE.md); `polly/ext/cache_census.py` does, with
 `len()` of discord.py's own containers, and builds this value.
 """
 

@@ -1,4 +1,4 @@
-"""HTTP health and metrics endpoints on the bot's own event loop (bot/http_server.py).
+"""HTTP health and metrics endpoints on the bot's own event loop (polly/ext/http_server.py).
 
 GET /health          liveness: gateway connected and event-loop lag under HEALTH_MAX_LOOP_LAG_MS
 GET /health/memory   get_memory_stats() of the monitor's latest sample plus a status
