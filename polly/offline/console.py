@@ -12,8 +12,7 @@ import asyncio
 import logging
 import sys
 import tempfile
-import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -24,7 +23,14 @@ from discord.ext import commands
 from polly.ext.cog import memory_cog
 from polly.ext.replies import answered_in_discord
 from polly.offline import demo_leak
-from polly.offline.console_input import ConsoleInputError, parse_duration, read_count, render_message, split_command
+from polly.offline.console_input import (
+    ConsoleInputError,
+    console_lines,
+    parse_duration,
+    read_count,
+    render_message,
+    split_command,
+)
 from polly.startup_errors import EXIT_CONFIG, StartupError
 
 log = logging.getLogger(__name__)
@@ -294,58 +300,6 @@ class OfflineConsole:
         self._errors_seen = len(errors)
 
 
-CONSOLE_VERBS = (":advance", ":channel", ":leak", ":leak-objects", ":traffic", ":help", ":quit")
-
-
-def completions(typed: str, command_names: list[str]) -> list[str]:
-    """What Tab offers for the line typed so far: slash commands and console verbs."""
-    words = [f"/{name}" for name in command_names] + list(CONSOLE_VERBS)
-    return [word for word in words if word.startswith(typed)]
-
-
-async def read_line(read: Callable[[], str]) -> str | None:
-    """One line from a blocking `read` (input() or a stream's readline), None at its end, read in a
-    daemon thread so the event loop runs meanwhile: the bot's health and metrics endpoints answer
-    while the console waits, and an unfinished read never keeps the process from exiting."""
-    loop = asyncio.get_running_loop()
-    arrived: asyncio.Future[str | None] = loop.create_future()
-
-    def deliver(line: str | None) -> None:
-        if not arrived.done():
-            arrived.set_result(line)
-
-    def reader() -> None:
-        try:
-            line: str | None = read()
-        except (EOFError, OSError, ValueError):  # end of input, or stdin closed under us
-            line = None
-        loop.call_soon_threadsafe(deliver, line)
-
-    threading.Thread(target=reader, name="console-input", daemon=True).start()
-    return await arrived
-
-
-async def _lines(stream: TextIO, interactive: bool, command_names: list[str]) -> AsyncIterator[str]:
-    if not interactive:
-        while (line := await read_line(stream.readline)) is not None and line != "":
-            yield line
-        return
-    try:
-        import readline
-
-        def complete(_text: str, state: int) -> str | None:
-            matches = completions(readline.get_line_buffer(), command_names)
-            return matches[state] if state < len(matches) else None
-
-        readline.set_completer_delims("\n")  # complete the whole line: "/mem st" → "/mem stats"
-        readline.set_completer(complete)
-        readline.parse_and_bind("tab: complete")
-    except ImportError:  # no readline on this platform: no completion, the prompt still works
-        pass
-    while (line := await read_line(lambda: input("polly> "))) is not None:
-        yield line
-
-
 async def _console(console: OfflineConsole, demo: bool, stdin: TextIO) -> int:
     discord_log = logging.getLogger("discord")
     level = discord_log.level
@@ -377,7 +331,7 @@ async def _console(console: OfflineConsole, demo: bool, stdin: TextIO) -> int:
             interactive = stdin.isatty()
             if interactive:
                 console.print("Polly offline: the real bot in a simulated Discord. :help lists what you can type.")
-            async for line in _lines(stdin, interactive, console.command_names()):
+            async for line in console_lines(stdin, interactive, console.command_names()):
                 if not interactive and line.strip():
                     console.print(f"> {line.strip()}")
                 if not await console.run_line(line):

@@ -1,10 +1,14 @@
-"""Reading the offline console's input: durations, command lines, counts; and showing a message."""
+"""The offline console's input and output: reading lines off the event loop, Tab completion, durations,
+command lines and counts; and showing a message as a person reads it."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import shlex
-from typing import Any
+import threading
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TextIO
 
 DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -69,3 +73,55 @@ def read_count(arg: str, verb: str, most: int, what: str) -> int:
     if not 1 <= count <= most:
         raise ConsoleInputError(f":{verb} takes 1 to {most:,} {what}")
     return count
+
+
+CONSOLE_VERBS = (":advance", ":channel", ":leak", ":leak-objects", ":traffic", ":help", ":quit")
+
+
+def completions(typed: str, command_names: list[str]) -> list[str]:
+    """What Tab offers for the line typed so far: slash commands and console verbs."""
+    words = [f"/{name}" for name in command_names] + list(CONSOLE_VERBS)
+    return [word for word in words if word.startswith(typed)]
+
+
+async def read_line(read: Callable[[], str]) -> str | None:
+    """One line from a blocking `read` (input() or a stream's readline), None at its end, read in a
+    daemon thread so the event loop runs meanwhile: the bot's health and metrics endpoints answer
+    while the console waits, and an unfinished read never keeps the process from exiting."""
+    loop = asyncio.get_running_loop()
+    arrived: asyncio.Future[str | None] = loop.create_future()
+
+    def deliver(line: str | None) -> None:
+        if not arrived.done():
+            arrived.set_result(line)
+
+    def reader() -> None:
+        try:
+            line: str | None = read()
+        except (EOFError, OSError, ValueError):  # end of input, or stdin closed under us
+            line = None
+        loop.call_soon_threadsafe(deliver, line)
+
+    threading.Thread(target=reader, name="console-input", daemon=True).start()
+    return await arrived
+
+
+async def console_lines(stream: TextIO, interactive: bool, command_names: list[str]) -> AsyncIterator[str]:
+    if not interactive:
+        while (line := await read_line(stream.readline)) is not None and line != "":
+            yield line
+        return
+    try:
+        import readline
+
+        def complete(_text: str, state: int) -> str | None:
+            matches = completions(readline.get_line_buffer(), command_names)
+            return matches[state] if state < len(matches) else None
+
+        readline.set_completer_delims("\n")  # complete the whole line: "/mem st" → "/mem stats"
+        readline.set_completer(complete)
+        readline.parse_and_bind("tab: complete")
+    except ImportError:  # no readline on this platform: no completion, the prompt still works
+        pass
+    while (line := await read_line(lambda: input("polly> "))) is not None:
+        yield line

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from polly.offline.console import ConsoleInputError, completions, parse_duration, split_command
+from polly.offline.console_input import ConsoleInputError, completions, parse_duration, split_command
 from tests.bot.offline_process import start_offline
 from tests.conftest import REPO_ROOT
 
