@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import tracemalloc
 
 import discord
 import pytest
@@ -235,6 +236,27 @@ async def test_trace_turns_tracemalloc_on_states_its_cost_and_shows_allocation_g
         assert "test_memory_commands.py" in grown
         off = reply_text(await operator.slash(ops, "mem checkpoint", label="untraced", trace=False))
         assert "tracemalloc is off" in off
+    finally:
+        memory_cog(simcord_bot).monitor.set_tracing(False)
+
+
+async def test_a_trace_can_start_right_after_the_previous_one_posted_its_results(world, simcord_env, simcord_bot):
+    """The trace loop ends with its results (a relative tasks.loop would sleep one more trace length,
+    and the next /mem trace failed with "Task is already launched" after turning tracemalloc on)."""
+    _, ops, operator = world
+    await operator.slash(ops, "mem alerts", channel=ops)
+    try:
+        for _ in range(2):
+            started = reply_text(await operator.slash(ops, "mem trace", minutes=1))
+            assert "Tracing allocations" in started and tracemalloc.is_tracing()
+            await simcord_env.advance_time(61)
+            for _ in range(40):  # the comparison runs in a thread: wait for its post in real time
+                if not tracemalloc.is_tracing() and not memory_cog(simcord_bot).trace_loop.is_running():
+                    break
+                await asyncio.sleep(0.05)
+                await simcord_env.settle()
+            assert not tracemalloc.is_tracing() and not memory_cog(simcord_bot).trace_loop.is_running()
+        assert sum("trace" in (m.embeds[0].title or "").lower() for m in ops.history() if m.embeds) == 2
     finally:
         memory_cog(simcord_bot).monitor.set_tracing(False)
 
