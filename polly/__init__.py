@@ -62,7 +62,7 @@ _LAZY = {
     "add_memory_cog": "polly.ext.cog",
     "Settings": "polly.config",
     "ConfigError": "polly.config",
-    "embedded_settings": "polly.config",
+    "embedded_settings": "polly.host_settings",
     "Database": "polly.enhanced_database",
 }
 

@@ -41,25 +41,6 @@ from polly.settings_spec import (
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/polly.db"
 DEFAULT_ENV_FILE = ".env"
-# Embedded in another bot (`load_extension("polly")`): settings come from POLLY_-prefixed variables,
-# never the host's own DATABASE_URL, DISCORD_TOKEN or .env, and Polly keeps its own SQLite file.
-EMBEDDED_PREFIX = "POLLY_"
-EMBEDDED_DATABASE_URL = "sqlite+aiosqlite:///./data/polly-memory.db"
-# Settings of Polly's own bot (its token, discord.py's caches, its poll upkeep, its shards): a host
-# bot decides these itself, so embedded they are never read.
-HOST_ONLY_SETTINGS = (
-    "discord_token",
-    "log_level",
-    "discord_max_messages",
-    "discord_member_cache",
-    "discord_members_intent",
-    "discord_chunk_guilds_at_startup",
-    "max_failure_entries",
-    "failure_cleanup_age",
-    "poll_check_interval_minutes",
-    "shard_count",
-    "shard_ids",
-)
 
 
 class ConfigError(ValueError):
@@ -261,7 +242,8 @@ def setting_names() -> tuple[str, ...]:
     return tuple(name.upper() for name in SETTING_SPECS)
 
 
-def _is_empty(value: Any) -> bool:
+def is_empty(value: Any) -> bool:
+    """An unset value: None, or text with nothing but blanks."""
     return value is None or (isinstance(value, str) and not value.strip())
 
 
@@ -302,7 +284,7 @@ def load_settings(
         value = raw.get(variable, MISSING)
         if value is MISSING:
             continue
-        if _is_empty(value) and not isinstance(value, list):
+        if is_empty(value) and not isinstance(value, list):
             if spec.optional:
                 values[name] = None
             continue
@@ -322,28 +304,6 @@ def load_settings(
         value = settings.alert_hysteresis_percent
         raise ConfigError(f"Invalid setting: {prefix}ALERT_HYSTERESIS_PERCENT={value:g} is not allowed ({conflict})")
     return settings
-
-
-def embedded_settings(*, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-    """Settings of the extension inside any bot: POLLY_-prefixed variables, then `overrides`.
-
-    Never reads `.env` nor an unprefixed variable; Polly's own bot's settings (HOST_ONLY_SETTINGS)
-    are the host's business and left at their defaults; the database is Polly's own SQLite file
-    (EMBEDDED_DATABASE_URL) unless POLLY_DATABASE_URL or `database_url=` says otherwise."""
-    environ = os.environ if environ is None else environ
-    unknown = sorted(set(overrides) - set(SETTING_SPECS))
-    if unknown:
-        raise ConfigError(f"Invalid setting: unknown setting {', '.join(unknown)} (see the README's settings table)")
-    ours = {
-        key: value
-        for key, value in environ.items()
-        if key.upper().startswith(EMBEDDED_PREFIX)
-        and key.upper()[len(EMBEDDED_PREFIX) :].lower() not in HOST_ONLY_SETTINGS
-    }
-    overrides = {name: value for name, value in overrides.items() if name not in HOST_ONLY_SETTINGS}
-    if _is_empty(ours.get(f"{EMBEDDED_PREFIX}DATABASE_URL")) and "database_url" not in overrides:
-        overrides["database_url"] = EMBEDDED_DATABASE_URL
-    return load_settings(env_file=None, environ=ours, prefix=EMBEDDED_PREFIX, **overrides)
 
 
 # Thresholds the hysteresis is subtracted from: at or above one of them, that alert could never resolve.

@@ -21,7 +21,7 @@ from discord.ext import commands
 from polly.alert_store import ALERT_CHANNEL_KEY
 from polly.alerts import THRESHOLD_NAMES, ThresholdError
 from polly.checkpoints import compare_checkpoints
-from polly.config import Settings, embedded_settings
+from polly.config import Settings
 from polly.decorators import profile_snapshot
 from polly.enhanced_database import Database
 from polly.ext import alert_render, heap_render
@@ -35,6 +35,7 @@ from polly.ext.discord_limits import error_line
 from polly.ext.loops import stop_loop
 from polly.ext.replies import answer_command_error, reply
 from polly.history import MAX_HOURS, ChartError
+from polly.host_settings import embedded_settings
 from polly.memory_layer import MemoryLayer
 
 if TYPE_CHECKING:

@@ -85,7 +85,7 @@ import asyncio
 from datetime import timedelta
 from datetime import UTC, datetime
 from polly.ext.chart_reply import make_chart
-from polly.config import embedded_settings
+from polly.host_settings import embedded_settings
 from polly.memory_layer import MemoryLayer
 
 async def draw():

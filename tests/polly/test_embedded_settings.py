@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from polly.config import EMBEDDED_DATABASE_URL, ConfigError, embedded_settings
+from polly.config import ConfigError
+from polly.host_settings import EMBEDDED_DATABASE_URL, embedded_settings
 
 
 def test_only_polly_prefixed_variables_are_read():
@@ -65,3 +66,16 @@ def test_an_unknown_override_is_refused_by_name():
 def test_a_hysteresis_conflict_names_the_prefixed_variables():
     with pytest.raises(ConfigError, match=r"POLLY_ALERT_HYSTERESIS_PERCENT=30 .*POLLY_ALERT_DICT_FILL_PERCENT"):
         embedded_settings(environ={"POLLY_ALERT_HYSTERESIS_PERCENT": "30", "POLLY_ALERT_DICT_FILL_PERCENT": "25"})
+
+
+def test_the_packages_names_stay_what_they_are_once_every_module_is_imported():
+    """A submodule named like one of the package's lazy names would replace it on import."""
+    import importlib
+    import pkgutil
+
+    import polly
+
+    for module in pkgutil.iter_modules(polly.__path__):
+        if module.name not in ("ext", "offline"):
+            importlib.import_module(f"polly.{module.name}")
+    assert callable(polly.embedded_settings) and callable(polly.configure) and isinstance(polly.MemoryCog, type)
