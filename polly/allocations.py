@@ -11,9 +11,11 @@ is on is read from its C half, which the interpreter always has.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from _tracemalloc import is_tracing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -149,3 +151,37 @@ class TraceSession:
         self.baseline = None
         if self.owns_tracing:
             set_tracing(False)
+
+
+class TraceSlot:
+    """The time-boxed trace of a memory layer: one at a time, started, finished or cancelled."""
+
+    def __init__(self, clock: Callable[[], datetime], frames: int) -> None:
+        self.clock = clock
+        self.frames = frames
+        self.session: TraceSession | None = None
+
+    def start(self, who: str, minutes: int) -> TraceSession:
+        """Start tracing allocations for `minutes`; a TraceRunningError says when the running one ends."""
+        if self.session is not None:
+            raise TraceRunningError(
+                f"A trace started by {self.session.who} is running until {self.session.ends_at:%H:%M} UTC: "
+                "its results go to the alert channel then; start another after that."
+            )
+        self.session = TraceSession.start(who, self.clock(), minutes, self.frames)
+        return self.session
+
+    async def finish(self) -> tuple[TraceSession, tuple[AllocationGrowth, ...]] | None:
+        """End the running trace; its top allocation growth by call path (None if none ran)."""
+        session, self.session = self.session, None
+        if session is None:
+            return None
+        return session, await asyncio.to_thread(session.finish)
+
+    def cancel(self) -> TraceSession | None:
+        """Stop the running trace without results (the memory layer is closing); tracemalloc is
+        turned off again if the trace turned it on."""
+        session, self.session = self.session, None
+        if session is not None:
+            session.cancel()
+        return session

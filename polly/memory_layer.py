@@ -95,7 +95,7 @@ class MemoryLayer:
 
     async def close(self) -> None:
         """Release everything `open()` and the constructor took; safe to call more than once."""
-        session = self.cycle.cancel_trace()
+        session = self.cycle.traces.cancel()
         if session is not None:
             log.warning("The allocation trace started by %s was stopped: the memory extension unloaded", session.who)
         if tracing() and not self._tracing_before:  # `/mem checkpoint trace:true` left it on

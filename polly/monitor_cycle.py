@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from polly.alert_engine import AlertEngine
 from polly.alert_store import FLEET_OWNER, AlertStore
 from polly.alerts import AlertTransition, Condition, Rule, evaluate_rules
-from polly.allocations import AllocationGrowth, TraceRunningError, TraceSession
+from polly.allocations import TraceSlot
 from polly.checkpoints import Checkpoint
 from polly.config import Settings
 from polly.gc_tools import CleanupReport, cleanup_background_tasks_memory, force_garbage_collection
@@ -116,7 +116,7 @@ class MonitorCycle:
         self._grown_type_names: tuple[str, ...] = ()
         self._common_type_names: tuple[str, ...] = ()
         self.cleanup_owner: tuple[str, datetime] | None = None
-        self.trace: TraceSession | None = None
+        self.traces = TraceSlot(monitor.clock, settings.memory_trace_frames)  # /mem trace, one at a time
         self.history = HistoryRecorder(monitor.db, settings.memory_chart_retention_hours)
         # Heartbeats and fleet rules only where several processes can share the database (PostgreSQL).
         shared = monitor.db is not None and not settings.is_sqlite
@@ -353,33 +353,6 @@ class MonitorCycle:
                 MAX_BACKOFF_FACTOR,
             )
         return BackoffChange(factor, interval, entering)
-
-    # -- time-boxed allocation traces, one at a time
-
-    def start_trace(self, who: str, minutes: int) -> TraceSession:
-        """Start tracing allocations for `minutes`; a TraceRunningError says when the running one ends."""
-        if self.trace is not None:
-            raise TraceRunningError(
-                f"A trace started by {self.trace.who} is running until {self.trace.ends_at:%H:%M} UTC: "
-                "its results go to the alert channel then; start another after that."
-            )
-        self.trace = TraceSession.start(who, self.monitor.clock(), minutes, self.settings.memory_trace_frames)
-        return self.trace
-
-    async def finish_trace(self) -> tuple[TraceSession, tuple[AllocationGrowth, ...]] | None:
-        """End the running trace; its top allocation growth by call path (None if none ran)."""
-        session, self.trace = self.trace, None
-        if session is None:
-            return None
-        return session, await asyncio.to_thread(session.finish)
-
-    def cancel_trace(self) -> TraceSession | None:
-        """Stop the running trace without results (the memory layer is closing); tracemalloc is
-        turned off again if the trace turned it on."""
-        session, self.trace = self.trace, None
-        if session is not None:
-            session.cancel()
-        return session
 
     # -- manual cleanup, one at a time
 

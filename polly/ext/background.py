@@ -106,7 +106,7 @@ class MemoryCogBackground:
         # A relative-interval loop sleeps once more after its last iteration: end it now instead, so
         # the next /mem trace can start the loop again at once.
         self.trace_loop.stop()
-        finished = await self.cycle.finish_trace()
+        finished = await self.cycle.traces.finish()
         if finished is None:
             return
         session, growth = finished

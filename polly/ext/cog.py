@@ -303,7 +303,7 @@ class MemoryCog(MemoryCogBackground, commands.Cog):
         if self.alert_channel_id is None:
             await reply(interaction, error_line("No alert channel is set: choose one with /mem alerts channel: first."))
             return
-        session = self.cycle.start_trace(f"{interaction.user} ({interaction.user.id})", minutes)
+        session = self.cycle.traces.start(f"{interaction.user} ({interaction.user.id})", minutes)
         self.trace_loop.change_interval(minutes=minutes)
         self.trace_loop.start()
         await reply(

@@ -101,11 +101,11 @@ async def test_a_trace_stops_by_itself_and_posts_the_growth_with_call_paths(simc
     growth = posts[0].embeds[0].fields[0].value
     assert "polly/offline/demo_leak.py:" in growth
     assert_within_discord_limits(posts[0].content, posts[0].embeds)
-    assert memory_cog(simcord_bot).cycle.trace is None
+    assert memory_cog(simcord_bot).cycle.traces.session is None
 
 
 async def test_a_trace_needs_an_alert_channel(simcord_env, simcord_bot):
     _, ops, operator = add_ops_guild(simcord_env, simcord_bot)
     refused = await operator.slash(ops, "mem trace", minutes=1)
     assert "No alert channel is set" in last_reply(refused).content
-    assert memory_cog(simcord_bot).cycle.trace is None
+    assert memory_cog(simcord_bot).cycle.traces.session is None
