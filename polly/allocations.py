@@ -15,7 +15,7 @@ import asyncio
 import functools
 import logging
 from _tracemalloc import is_tracing
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -153,27 +153,57 @@ class TraceSession:
             set_tracing(False)
 
 
+TraceReport = Callable[[TraceSession, tuple[AllocationGrowth, ...]], Awaitable[None]]
+
+
 class TraceSlot:
-    """The time-boxed trace of a memory layer: one at a time, started, finished or cancelled."""
+    """The time-boxed trace of a memory layer: one at a time, ended by its own timer.
+
+    The timer is the event loop's (`call_later`), held here, not by the cog that started the trace:
+    whatever happens to the caller, the trace ends on time and tracemalloc goes back to how it was
+    found; `report` gets the results (its failure is logged, never raised)."""
 
     def __init__(self, clock: Callable[[], datetime], frames: int) -> None:
         self.clock = clock
         self.frames = frames
         self.session: TraceSession | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._ending: asyncio.Task[None] | None = None
 
-    def start(self, who: str, minutes: int) -> TraceSession:
+    def start(self, who: str, minutes: int, report: TraceReport) -> TraceSession:
         """Start tracing allocations for `minutes`; a TraceRunningError says when the running one ends."""
         if self.session is not None:
             raise TraceRunningError(
                 f"A trace started by {self.session.who} is running until {self.session.ends_at:%H:%M} UTC: "
                 "its results go to the alert channel then; start another after that."
             )
-        self.session = TraceSession.start(who, self.clock(), minutes, self.frames)
-        return self.session
+        loop = asyncio.get_running_loop()
+        self.session = session = TraceSession.start(who, self.clock(), minutes, self.frames)
+        self._timer = loop.call_later(minutes * 60, self._time_is_up, session, report)
+        return session
+
+    def _time_is_up(self, session: TraceSession, report: TraceReport) -> None:
+        self._timer = None
+        if self.session is session:
+            self._ending = asyncio.get_running_loop().create_task(self._end(report), name="polly-trace-end")
+
+    async def _end(self, report: TraceReport) -> None:
+        finished = await self.finish()
+        if finished is None:
+            return
+        try:
+            await report(*finished)
+        except Exception:
+            log.exception("The allocation trace ended but its results could not be reported")
+        finally:
+            self._ending = None
 
     async def finish(self) -> tuple[TraceSession, tuple[AllocationGrowth, ...]] | None:
-        """End the running trace; its top allocation growth by call path (None if none ran)."""
+        """End the running trace now; its top allocation growth by call path (None if none ran)."""
         session, self.session = self.session, None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if session is None:
             return None
         return session, await asyncio.to_thread(session.finish)
@@ -182,6 +212,12 @@ class TraceSlot:
         """Stop the running trace without results (the memory layer is closing); tracemalloc is
         turned off again if the trace turned it on."""
         session, self.session = self.session, None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._ending is not None:
+            self._ending.cancel()
+            self._ending = None
         if session is not None:
             session.cancel()
         return session

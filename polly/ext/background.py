@@ -1,5 +1,5 @@
-"""The memory cog's background work: the monitor loop, the time-boxed trace's end, posting to the
-alert channel, and the gateway events that say when a shard went down (for /health and /mem stats).
+"""The memory cog's background work: the monitor loop, posting to the alert channel (alerts, the
+time-boxed trace's results), and the gateway events that say when a shard went down (for /health and /mem stats).
 
 A mixin of `MemoryCog` (discord.py collects listeners and loops from a cog's bases too), kept apart
 from the commands: what runs by itself, not what an operator types."""
@@ -17,6 +17,7 @@ from polly.ext import alert_render, heap_render
 from polly.samples import measure_loop_lag
 
 if TYPE_CHECKING:
+    from polly.allocations import AllocationGrowth, TraceSession
     from polly.config import Settings
     from polly.ext.alert_delivery import AlertDelivery
     from polly.memory_optimizer import MemoryMonitor
@@ -98,18 +99,8 @@ class MemoryCogBackground:
             await self._post_quietly(alert_render.database_file_embed(result.database_incident))
         await self.deliver_alerts()
 
-    @tasks.loop(count=2)
-    async def trace_loop(self) -> None:
-        """Iteration 0 starts with /mem trace; iteration 1, `minutes` later, ends the trace and posts it."""
-        if self.trace_loop.current_loop == 0:
-            return
-        # A relative-interval loop sleeps once more after its last iteration: end it now instead, so
-        # the next /mem trace can start the loop again at once.
-        self.trace_loop.stop()
-        finished = await self.cycle.traces.finish()
-        if finished is None:
-            return
-        session, growth = finished
+    async def post_trace(self, session: TraceSession, growth: tuple[AllocationGrowth, ...]) -> None:
+        """The time-boxed trace ended (on the core's timer): post its results."""
         minutes = (session.ends_at - session.started_at).total_seconds() / 60
         if not await self._post_quietly(heap_render.trace_embed(session.who, minutes, growth)):
             log.warning("The allocation trace ended but its results could not be posted (see above)")

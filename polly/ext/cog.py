@@ -129,7 +129,6 @@ class MemoryCog(MemoryCogBackground, commands.Cog):
     async def cog_unload(self) -> None:
         """Stop the loops and the endpoints, release the memory layer: nothing stays behind."""
         await stop_loop(self.monitor_loop, busy=self.ticking)
-        self.trace_loop.cancel()
         if self.health_server is not None:
             await self.health_server.stop()
             self.health_server = None
@@ -303,9 +302,7 @@ class MemoryCog(MemoryCogBackground, commands.Cog):
         if self.alert_channel_id is None:
             await reply(interaction, error_line("No alert channel is set: choose one with /mem alerts channel: first."))
             return
-        session = self.cycle.traces.start(f"{interaction.user} ({interaction.user.id})", minutes)
-        self.trace_loop.change_interval(minutes=minutes)
-        self.trace_loop.start()
+        session = self.cycle.traces.start(f"{interaction.user} ({interaction.user.id})", minutes, self.post_trace)
         await reply(
             interaction,
             f"🔬 Tracing allocations ({session.frames} frames each) until {session.ends_at:%H:%M} UTC. "

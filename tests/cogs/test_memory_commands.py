@@ -241,8 +241,8 @@ async def test_trace_turns_tracemalloc_on_states_its_cost_and_shows_allocation_g
 
 
 async def test_a_trace_can_start_right_after_the_previous_one_posted_its_results(world, simcord_env, simcord_bot):
-    """The trace loop ends with its results (a relative tasks.loop would sleep one more trace length,
-    and the next /mem trace failed with "Task is already launched" after turning tracemalloc on)."""
+    """The trace ends with its results and frees its slot (a relative tasks.loop used to sleep one more
+    trace length, and the next /mem trace failed with "Task is already launched")."""
     _, ops, operator = world
     await operator.slash(ops, "mem alerts", channel=ops)
     try:
@@ -251,11 +251,11 @@ async def test_a_trace_can_start_right_after_the_previous_one_posted_its_results
             assert "Tracing allocations" in started and tracemalloc.is_tracing()
             await simcord_env.advance_time(61)
             for _ in range(40):  # the comparison runs in a thread: wait for its post in real time
-                if not tracemalloc.is_tracing() and not memory_cog(simcord_bot).trace_loop.is_running():
+                if not tracemalloc.is_tracing() and memory_cog(simcord_bot).cycle.traces.session is None:
                     break
                 await asyncio.sleep(0.05)
                 await simcord_env.settle()
-            assert not tracemalloc.is_tracing() and not memory_cog(simcord_bot).trace_loop.is_running()
+            assert not tracemalloc.is_tracing() and memory_cog(simcord_bot).cycle.traces.session is None
         assert sum("trace" in (m.embeds[0].title or "").lower() for m in ops.history() if m.embeds) == 2
     finally:
         memory_cog(simcord_bot).monitor.set_tracing(False)
