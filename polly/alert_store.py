@@ -42,6 +42,7 @@ class StoredAlertEvent:
     delivered: bool
     since: datetime | None = None
     instance: str | None = None
+    attempted_at: datetime | None = None  # a post was attempted then (and not marked delivered)
 
     def transition(self) -> AlertTransition:
         """The transition this event recorded, as the alert renderer takes it."""
@@ -74,6 +75,7 @@ def _stored(r: Row) -> StoredAlertEvent:
         r.delivered,
         _aware(r.since),
         r.instance,
+        _aware(r.attempted_at),
     )
 
 
@@ -142,6 +144,15 @@ class AlertStore:
             return
         async with self.db.transaction() as conn:
             await conn.execute(update(events).where(events.c.id.in_(ids)).values(delivered=True))
+
+    async def mark_attempted(self, event_ids: Iterable[int], at: datetime) -> None:
+        """Record that these events are about to be posted (before the post, so a restart in
+        between is known)."""
+        ids = list(event_ids)
+        if not ids:
+            return
+        async with self.db.transaction() as conn:
+            await conn.execute(update(events).where(events.c.id.in_(ids)).values(attempted_at=at))
 
     async def recent(self, limit: int = 10) -> list[StoredAlertEvent]:
         """Newest first."""

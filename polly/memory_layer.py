@@ -22,7 +22,7 @@ from polly.caches import CacheCensus
 from polly.config import Settings
 from polly.enhanced_database import Database
 from polly.memory_optimizer import MemoryMonitor
-from polly.monitor_cycle import OUTBOX_NAME, MonitorCycle
+from polly.monitor_cycle import MonitorCycle
 from polly.registry import StructureRegistry, registry
 from polly.startup_errors import database_failure
 from polly.stats_payload import get_default_monitor_or_none, set_default_monitor
@@ -102,7 +102,7 @@ class MemoryLayer:
             set_tracing(False)
         if get_default_monitor_or_none() is self.monitor:
             set_default_monitor(None)
-        self.structures.unregister(OUTBOX_NAME)
+        self.cycle.alerts.close()
         if self.cycle.fleet is not None and self._opened:
             await self.cycle.fleet.leader.release()  # another process leads the fleet from its next tick
         if self.fleet_cleanup is not None:

@@ -71,14 +71,17 @@ def _adopt_legacy_tables(conn: Connection) -> list[str]:
     return adopted
 
 
-def _add_missing_columns(conn: Connection, names: list[str]) -> None:
-    """Nullable columns later versions added, on tables adopted from an earlier version (reflected
-    only then: reflecting every table of a new database would cost the bot memory for nothing)."""
+def _add_missing_columns(conn: Connection, names: list[str], only: set[str] | None = None) -> None:
+    """Nullable columns later versions added (`only` those), on tables adopted from an earlier
+    version or created by an earlier step (reflected only then: reflecting every table of a new
+    database would cost the bot memory for nothing)."""
     inspector = sa_inspect(conn)
     for table in (metadata.tables[name] for name in names):
+        if not inspector.has_table(table.name):
+            continue
         present = {column["name"] for column in inspector.get_columns(table.name)}
         for column in table.columns:
-            if column.name not in present and column.nullable:
+            if column.name not in present and column.nullable and (only is None or column.name in only):
                 kind = column.type.compile(dialect=conn.dialect)
                 conn.execute(text(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}'))
                 log.info("Added column %s.%s", table.name, column.name)
@@ -91,9 +94,15 @@ def _v1_prefixed_tables(conn: Connection) -> None:
         _add_missing_columns(conn, adopted)
 
 
+def _v2_alert_attempts(conn: Connection) -> None:
+    events = metadata.tables["polly_alert_events"]
+    _add_missing_columns(conn, [events.name], only={"attempted_at"})
+
+
 # (version, what it does, step): append only; a released step never changes.
 MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
     (1, "polly_* tables, adopting the unprefixed ones of earlier versions", _v1_prefixed_tables),
+    (2, "polly_alert_events.attempted_at: a post interrupted by a restart is known", _v2_alert_attempts),
 )
 LATEST_VERSION = MIGRATIONS[-1][0]
 

@@ -81,6 +81,9 @@ alert_events = Table(
     Column("delivered", Boolean, default=False, index=True, nullable=False),
     Column("since", DateTime(timezone=True), nullable=True),  # when the alert first fired
     Column("instance", String(64), nullable=True),  # the process that raised it (INSTANCE_NAME)
+    # When a post of it was last attempted and not known to have failed (schema version 2): set
+    # before the send, so a restart can tell an interrupted post from one never tried.
+    Column("attempted_at", DateTime(timezone=True), nullable=True),
 )
 
 # Settings changed at runtime by operators (the alert channel, thresholds), overriding the env.

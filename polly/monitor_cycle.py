@@ -14,8 +14,9 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from polly.alert_engine import AlertEngine
-from polly.alert_store import FLEET_OWNER, AlertStore
-from polly.alerts import AlertTransition, Condition, Rule, evaluate_rules
+from polly.alert_outbox import AlertEventOut, AlertOutbox
+from polly.alert_store import AlertStore
+from polly.alerts import Condition, evaluate_rules
 from polly.allocations import TraceSlot
 from polly.checkpoints import Checkpoint
 from polly.config import Settings
@@ -23,6 +24,7 @@ from polly.gc_tools import CleanupReport, cleanup_background_tasks_memory, force
 from polly.heap_types import TypeGrowth
 from polly.history import HistoryRecorder
 from polly.memory_optimizer import MemoryMonitor
+from polly.monitor_health import MonitorHealth
 from polly.registry import StructureRegistry
 from polly.samples import MemorySample
 from polly.sqlite_file import FileIncident
@@ -35,34 +37,10 @@ log = logging.getLogger(__name__)
 
 MAX_BACKOFF_FACTOR = 16
 GROWING_TYPES_NAMED = 3  # in leak-trend and checkpoint-growth alerts
-OUTBOX_SIZE = 100
-OUTBOX_NAME = "alert_outbox"  # its name in the registry
-
-
-@dataclass
-class MonitorHealth:
-    """How the monitor loop itself is doing (rendered by /mem stats and /health)."""
-
-    ticks: int = 0
-    errors: int = 0
-    consecutive_errors: int = 0
-    last_tick_at: datetime | None = None
-    last_error: str | None = None
-    backoff_factor: int = 1
-    undelivered: int = 0
-    rules_not_evaluated: int = 0  # in the last tick: rule inputs that failed (their alerts kept as they were)
 
 
 class CleanupRunningError(RuntimeError):
     """A cleanup is already running; the message says who started it and when."""
-
-
-@dataclass(frozen=True)
-class AlertEventOut:
-    """A transition to deliver, with its stored id (None when the database refused it)."""
-
-    event_id: int | None
-    transition: AlertTransition
 
 
 @dataclass(frozen=True)
@@ -125,8 +103,8 @@ class MonitorCycle:
             from polly.fleet import Fleet  # a SQLite bot, its own fleet, never loads the fleet code
 
             self.fleet = Fleet(monitor.db, settings, engine, store)  # type: ignore[arg-type]
-        # Alerts the database could not store, waiting for delivery; bounded by construction.
-        self.outbox = structures.bounded_deque(OUTBOX_NAME, OUTBOX_SIZE, "alerts the database refused, waiting")
+        # Transitions go out through the outbox: stored (or kept in memory), then delivered.
+        self.alerts = AlertOutbox(store, structures, monitor.clock, self.health)
 
     # -- what is due
 
@@ -186,7 +164,7 @@ class MonitorCycle:
         conditions += await self._fleet_conditions(sample.at)
         self.health.rules_not_evaluated = sum(not c.evaluated for c in conditions)
         transitions = self.engine.evaluate(conditions, sample.at)
-        events = tuple([await self._store(t) for t in transitions])
+        events = tuple([await self.alerts.add(t) for t in transitions])
         return TickResult(sample, trend, events, cleanup, checkpoint, incident)
 
     def heartbeat(self, sample: MemorySample, trend: Trend) -> Heartbeat:
@@ -239,30 +217,6 @@ class MonitorCycle:
             self.health.errors += 1  # the rows wait in memory for the next tick
             log.exception("Could not store the memory history for charts")
 
-    async def _store(self, transition: AlertTransition) -> AlertEventOut:
-        level = logging.INFO if transition.kind == "resolved" else logging.WARNING
-        log.log(
-            level,
-            "Alert %s: %s (%s): %s",
-            transition.kind,
-            transition.rule,
-            transition.subject,
-            transition.detail,
-        )
-        if self.store is not None:
-            try:
-                owner = FLEET_OWNER if transition.rule is Rule.INSTANCE_SILENT else None
-                return AlertEventOut(await self.store.record(transition, owner), transition)
-            except Exception:
-                self.health.errors += 1
-                log.exception(
-                    "Could not store alert event %s/%s: it waits in memory", transition.rule, transition.subject
-                )
-        # Without the database the event waits here (bounded) and still goes out.
-        event = AlertEventOut(None, transition)
-        self.outbox.append(event)
-        return event
-
     def trend(self) -> Trend:
         """The RSS trend towards the live memory threshold (runtime changes included)."""
         return self.monitor.trend(self.engine.thresholds.memory_percent)
@@ -301,7 +255,7 @@ class MonitorCycle:
             return "critical"
         return "warning" if self.engine.active() else "healthy"
 
-    # -- alert delivery bookkeeping (the cog posts; the database is the queue)
+    # -- the alert state at start
 
     async def restore_firing(self) -> int:
         """Take back the alerts that were firing when the bot stopped; return how many."""
@@ -312,14 +266,6 @@ class MonitorCycle:
         if firing:
             log.info("Restored %d firing alert(s) from the database", len(firing))
         return len(firing)
-
-    def delivery_failed(self, waiting: int) -> None:
-        """Count a failed delivery and how many alerts still wait."""
-        self.health.errors += 1
-        self.health.undelivered = waiting
-
-    def delivered_all(self) -> None:
-        self.health.undelivered = 0
 
     # -- health and back-off
 

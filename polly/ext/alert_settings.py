@@ -31,15 +31,6 @@ async def set_threshold(cycle: MonitorCycle, store: AlertStore, name: str | None
     return f"Threshold {name} is now {stored:g}."
 
 
-async def count_waiting(cycle: MonitorCycle, store: AlertStore) -> int:
-    """Alert events waiting for delivery: in the database and in memory."""
-    try:
-        return await store.count_undelivered() + len(cycle.outbox)
-    except Exception:  # the database is down: what waits in memory at least
-        log.exception("Could not count the undelivered alert events")
-        return len(cycle.outbox)
-
-
 def channel_text(channel_id: int | None) -> str:
     if channel_id is None:
         return "not set: choose one with /mem alerts channel:#your-ops-channel"

@@ -14,12 +14,12 @@ import discord
 from discord.ext import commands, tasks
 
 from polly.ext import alert_render, heap_render
+from polly.ext.alert_delivery import ChannelSink, alert_channel
 from polly.samples import measure_loop_lag
 
 if TYPE_CHECKING:
     from polly.allocations import AllocationGrowth, TraceSession
     from polly.config import Settings
-    from polly.ext.alert_delivery import AlertDelivery
     from polly.memory_optimizer import MemoryMonitor
     from polly.monitor_cycle import MonitorCycle
 
@@ -33,7 +33,6 @@ class MemoryCogBackground:
     settings: Settings
     monitor: MemoryMonitor
     cycle: MonitorCycle
-    delivery: AlertDelivery
     alert_channel_id: int | None
     ticking: bool
     shard_down_since: dict[int, datetime]
@@ -111,18 +110,22 @@ class MemoryCogBackground:
 
     # ------------------------------------------------------------ alert delivery
 
-    async def deliver_alerts(self) -> None:
-        """Post what waits; whatever goes wrong, the loop lives and the alerts stay queued."""
+    async def deliver_alerts(self) -> int:
+        """Post what waits (the core's outbox decides what and in which order; the channel is the
+        sink); whatever goes wrong, the loop lives and the alerts stay queued."""
         try:
-            await self.delivery.deliver()
+            return await self.cycle.alerts.deliver(
+                ChannelSink(self.bot, self.settings, self.cycle, self.alert_channel_id)
+            )
         except Exception:
             log.exception("Alert delivery failed unexpectedly")
-            self.cycle.delivery_failed(self.cycle.health.undelivered)
+            self.cycle.alerts.failed_unexpectedly()
+            return 0
 
     async def _post_quietly(self, embed: discord.Embed) -> bool:
         """Post a notice to the alert channel; never raises (the log has the reason)."""
         try:
-            channel = await self.delivery.channel()
+            channel = await alert_channel(self.bot, self.alert_channel_id)
             if channel is None:
                 return False
             await channel.send(embed=embed)

@@ -27,8 +27,8 @@ from polly.enhanced_database import Database
 from polly.ext import alert_render, heap_render
 from polly.ext import memory_render as render
 from polly.ext.access import check_operator, is_operator
-from polly.ext.alert_delivery import AlertDelivery
-from polly.ext.alert_settings import channel_text, count_waiting, set_threshold
+from polly.ext.alert_delivery import post_test
+from polly.ext.alert_settings import channel_text, set_threshold
 from polly.ext.background import MemoryCogBackground
 from polly.ext.cache_census import take_census
 from polly.ext.discord_limits import error_line
@@ -88,7 +88,6 @@ class MemoryCog(MemoryCogBackground, commands.Cog):
         self.cycle = self.layer.cycle
         self.store = self.layer.store
         self.alert_channel_id: int | None = self.settings.memory_alert_channel_id
-        self.delivery = AlertDelivery(bot, self.settings, self.cycle, self.store, lambda: self.alert_channel_id)
         self.ticking = False  # a tick is running (and may be in a database call)
         self.health_server: HealthServer | None = None
 
@@ -357,13 +356,13 @@ class MemoryCog(MemoryCogBackground, commands.Cog):
             notes.append(f"Alerts now go to {channel.mention}.")
             await self.deliver_alerts()
         if test:
-            notes.append(await self.delivery.post_test(str(interaction.user)))
+            notes.append(await post_test(self.bot, self.alert_channel_id, str(interaction.user)))
         embed = alert_render.alerts_embed(
             channel_text(self.alert_channel_id),
             engine.thresholds,
             engine.active(),
             await self.store.recent(10),
-            undelivered=await count_waiting(self.cycle, self.store),
+            undelivered=await self.cycle.alerts.waiting(),
         )
         await reply(interaction, "\n".join(notes) or None, embed=embed)
 

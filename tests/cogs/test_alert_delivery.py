@@ -10,6 +10,7 @@ import simcord
 from sqlalchemy import select
 
 from bot.app import create_bot
+from polly.alert_outbox import MAY_REPEAT_NOTE
 from polly.ext.cog import memory_cog
 from polly.models import alert_events
 from polly.registry import registry
@@ -91,7 +92,7 @@ async def test_two_deliveries_at_once_post_each_alert_once(simcord_env, simcord_
     await simcord_env.advance_time(60)
     simcord_env.backend.faults.clear()
     cog = simcord_bot.get_cog("MemoryCog")
-    results = await asyncio.gather(cog.delivery.deliver(), cog.delivery.deliver())
+    results = await asyncio.gather(cog.deliver_alerts(), cog.deliver_alerts())
     assert sorted(results) == [0, FLOOD]
     assert sorted(fired_subjects(ops)) == sorted(flood)
 
@@ -106,7 +107,7 @@ async def test_an_alert_the_database_refused_still_goes_out_once(simcord_env, si
     monkeypatch.setattr(memory_cog(simcord_bot).store, "record", refuse)
     await simcord_env.advance_time(60)
     assert sorted(fired_subjects(ops)) == sorted(flood)
-    assert len(memory_cog(simcord_bot).cycle.outbox) == 0
+    assert len(memory_cog(simcord_bot).cycle.alerts.memory) == 0
 
 
 async def test_a_restart_delivers_what_waited_and_remembers_what_fires(tmp_path, caplog):
@@ -143,3 +144,44 @@ async def test_a_restart_delivers_what_waited_and_remembers_what_fires(tmp_path,
         assert any("Restored 1 firing alert(s)" in r.getMessage() for r in caplog.records)
     finally:
         registry.unregister("restart_leak")
+
+
+async def test_a_post_whose_mark_failed_says_it_may_repeat_after_a_late_restart(tmp_path, monkeypatch):
+    """The restart gap: bot A posts, the database refuses the "delivered" mark, A stops. Bot B, on the
+    same database (its alert channel stored by A), posts it again with the same nonce (Discord drops a
+    repeat within minutes) and, that late, with a note: never a silent double post."""
+    settings = settings_for(tmp_path)
+    leak = registry.bounded_dict("restart_gap", max_size=10)
+    leak.update({k: k for k in range(9)})
+    try:
+        first = create_bot(settings)
+        async with simcord.run(first) as env:
+            _, ops, operator = add_ops_guild(env, first)
+
+            async def refuse(*_args, **_kwargs):
+                raise RuntimeError("database is locked")
+
+            monkeypatch.setattr(memory_cog(first).store, "mark_delivered", refuse)
+            await operator.slash(ops, "mem alerts", channel=ops)
+            assert fired_subjects(ops) == ["restart_gap"]
+            await env.advance_time(2 * 60)
+            assert fired_subjects(ops) == ["restart_gap"]  # this process never posts it twice
+            nonces = [r.json.get("nonce") for r in env.http_requests if r.path == f"/channels/{ops.id}/messages"]
+            await first.close()
+        assert len(nonces) == 1 and nonces[0]
+
+        second = create_bot(settings)
+        async with simcord.run(second) as env:
+            _, ops, operator = add_ops_guild(env, second)
+            env.inject_error("POST", f"/channels/{ops.id}/messages", status=503, times=None)
+            await env.advance_time(10 * 60)  # Discord refuses for ten minutes: the nonce no longer helps
+            env.backend.faults.clear()
+            await env.advance_time(60)
+            reposted = [m for m in posted(ops) if m.embeds[0].title.startswith("🔴")]
+            assert len(reposted) == 1 and reposted[0].content == MAY_REPEAT_NOTE
+            sent = [r.json for r in env.http_requests if r.path == f"/channels/{ops.id}/messages"]
+            assert {r["nonce"] for r in sent} == {nonces[0]} and sent[-1]["enforce_nonce"] is True
+            assert all(await delivered_flags(second))
+            await second.close()
+    finally:
+        registry.unregister("restart_gap")

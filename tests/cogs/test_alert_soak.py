@@ -21,7 +21,7 @@ import pytest
 import simcord
 
 from bot.app import create_bot
-from polly import monitor_cycle
+from polly import alert_outbox, monitor_cycle
 from polly.alerts import Transition
 from polly.ext.cog import memory_cog
 from polly.registry import registry
@@ -189,7 +189,7 @@ async def one_day(day: int, env, bot, ops, operator, settings, ledger: Ledger, m
     await until(23.9)
     assert cog.monitor_loop.is_running() and not cog.monitor_loop.failed()
     assert memory_cog(bot).cycle.health.backoff_factor == 1
-    assert len(memory_cog(bot).cycle.outbox) <= monitor_cycle.OUTBOX_SIZE
+    assert len(memory_cog(bot).cycle.alerts.memory) <= alert_outbox.MEMORY_QUEUE_SIZE
     assert len(memory_cog(bot).monitor.history) <= settings.memory_history_size
     return ops
 

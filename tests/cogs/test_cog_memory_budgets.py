@@ -15,7 +15,8 @@ from polly.alerts import Thresholds
 from polly.ext import memory_render as render
 from polly.memory_optimizer import MemoryMonitor
 from polly.memory_utils import StructureRegistry
-from polly.monitor_cycle import MonitorCycle, MonitorHealth
+from polly.monitor_cycle import MonitorCycle
+from polly.monitor_health import MonitorHealth
 from tests.clocks import FakeClock
 from tests.cogs.helpers import add_ops_guild
 from tests.settings import make_settings

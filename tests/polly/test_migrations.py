@@ -144,3 +144,24 @@ async def test_a_process_starting_while_another_leads_the_fleet_is_not_kept_wait
     finally:
         await starting.dispose()
         await leader.dispose()
+
+
+async def test_a_version_1_database_gets_the_alert_attempt_column_and_keeps_its_events(empty_database):
+    """Version 2 adds polly_alert_events.attempted_at to a database made by version 1."""
+    await empty_database.create_tables()
+    async with empty_database.engine.begin() as conn:
+        await conn.execute(text('ALTER TABLE "polly_alert_events" DROP COLUMN "attempted_at"'))
+        await conn.execute(text('UPDATE "polly_schema_version" SET version = 1'))
+        await conn.execute(
+            text(
+                "INSERT INTO polly_alert_events (at, kind, rule, subject, value, threshold, message, delivered) "
+                "VALUES (:at, 'fired', 'memory', 'process', 90, 85, 'high', false)"
+            ),
+            {"at": datetime(2026, 1, 1, tzinfo=UTC)},
+        )
+    await empty_database.create_tables()
+    async with empty_database.engine.connect() as conn:
+        assert await conn.run_sync(migrations.current_version) == migrations.LATEST_VERSION == 2
+        columns = await conn.run_sync(lambda c: {col["name"] for col in inspect(c).get_columns("polly_alert_events")})
+        assert "attempted_at" in columns
+        assert await conn.scalar(select(alert_events.c.message)) == "high"
