@@ -153,9 +153,8 @@ def clean_tracked_structures() -> None:
 
 @memory_profile
 @memory_cleanup_decorator(clean_tracked_structures)  # the plan's decorator, after each check
-async def verify_poll_messages(bot: discord.Client, db: Database | None = None) -> dict[str, int]:
+async def verify_poll_messages(bot: discord.Client, db: Database) -> dict[str, int]:
     """Check every active poll's message; delete polls whose message stayed gone for the budget."""
-    db = db or bot.db  # type: ignore[attr-defined]
     async with db.transaction() as conn:
         active = list(
             await conn.execute(
@@ -190,10 +189,9 @@ async def _delete_polls(db: Database, poll_ids: list[int]) -> int:
 
 
 @memory_profile
-async def cleanup_polls_with_deleted_messages(bot: discord.Client, db: Database | None = None) -> dict[str, int]:
+async def cleanup_polls_with_deleted_messages(bot: discord.Client, db: Database) -> dict[str, int]:
     """Clean the tracked structures, drop failures of polls that no longer exist, then delete
     the polls whose messages stayed missing for the whole retry budget."""
-    db = db or bot.db  # type: ignore[attr-defined]
     clean_tracked_structures()
     async with db.transaction() as conn:
         existing = set(await conn.scalars(select(polls.c.id).where(polls.c.id.in_(list(message_fetch_failures)))))

@@ -37,7 +37,7 @@ class PollUpkeepCog(commands.Cog):
 
     async def _cleanup(self, when: str) -> None:
         try:
-            result = await cleanup_polls_with_deleted_messages(self.bot)
+            result = await cleanup_polls_with_deleted_messages(self.bot, self.bot.db)
         except Exception:  # the bot runs on; the next check tries again
             log.exception("Poll cleanup at %s failed", when)
             return
@@ -48,7 +48,7 @@ class PollUpkeepCog(commands.Cog):
     async def check_loop(self) -> None:
         self.checking = True
         try:
-            result = await verify_poll_messages(self.bot)
+            result = await verify_poll_messages(self.bot, self.bot.db)
             if result["missing"]:
                 await self._cleanup("check")
         except Exception:  # one bad check must not end the loop

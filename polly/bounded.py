@@ -14,12 +14,13 @@ keys. Two consequences of the C container, both deliberate:
 from __future__ import annotations
 
 import heapq
-import time
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping, MutableSet
 from datetime import UTC, datetime
 from typing import Any
 
 from lru import LRU
+
+from polly import clock
 
 DEFAULT_TIMESTAMP_KEY = "last_attempt"
 
@@ -78,7 +79,7 @@ def cleanup_global_dict(
     check_limits(max_size, max_age_minutes)
     if not target:
         return 0
-    now = time.time() if now is None else now
+    now = clock.timestamp() if now is None else now
     keys = list(target)
     stamps = [entry_timestamp(v, timestamp_key) for v in target.values()]
     doomed = bytearray(len(keys))  # 1 = remove; a byte per entry keeps a 1,000,000-entry pass small

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
+from polly import clock
 from polly.gc_tools import cleanup_background_tasks_memory
 from polly.process_stats import process_rss
 from polly.registry import registry
@@ -114,7 +115,7 @@ def _record_profile(name: str, started: float, rss_before: int) -> None:
     stats.max_s = max(stats.max_s, duration)
     stats.rss_delta_total += delta
     stats.rss_delta_max = max(stats.rss_delta_max, delta)
-    stats.last_at = time.time()
+    stats.last_at = clock.timestamp()
     profile_table[name] = stats
 
 

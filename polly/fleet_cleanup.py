@@ -15,12 +15,13 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import delete, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from polly import clock
 from polly.enhanced_database import Database
 from polly.fleet_tables import fleet_cleanup_reports as table
 from polly.gc_tools import CleanupReport
@@ -79,7 +80,7 @@ class FleetCleanup:
             report = await self.clean(f"{request['who']} (fleet cleanup from {request['from']})")
         except Exception as exc:  # a cleanup already running here, or a failure: said in the answer
             error = str(exc) or type(exc).__name__
-        now = datetime.now(UTC)
+        now = clock.now()
         try:
             async with self.db.transaction() as conn:
                 await conn.execute(

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, func, insert, select
 
+from polly import clock
 from polly.enhanced_database import Database
 from polly.models import memory_history as table
 
@@ -102,7 +103,7 @@ class HistoryRecorder:
         """Buckets from `since`, oldest first, the open one last; merged in the database into at
         most about `max_points` (a week's 2,016 buckets become 504 of 20 minutes: a chart is 1,000
         pixels wide, and fewer objects keep the collector from pausing the loop)."""
-        now = self.open.start if self.open is not None else datetime.now(UTC)
+        now = self.open.start if self.open is not None else clock.now()
         span = max(1, int((now - since) / BUCKET))
         step_s = int(BUCKET.total_seconds()) * max(1, -(-span // max_points))
         stored: list[HistoryBucket] = []

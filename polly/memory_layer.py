@@ -19,6 +19,7 @@ from polly.alert_store import AlertStore
 from polly.alerts import Thresholds
 from polly.allocations import set_tracing, tracing
 from polly.caches import CacheCensus
+from polly.clock import use_clock
 from polly.config import Settings
 from polly.enhanced_database import Database
 from polly.memory_optimizer import MemoryMonitor
@@ -49,6 +50,7 @@ class MemoryLayer:
         census: Callable[[], CacheCensus] | None = None,
         structures: StructureRegistry = registry,
     ) -> None:
+        use_clock(clock)  # the edge's clock (discord.py's) becomes the process's: one clock for all of Polly
         # Polly's own Database unless the host passed one (then the host closes it). A host's engine
         # is wrapped in a Database of Polly's that watches its pool but never disposes of it.
         self.owns_database = database is None

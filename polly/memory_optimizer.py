@@ -15,7 +15,7 @@ import gc
 import logging
 from collections import deque
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from polly import allocations
@@ -32,6 +32,7 @@ from polly.checkpoints import (
     compare_checkpoints,
     percent_change,
 )
+from polly.clock import now as clock_now
 from polly.config import Settings
 from polly.decorators import ProfileStats, memory_profile, profile_table
 from polly.enhanced_database import Database
@@ -87,7 +88,7 @@ class MemoryMonitor:
         self.structures = structures if structures is not None else registry
         self.cgroup = cgroup or CgroupReader()
         self.process = process or current_process()
-        self.clock = clock or (lambda: datetime.now(UTC))
+        self.clock = clock or clock_now
         self.history: deque[RssPoint] = deque(maxlen=settings.memory_history_size)
         keep = (settings.memory_checkpoint_retention, settings.memory_auto_checkpoint_retention)
         self.checkpoints: CheckpointStore = (

@@ -11,7 +11,7 @@ are `Row`s with the columns as attributes (`poll.id`, `poll.message_id`)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import (
     JSON,
@@ -27,9 +27,11 @@ from sqlalchemy import (
     Text,
 )
 
+from polly import clock
+
 
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    return clock.now()
 
 
 metadata = MetaData()

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
+
+from polly import clock
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
@@ -103,7 +104,7 @@ class LinuxProcess:
         for line in (self.proc_root / "stat").read_text().splitlines():
             if line.startswith("btime"):
                 return int(line.split()[1]) + start_ticks / os.sysconf("SC_CLK_TCK")
-        return time.time()
+        return clock.timestamp()
 
     def host_memory(self) -> HostMemory:
         fields = _kib_fields((self.proc_root / "meminfo").read_text(), MEMINFO_FIELDS, stop_after=MEMINFO_FIELDS)

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import logging
 import sys
-import time
 from collections import deque
 from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from polly import clock
 from polly.bounded import (
     DEFAULT_TIMESTAMP_KEY,
     BoundedDict,
@@ -252,7 +252,7 @@ class StructureRegistry:
         return stats
 
     def cleanup(self, *, now: float | None = None, dry_run: bool = False) -> tuple[CleanupRow, ...]:
-        now = time.time() if now is None else now
+        now = clock.timestamp() if now is None else now
         rows = []
         for entry in self:
             try:

@@ -11,6 +11,7 @@ import logging
 import discord
 from discord.ext import commands
 
+from polly import clock
 from polly.config import Settings
 from polly.registry import registry
 
@@ -58,7 +59,7 @@ async def check_operator(bot: commands.Bot, interaction: discord.Interaction, se
 def _log_refusal(interaction: discord.Interaction, command: str, quiet_s: float) -> None:
     """A WARNING for the first refusal of a user in a guild, then at most one per `quiet_s`,
     saying how many were refused in between (those go to DEBUG)."""
-    now = discord.utils.utcnow().timestamp()
+    now = clock.timestamp()
     key = (interaction.user.id, interaction.guild_id)
     seen = refusals_logged.get(key)
     if seen is not None and now - seen["last_at"] < quiet_s:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import discord
 from discord.ext import commands, tasks
 
+from polly import clock
 from polly.ext import alert_render, heap_render
 from polly.ext.alert_delivery import ChannelSink, alert_channel
 from polly.samples import measure_loop_lag
@@ -41,7 +42,7 @@ class MemoryCogBackground:
 
     @commands.Cog.listener()
     async def on_shard_disconnect(self, shard_id: int) -> None:
-        self.shard_down_since.setdefault(shard_id, discord.utils.utcnow())
+        self.shard_down_since.setdefault(shard_id, clock.now())
 
     @commands.Cog.listener()
     async def on_shard_connect(self, shard_id: int) -> None:
@@ -58,7 +59,7 @@ class MemoryCogBackground:
     @commands.Cog.listener()
     async def on_disconnect(self) -> None:
         if self.bot.shard_count is None:
-            self.shard_down_since.setdefault(0, discord.utils.utcnow())
+            self.shard_down_since.setdefault(0, clock.now())
 
     @commands.Cog.listener()
     async def on_connect(self) -> None:

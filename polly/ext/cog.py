@@ -75,12 +75,13 @@ class MemoryCog(MemoryCogBackground, commands.Cog):
             settings = embedded_settings()
         # When each shard of this process went down (an unsharded bot is shard 0); gone once back.
         self.shard_down_since: dict[int, datetime] = {}
-        # discord.utils.utcnow: the same clock as discord.py's tasks (and SimCord's virtual one).
+        # The process's edge: discord.py's clock (its tasks', and SimCord's virtual one) becomes
+        # the one clock of the whole memory layer (polly.clock).
         self.layer = MemoryLayer(
             settings,
             database=database,
             engine=engine,
-            clock=discord.utils.utcnow,
+            clock=discord.utils.utcnow,  # noqa: TID251
             census=functools.partial(take_census, bot, self.shard_down_since),
         )
         self.settings = self.layer.settings

@@ -11,8 +11,7 @@ import hmac
 import logging
 from typing import TYPE_CHECKING
 
-import discord
-
+from polly import clock
 from polly.ext.cache_census import shard_states
 from polly.ext.http_server import HttpServer, Request, Response
 from polly.memory_optimizer import measure_loop_lag
@@ -96,7 +95,7 @@ class HealthServer:
         else:  # a shard reconnecting is normal: unhealthy after HEALTH_SHARD_GRACE_SECONDS
             connected = all(s.connected for s in shards)
             grace = self.settings.health_shard_grace_seconds
-            reasons += down_too_long(shards, grace, discord.utils.utcnow())
+            reasons += down_too_long(shards, grace, clock.now())
         if lag_ms > self.settings.health_max_loop_lag_ms:
             reasons.append(f"event loop lag {lag_ms:.0f} ms above {self.settings.health_max_loop_lag_ms:g} ms")
         guard = self.layer.db.file_guard

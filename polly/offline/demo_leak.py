@@ -4,9 +4,8 @@ kept alive by this module's global list, so a checkpoint comparison names the cl
 
 from __future__ import annotations
 
-import discord
-
-from polly.bounded import BoundedDict, to_epoch
+from polly import clock
+from polly.bounded import BoundedDict
 from polly.registry import registry
 
 
@@ -52,7 +51,7 @@ def record_failures(count: int) -> str:
             timestamp_key="last_attempt",
             description="the offline console's :leak failures",
         )
-    now = to_epoch(discord.utils.utcnow())
+    now = clock.timestamp()
     for key in range(_next_failure, _next_failure + count):
         _failures[key] = {"count": 1, "last_attempt": now}
     _next_failure += count

@@ -131,3 +131,18 @@ class TestUnreachableAdminGuild:
             assert [c.name for c in synced] == ["mem"]
         finally:
             await env.shutdown()
+
+
+def test_only_polly_clock_reads_the_time():
+    """One clock: the core and the extension read the time through polly.clock, which the extension
+    sets to discord.py's once (so SimCord's virtual time is everyone's)."""
+    readings = (
+        "import time\nnow = time.time()\n",
+        "from datetime import UTC, datetime\nnow = datetime.now(UTC)\n",
+        "import discord\nnow = discord.utils.utcnow()\n",
+    )
+    for where in ("polly/registry.py", "polly/ext/background.py", "polly/offline/console.py"):
+        for source in readings:
+            assert banned_import(where, source), (where, source)
+    assert not banned_import("polly/clock.py", readings[1])
+    assert not banned_import("bot/poll_checks.py", readings[2])  # Polly's own bot is a host: its edge

@@ -67,7 +67,7 @@ async def test_existing_message_is_ok_and_forgets_earlier_failures(simcord_env, 
     poll_id = await add_poll(simcord_bot, channel.id, message.id)
     bt.record_failure(poll_id, "cached_channel")
 
-    result = await bt.verify_poll_messages(simcord_bot)
+    result = await bt.verify_poll_messages(simcord_bot, simcord_bot.db)
     assert result == {"checked": 1, "ok": 1, "missing": 0, "deleted": 0}
     assert poll_id not in bt.message_fetch_failures
 
@@ -80,12 +80,12 @@ async def test_poll_whose_message_is_gone_is_deleted_after_the_retry_budget(simc
     await alice.delete(message)
 
     for attempt in range(1, bt.RETRY_BUDGET):
-        result = await bt.verify_poll_messages(simcord_bot)
+        result = await bt.verify_poll_messages(simcord_bot, simcord_bot.db)
         assert result["missing"] == 1 and result["deleted"] == 0
         assert bt.message_fetch_failures[poll_id]["count"] == attempt
     assert bt.message_fetch_failures[poll_id]["methods_tried"] == list(bt.FETCH_METHODS[: bt.RETRY_BUDGET - 1])
 
-    result = await bt.verify_poll_messages(simcord_bot)
+    result = await bt.verify_poll_messages(simcord_bot, simcord_bot.db)
     assert result["deleted"] == 1
     assert await poll_ids(simcord_bot) == []
     assert poll_id not in bt.message_fetch_failures
@@ -100,7 +100,7 @@ async def test_cleanup_drops_failures_of_polls_that_no_longer_exist(simcord_env,
     for ghost in (9001, 9002, 9003):
         bt.record_failure(ghost, "cached_channel")
 
-    result = await bt.cleanup_polls_with_deleted_messages(simcord_bot)
+    result = await bt.cleanup_polls_with_deleted_messages(simcord_bot, simcord_bot.db)
     assert result == {"orphans_dropped": 3, "deleted": 0}
     assert list(bt.message_fetch_failures) == [kept]
     assert await poll_ids(simcord_bot) == [kept]
@@ -112,7 +112,7 @@ async def test_missing_channel_counts_as_missing_and_warnings_are_throttled(simc
     before = bt.startup_warning_counts["channel_not_found"]
     for _ in range(bt.WARNINGS_LOGGED_PER_KIND + 3):
         bt.message_fetch_failures.clear()
-        await bt.verify_poll_messages(simcord_bot)
+        await bt.verify_poll_messages(simcord_bot, simcord_bot.db)
     assert bt.startup_warning_counts["channel_not_found"] - before == bt.WARNINGS_LOGGED_PER_KIND + 3
     logged = [r for r in caplog.records if "channel 123456789 not found" in r.getMessage()]
     assert len(logged) <= bt.WARNINGS_LOGGED_PER_KIND

@@ -279,3 +279,21 @@ async def test_a_firing_alert_whose_structure_cannot_report_for_a_tick_is_neithe
         assert "flaky_cache" in [a.subject for a in memory_cog(simcord_bot).cycle.engine.active()]
     finally:
         registry.unregister("flaky_cache")
+
+
+async def test_every_part_of_polly_reads_the_one_clock_the_extension_injected(simcord_env, simcord_bot):
+    """SimCord's virtual time is discord.py's: the samples, a structure's age-based cleanup run with no
+    time handed in, and the history all read it (four clocks used to disagree under it)."""
+    from polly import clock
+
+    aged = registry.bounded_dict("clock_probe", max_size=100, max_age_minutes=30, timestamp_key="at")
+    try:
+        aged["old"] = {"at": clock.timestamp()}
+        await simcord_env.advance_time(31 * 60)
+        assert clock.now() == simcord_env.now() == memory_cog(simcord_bot).monitor.clock()
+        assert memory_cog(simcord_bot).cycle.monitor.latest.at >= simcord_env.now().replace(minute=0)
+        aged["new"] = {"at": clock.timestamp()}
+        registry.cleanup()  # no `now` handed in: the process's clock, virtual here
+        assert list(aged) == ["new"]
+    finally:
+        registry.unregister("clock_probe")
