@@ -18,7 +18,8 @@ from bot.models import PollStatus, polls
 from polly.config import Settings, environment_settings
 from polly.decorators import memory_cleanup_decorator, memory_profile
 from polly.enhanced_database import Database
-from polly.memory_utils import cleanup_background_tasks_memory, registry
+from polly.gc_tools import cleanup_background_tasks_memory
+from polly.registry import registry
 
 log = logging.getLogger(__name__)
 

@@ -22,11 +22,10 @@ from polly.caches import CacheCensus
 from polly.clock import use_clock
 from polly.config import Settings
 from polly.enhanced_database import Database
-from polly.memory_optimizer import MemoryMonitor
+from polly.memory_optimizer import MemoryMonitor, get_default_monitor_or_none, set_default_monitor
 from polly.monitor_cycle import MonitorCycle
 from polly.registry import StructureRegistry, registry
 from polly.startup_errors import database_failure
-from polly.stats_payload import get_default_monitor_or_none, set_default_monitor
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine

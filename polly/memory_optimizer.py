@@ -41,7 +41,7 @@ from polly.memory_limit import CgroupReader, MemoryLimit, effective_limit
 from polly.process_stats import AccessDenied, ProcessMemory, ProcessStats, current_process
 from polly.registry import StructureRegistry, registry
 from polly.samples import MemorySample, measure_loop_lag, peak_rss
-from polly.stats_payload import get_default_monitor, get_memory_stats, memory_stats_payload, set_default_monitor
+from polly.stats_payload import memory_stats_payload
 from polly.trend import RssPoint, Trend, rss_trend
 
 log = logging.getLogger(__name__)
@@ -294,3 +294,31 @@ class MemoryMonitor:
     def stats_dict(self, threshold_percent: float | None = None) -> dict[str, Any]:
         sample = self.latest or self.sample()
         return memory_stats_payload(sample, self.trend(threshold_percent), self.checkpoints_count)
+
+
+# The process's default monitor: the running memory layer registers its own, so the plan's
+# `get_memory_stats()` renders the same samples as /mem stats.
+_default_monitor: MemoryMonitor | None = None
+
+
+def set_default_monitor(monitor: MemoryMonitor | None) -> None:
+    """The bot registers its monitor here so `get_memory_stats()` renders the same samples."""
+    global _default_monitor
+    _default_monitor = monitor
+
+
+def get_default_monitor_or_none() -> MemoryMonitor | None:
+    """The monitor a running memory layer registered, if any (no default is built)."""
+    return _default_monitor
+
+
+def get_default_monitor() -> MemoryMonitor:
+    global _default_monitor
+    if _default_monitor is None:
+        _default_monitor = MemoryMonitor(Settings())
+    return _default_monitor
+
+
+def get_memory_stats() -> dict[str, Any]:
+    """The latest sample of the process's monitor as one JSON-serialisable dict."""
+    return get_default_monitor().stats_dict()

@@ -21,8 +21,8 @@ from polly.gc_tools import (
     GCReport,
     cleanup_background_tasks_memory,
     force_garbage_collection,
-    process_rss,
 )
+from polly.process_stats import process_rss
 from polly.registry import CleanupRow, StructureRegistry, StructureStat, Tracked, registry
 
 __all__ = [

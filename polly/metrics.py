@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from polly.alerts import Rule
 from polly.decorators import profile_snapshot
-from polly.memory_optimizer import MemorySample
 from polly.monitor_cycle import MonitorCycle
 from polly.process_stats import ProcessStats, current_process
+from polly.samples import MemorySample
 from polly.shards import ShardState
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"

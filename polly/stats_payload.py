@@ -1,16 +1,12 @@
-"""The JSON stats of one sample (`/health/memory`, `get_memory_stats()`), and the process's default monitor."""
+"""The JSON stats of one sample (`/health/memory`, `get_memory_stats()`)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from polly.config import Settings
 from polly.formatting import MIB
 from polly.samples import MemorySample
 from polly.trend import Trend
-
-if TYPE_CHECKING:
-    from polly.memory_optimizer import MemoryMonitor
 
 
 def memory_stats_payload(sample: MemorySample, trend: Trend, checkpoints_count: int) -> dict[str, Any]:
@@ -51,31 +47,3 @@ def memory_stats_payload(sample: MemorySample, trend: Trend, checkpoints_count: 
         "threads": sample.threads,
         "open_fds": sample.open_fds,
     }
-
-
-_default_monitor: MemoryMonitor | None = None
-
-
-def set_default_monitor(monitor: MemoryMonitor | None) -> None:
-    """The bot registers its monitor here so `get_memory_stats()` renders the same samples."""
-    global _default_monitor
-    _default_monitor = monitor
-
-
-def get_default_monitor_or_none() -> MemoryMonitor | None:
-    """The monitor a running memory layer registered, if any (no default is built)."""
-    return _default_monitor
-
-
-def get_default_monitor() -> MemoryMonitor:
-    global _default_monitor
-    if _default_monitor is None:
-        from polly.memory_optimizer import MemoryMonitor  # the monitor module imports this one
-
-        _default_monitor = MemoryMonitor(Settings())
-    return _default_monitor
-
-
-def get_memory_stats() -> dict[str, Any]:
-    """The latest sample of the process's monitor as one JSON-serialisable dict."""
-    return get_default_monitor().stats_dict()

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 from polly import clock
 from polly.ext.cache_census import shard_states
 from polly.ext.http_server import HttpServer, Request, Response
-from polly.memory_optimizer import measure_loop_lag
 from polly.metrics import CONTENT_TYPE, MetricsRenderer
+from polly.samples import measure_loop_lag
 from polly.shards import down_too_long
 from polly.startup_errors import StartupError
 

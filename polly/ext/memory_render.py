@@ -26,7 +26,7 @@ from polly.ext.discord_limits import (
 )
 from polly.ext.heap_render import allocation_lines
 from polly.formatting import format_bytes, format_duration, format_size_estimate, sparkline
-from polly.memory_utils import CleanupReport
+from polly.gc_tools import CleanupReport
 from polly.monitor_health import MonitorHealth
 from polly.samples import MemorySample
 from polly.shards import ShardState, usable_latency
