@@ -118,7 +118,7 @@ async def _fetch_message(bot: discord.Client, poll: PollMessage, method: str) ->
         channel = await bot.fetch_channel(poll.channel_id)
     if not isinstance(channel, discord.abc.Messageable):
         raise LookupError("channel cannot hold messages")
-    return await channel.fetch_message(poll.message_id)  # type: ignore[arg-type]
+    return await channel.fetch_message(poll.message_id)
 
 
 async def check_poll_message(bot: discord.Client, poll: PollMessage) -> bool | None:
@@ -186,7 +186,7 @@ async def _delete_polls(db: Database, poll_ids: list[int]) -> int:
     for poll_id in poll_ids:
         forget_failure(poll_id)
     log.info("Deleted %d poll(s) whose messages are gone", len(poll_ids))
-    return deleted.rowcount or 0  # type: ignore[attr-defined]
+    return deleted.rowcount or 0
 
 
 @memory_profile

@@ -19,13 +19,20 @@ from polly.alerts import ActiveAlert, AlertTransition, Condition, Rule, Threshol
 class FiringRecord(Protocol):
     """What a stored alert event tells about an alert that was firing (polly.alert_store)."""
 
-    rule: str
-    subject: str
-    value: float
-    threshold: float
-    message: str
-    at: datetime
-    since: datetime | None
+    @property
+    def rule(self) -> str: ...
+    @property
+    def subject(self) -> str: ...
+    @property
+    def value(self) -> float: ...
+    @property
+    def threshold(self) -> float: ...
+    @property
+    def message(self) -> str: ...
+    @property
+    def at(self) -> datetime: ...
+    @property
+    def since(self) -> datetime | None: ...
 
 
 @dataclass
@@ -35,11 +42,6 @@ class _State:
     since: datetime | None = None
     last_notified: datetime | None = None
     condition: Condition | None = None
-
-
-def _shown(state: _State) -> bool:
-    """A firing alert with everything an operator is shown about it."""
-    return state.firing and state.condition is not None and bool(state.since and state.last_notified)
 
 
 class AlertEngine:
@@ -102,19 +104,12 @@ class AlertEngine:
         )
 
     def active(self) -> list[ActiveAlert]:
-        return [
-            ActiveAlert(
-                k[0],
-                k[1],
-                s.condition.value,
-                s.condition.threshold,
-                s.condition.detail,
-                s.since,
-                s.last_notified,
-            )
-            for k, s in self._states.items()
-            if _shown(s)
-        ]
+        shown = []
+        for (rule, subject), s in self._states.items():
+            if s.firing and s.condition is not None and s.since is not None and s.last_notified is not None:
+                c = s.condition
+                shown.append(ActiveAlert(rule, subject, c.value, c.threshold, c.detail, s.since, s.last_notified))
+        return shown
 
     def pending(self) -> dict[tuple[Rule, str], int]:
         """Conditions holding but not yet firing, with how many checks they have held."""

@@ -59,7 +59,7 @@ class OutgoingAlert:
 
     transition: AlertTransition
     event_id: int | None = None  # None: waiting in memory (the database refused it)
-    nonce: str | None = None
+    nonce: str = ""  # one per alert: a repeat of it within Discord's nonce window is dropped
     may_repeat: bool = False
 
     @property
@@ -76,7 +76,7 @@ class AlertSink(Protocol):
     async def post(self, alert: OutgoingAlert) -> None:
         """Post one alert; raise when it was not posted."""
 
-    async def post_summary(self, alerts: Sequence[OutgoingAlert], dropped: int, nonce: str | None) -> None:
+    async def post_summary(self, alerts: Sequence[OutgoingAlert], dropped: int, nonce: str) -> None:
         """Post many alerts as one message, saying `dropped` more were dropped unposted."""
 
 
@@ -92,6 +92,10 @@ def nonce(*parts: object) -> str:
     """A message nonce (at most 25 characters, as Discord allows) that names these parts."""
     digest = hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=9).hexdigest()
     return f"polly{digest}"
+
+
+def _memory_nonce(transition: AlertTransition) -> str:
+    return nonce("memory", transition.kind.value, transition.rule.value, transition.subject, transition.at.isoformat())
 
 
 class AlertOutbox:
@@ -180,7 +184,8 @@ class AlertOutbox:
             dropped = self.store.dropped_undelivered if self.store is not None else 0
             if rest or dropped:
                 await self._attempt(rest)
-                await sink.post_summary(rest, dropped, nonce(*(a.nonce for a in rest), dropped) if rest else None)
+                parts = [a.nonce for a in rest] or ["dropped", self.clock().isoformat()]
+                await sink.post_summary(rest, dropped, nonce(*parts, dropped))
                 if self.store is not None:
                     self.store.dropped_undelivered -= dropped
                 await self._mark(rest)
@@ -200,7 +205,7 @@ class AlertOutbox:
                 log.exception("Could not read the alert queue from the database; delivering what waits in memory")
         now = self.clock()
         items = [self._outgoing(e, now) for e in stored if e.id not in self._posted_unmarked]
-        items += [OutgoingAlert(e.transition) for e in list(self.memory)]
+        items += [OutgoingAlert(e.transition, None, _memory_nonce(e.transition)) for e in list(self.memory)]
         return sorted(items, key=lambda a: a.transition.at)
 
     def _outgoing(self, event: StoredAlertEvent, now: datetime) -> OutgoingAlert:

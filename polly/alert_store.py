@@ -118,14 +118,16 @@ class AlertStore:
                 kind = and_(events.c.delivered.is_(delivered), self._mine())
                 newest = select(events.c.id).where(kind).order_by(events.c.id.desc()).limit(self.keep)
                 dropped = await conn.execute(delete(events).where(kind, events.c.id.not_in(newest)))
-                if not delivered and dropped.rowcount:  # type: ignore[attr-defined]
-                    self.dropped_undelivered += dropped.rowcount  # type: ignore[attr-defined]
+                if not delivered and dropped.rowcount:
+                    self.dropped_undelivered += dropped.rowcount
                     log.warning(
                         "%d undelivered alert event(s) dropped: more than ALERT_HISTORY_SIZE=%d were waiting",
-                        dropped.rowcount,  # type: ignore[attr-defined]
+                        dropped.rowcount,
                         self.keep,
                     )
-            return int(result.inserted_primary_key[0])
+            key = result.inserted_primary_key
+            assert key is not None  # an INSERT of one row always has one
+            return int(key[0])
 
     async def undelivered(self, limit: int = 1000) -> list[StoredAlertEvent]:
         """Events waiting for delivery, oldest first."""
@@ -183,7 +185,7 @@ class AlertStore:
     async def set_setting(self, key: str, value: str) -> None:
         async with self.db.transaction() as conn:
             changed = await conn.execute(update(settings_table).where(settings_table.c.key == key).values(value=value))
-            if not changed.rowcount:  # type: ignore[attr-defined]
+            if not changed.rowcount:
                 await conn.execute(insert(settings_table).values(key=key, value=value))
 
     async def save_threshold(self, name: str, value: float) -> None:

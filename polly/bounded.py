@@ -16,7 +16,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping, MutableSet
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from lru import LRU
 
@@ -164,13 +164,13 @@ class BoundedDict(LRU):
         return self.get_size()
 
     # LRU lists newest first; a mapping here reads oldest first, like dict insertion order.
-    def keys(self) -> list[Any]:  # type: ignore[override]
+    def keys(self) -> list[Any]:
         return LRU.keys(self)[::-1]
 
-    def values(self) -> list[Any]:  # type: ignore[override]
+    def values(self) -> list[Any]:
         return LRU.values(self)[::-1]
 
-    def items(self) -> list[tuple[Any, Any]]:  # type: ignore[override]
+    def items(self) -> list[tuple[Any, Any]]:
         return LRU.items(self)[::-1]
 
     def __iter__(self) -> Iterator[Any]:
@@ -192,8 +192,14 @@ class BoundedDict(LRU):
         self.max_age_minutes = max_age_minutes
 
     def expire(self, now: float | None = None, *, dry_run: bool = False) -> int:
+        # lru-dict's stubs do not declare LRU a MutableMapping, though it is one.
         return cleanup_global_dict(
-            self, self.max_size, self.max_age_minutes, self.timestamp_key, now=now, dry_run=dry_run
+            cast("MutableMapping[Any, Any]", self),
+            self.max_size,
+            self.max_age_minutes,
+            self.timestamp_key,
+            now=now,
+            dry_run=dry_run,
         )
 
     def oldest_timestamp(self) -> float | None:

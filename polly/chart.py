@@ -79,14 +79,14 @@ def chart_spec(
             gaps.append([before[0], after[0]])
             segments.append([])
         segments[-1].append(after)
-    low, high = min(b.rss_min for b in buckets), max(b.rss_max for b in buckets)
+    low: float = min(b.rss_min for b in buckets)
+    high: float = max(b.rss_max for b in buckets)
     end = now.timestamp()
     projection, eta_label = None, ""
-    rising = slope_mib_per_hour is not None and slope_mib_per_hour > 0
-    if rising and seconds_to_threshold is not None:
+    if slope_mib_per_hour is not None and slope_mib_per_hour > 0 and seconds_to_threshold is not None:
         ahead = min(seconds_to_threshold, hours * 3600 * 0.25)
         end += ahead
-        reached = latest.rss_mean + slope_mib_per_hour * (ahead / 3600) * 1024 * 1024  # type: ignore[operator]
+        reached = latest.rss_mean + slope_mib_per_hour * (ahead / 3600) * 1024 * 1024
         projection = [[now.timestamp(), latest.rss_mean], [end, reached]]
         eta_label = f"{threshold_percent:g} % in {format_duration(seconds_to_threshold)}"
         high = max(high, reached)

@@ -148,7 +148,7 @@ class Canvas:
             return
         if not self.y0 <= value <= self.y1:  # said in the header, right-aligned, one line per level
             where = "above the chart" if value > self.y1 else "below the chart"
-            y = (6 + 24 * self._corner_lines) * SCALE
+            y: float = (6 + 24 * self._corner_lines) * SCALE
             self._corner_lines += 1
             self.draw.text((self.right, y), f"{label}: {where}", font=self.small, fill=colour, anchor="ra")
             return
@@ -202,7 +202,8 @@ class Canvas:
             (CHECKPOINT, "checkpoint"),
             (CLEANUP, "cleanup (tick: automatic)"),
         ]
-        x, y = 16 * SCALE, self.h - 50 * SCALE
+        x: float = 16 * SCALE
+        y: float = self.h - 50 * SCALE
         for colour, label in items:
             width = 14 * SCALE + self.draw.textlength(label, font=self.small) + 18 * SCALE
             if x + width > self.w:  # wrap onto a second row

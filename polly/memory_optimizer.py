@@ -150,7 +150,7 @@ class MemoryMonitor:
             limit=limit.bytes,
             limit_source=limit.source,
             gc_counts=gc.get_count(),
-            gc_collections=tuple(s["collections"] for s in stats),  # type: ignore[arg-type]
+            gc_collections=tuple(s["collections"] for s in stats),
             structures=self.structures.stats(at.timestamp(), scan=False),  # O(1) each: every tick
             pool=pool,
             loop_lag_ms=loop_lag_ms,

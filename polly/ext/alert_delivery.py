@@ -82,7 +82,7 @@ class ChannelSink:
                     embed.set_image(url=None)
         await self.channel.send(alert.note, embed=embed, nonce=alert.nonce)
 
-    async def post_summary(self, alerts: Sequence[OutgoingAlert], dropped: int, nonce: str | None) -> None:
+    async def post_summary(self, alerts: Sequence[OutgoingAlert], dropped: int, nonce: str) -> None:
         assert self.channel is not None
         note = next((a.note for a in alerts if a.note), None)
         embed = alert_render.alert_summary_embed([a.transition for a in alerts], dropped, self.settings.instance())

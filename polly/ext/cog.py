@@ -136,7 +136,7 @@ class MemoryCog(MemoryCogBackground, commands.Cog):
 
     # ------------------------------------------------------------ commands
 
-    async def interaction_check(self, interaction: discord.Interaction) -> bool:  # type: ignore[override]
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
         """Every /mem command is for the bot's operators only (refused ones get an ephemeral line)."""
         return await check_operator(self.bot, interaction, self.settings)
 

@@ -51,6 +51,7 @@ class HealthServer:
 
     async def start(self) -> None:
         host, port = self.settings.health_host, self.settings.health_port
+        assert port is not None, "the endpoints start only with HEALTH_PORT set"
         try:
             self.port = await self._server.start(host, port)
         except OSError as exc:

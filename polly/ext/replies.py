@@ -76,6 +76,6 @@ def answered_in_discord(error: BaseException) -> bool:
 async def reply(interaction: discord.Interaction, content: str | None = None, **kwargs: Any) -> None:
     """Answer ephemerally, whether or not the interaction was deferred."""
     if interaction.response.is_done():
-        await interaction.followup.send(content, ephemeral=True, **kwargs)
+        await interaction.followup.send(discord.utils.MISSING if content is None else content, ephemeral=True, **kwargs)
     else:
         await interaction.response.send_message(content, ephemeral=True, **kwargs)

@@ -28,7 +28,7 @@ class FakeSink:
         self.fail_open = fail_open
         self.fail_at = fail_at
         self.posts: list[OutgoingAlert] = []
-        self.summaries: list[tuple[list[OutgoingAlert], int, str | None]] = []
+        self.summaries: list[tuple[list[OutgoingAlert], int, str]] = []
 
     async def open(self) -> None:
         if self.unavailable:
@@ -41,7 +41,7 @@ class FakeSink:
             raise Refused("send: 503")
         self.posts.append(alert)
 
-    async def post_summary(self, alerts: Sequence[OutgoingAlert], dropped: int, nonce: str | None) -> None:
+    async def post_summary(self, alerts: Sequence[OutgoingAlert], dropped: int, nonce: str) -> None:
         self.summaries.append((list(alerts), dropped, nonce))
 
     def subjects(self) -> list[str]:
@@ -138,7 +138,7 @@ async def test_an_alert_the_database_refused_waits_in_memory_and_goes_out_once(s
     store.refuse = set()
     sink = FakeSink()
     assert await outbox.deliver(sink) == 1
-    assert sink.subjects() == ["in-memory"] and sink.posts[0].nonce is None
+    assert sink.subjects() == ["in-memory"] and sink.posts[0].nonce  # kept in memory: still one nonce
     assert len(outbox.memory) == 0 and await outbox.deliver(FakeSink()) == 0
 
 
