@@ -61,18 +61,24 @@ class Transition(enum.StrEnum):
 
 @dataclass(frozen=True)
 class Thresholds:
-    """The alert thresholds in force; changeable at runtime with `replace()`."""
+    """The alert thresholds in force; changeable at runtime with `updated()`. No defaults here:
+    they are the ALERT_* settings' (`polly.config.Settings`, the single source), see `default()`."""
 
-    memory_percent: float = 80.0
-    pool_overflow_percent: float = 50.0
-    dict_fill_percent: float = 80.0
-    checkpoint_growth_percent: float = 20.0
-    leak_horizon_hours: float = 24.0
-    leak_slow_horizon_hours: float = 168.0
-    leak_min_mib_per_hour: float = 2.0
-    for_checks: int = 3
-    repeat_minutes: float = 60.0
-    hysteresis_percent: float = 5.0
+    memory_percent: float
+    pool_overflow_percent: float
+    dict_fill_percent: float
+    checkpoint_growth_percent: float
+    leak_horizon_hours: float
+    leak_slow_horizon_hours: float
+    leak_min_mib_per_hour: float
+    for_checks: int
+    repeat_minutes: float
+    hysteresis_percent: float
+
+    @classmethod
+    def default(cls) -> Thresholds:
+        """The thresholds of the ALERT_* settings' defaults."""
+        return cls.from_settings(Settings())
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Thresholds:

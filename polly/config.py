@@ -47,9 +47,10 @@ class ConfigError(ValueError):
     """A setting has a value that is not allowed; the message is one line for the operator."""
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, frozen=True)
 class Settings:
-    """All of Polly's settings. Field names are the environment variables, upper-cased."""
+    """All of Polly's settings, fixed once read (a change is a new Settings: `dataclasses.replace`).
+    Field names are the environment variables, upper-cased; each default here is the only one."""
 
     # Discord
     discord_token: Secret | None = setting(

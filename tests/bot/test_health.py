@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import socket
+from dataclasses import replace
 
 import aiohttp
 import pytest
@@ -49,8 +50,9 @@ async def test_health_is_200_while_connected_with_a_small_json_body(simcord_env,
     assert '"status": "ok"' in body and '"gateway_connected": true' in body and "loop_lag_ms" in body
 
 
-async def test_health_is_503_when_the_loop_lag_bound_is_exceeded(simcord_env, simcord_bot):
-    simcord_bot.settings.health_max_loop_lag_ms = 1e-9
+async def test_health_is_503_when_the_loop_lag_bound_is_exceeded(simcord_env, simcord_bot, monkeypatch):
+    server = memory_cog(simcord_bot).health_server
+    monkeypatch.setattr(server, "settings", replace(server.settings, health_max_loop_lag_ms=1e-9))
     status, body, _ = await get(simcord_bot, "/health")
     assert status == 503 and "event loop lag" in body and '"status": "unhealthy"' in body
 
@@ -86,7 +88,8 @@ async def test_health_memory_is_warning_while_an_alert_fires_and_503_when_critic
     try:
         status, body, _ = await get(simcord_bot, "/health/memory")
         assert status == 200 and '"status": "warning"' in body and "message_fetch_failures" in body
-        simcord_bot.settings.alert_critical_memory_percent = 0.0001
+        cycle = memory_cog(simcord_bot).cycle
+        cycle.settings = replace(cycle.settings, alert_critical_memory_percent=0.0001)
         status, body, _ = await get(simcord_bot, "/health/memory")
         assert status == 503 and '"status": "critical"' in body
     finally:
@@ -170,9 +173,10 @@ async def test_server_stops_on_shutdown_and_frees_the_port(simcord_env, simcord_
 async def test_a_port_in_use_is_a_clear_start_up_error(simcord_env, simcord_bot, tmp_path):
     cog = memory_cog(simcord_bot)
     taken = cog.health_server.port
-    cog.layer.settings.health_port = taken
+    second = HealthServer(simcord_bot, cog.layer, {})
+    second.settings = replace(second.settings, health_port=taken)
     with pytest.raises(HealthServerError, match=f"HEALTH_PORT={taken} on HEALTH_HOST=127.0.0.1 cannot be used"):
-        await HealthServer(simcord_bot, cog.layer, {}).start()
+        await second.start()
 
 
 async def test_health_is_503_while_the_gateway_is_down(simcord_env, simcord_bot, monkeypatch):

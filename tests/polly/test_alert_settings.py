@@ -30,12 +30,12 @@ from tests.settings import make_settings
 )
 def test_extreme_runtime_thresholds_are_refused_with_the_allowed_range(name, value, allowed):
     with pytest.raises(ThresholdError, match=allowed):
-        Thresholds().updated(name, value)
+        Thresholds.default().updated(name, value)
 
 
 def test_a_whole_number_threshold_is_stored_as_the_engine_uses_it():
-    assert Thresholds().updated("for_checks", 2.0).for_checks == 2
-    assert isinstance(Thresholds().updated("for_checks", 2.0).for_checks, int)
+    assert Thresholds.default().updated("for_checks", 2.0).for_checks == 2
+    assert isinstance(Thresholds.default().updated("for_checks", 2.0).for_checks, int)
 
 
 def test_a_hysteresis_at_or_above_a_threshold_is_refused_at_start_too(tmp_path):

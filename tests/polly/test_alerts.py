@@ -44,7 +44,7 @@ def make_sample(rss_mib: float = 100, structures=(), pool=None) -> MemorySample:
 
 
 FLAT = None  # no leak evidence yet
-T = Thresholds(memory_percent=80, for_checks=3, repeat_minutes=60, hysteresis_percent=5)
+T = replace(Thresholds.default(), memory_percent=80, for_checks=3, repeat_minutes=60, hysteresis_percent=5)
 
 
 def run(engine: AlertEngine, sample: MemorySample, minute: float, **kw):

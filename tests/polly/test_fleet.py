@@ -32,7 +32,7 @@ class Process:
         structures = StructureRegistry()
         self.store = AlertStore(self.db, 500, name)
         monitor = MemoryMonitor(self.settings, self.db, structures=structures, clock=clock)
-        self.cycle = MonitorCycle(self.settings, monitor, AlertEngine(Thresholds()), self.store, structures)
+        self.cycle = MonitorCycle(self.settings, monitor, AlertEngine(Thresholds.default()), self.store, structures)
 
     async def silent_transitions(self) -> list[tuple[str, str]]:
         result = await self.cycle.tick()

@@ -62,7 +62,7 @@ async def test_sizes_are_estimated_at_the_first_tick_then_only_every_few_minutes
     cache.update((i, {"payload": bytes(1000)}) for i in range(100))
     clock = FakeClock(step_s=0)
     monitor = MemoryMonitor(settings, structures=structures, clock=clock)
-    cycle = MonitorCycle(settings, monitor, AlertEngine(Thresholds()), None, structures)
+    cycle = MonitorCycle(settings, monitor, AlertEngine(Thresholds.default()), None, structures)
     first = (await cycle.tick()).sample.structures[0].estimated_bytes
     assert first is not None and first > 100_000
     cache.update((i, {"payload": bytes(1000)}) for i in range(100, 200))

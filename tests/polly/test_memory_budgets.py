@@ -34,7 +34,7 @@ def warm_monitor(tmp_path):
     outside the measured call, fills them first.
     """
     monitor = monitor_with_structures(tmp_path, history=10)
-    engine = AlertEngine(Thresholds())
+    engine = AlertEngine(Thresholds.default())
     watch = LeakWatch(1800, 7200)
     for _ in range(3000):
         sample = monitor.sample()

@@ -37,7 +37,7 @@ def rendered(tmp_path) -> str:
     structures = StructureRegistry()
     structures.bounded_dict("cache", max_size=10)["k"] = {"last_attempt": 0.0}
     monitor = MemoryMonitor(settings, structures=structures)
-    cycle = MonitorCycle(settings, monitor, AlertEngine(Thresholds()), None, structures)
+    cycle = MonitorCycle(settings, monitor, AlertEngine(Thresholds.default()), None, structures)
     monitor.sample(loop_lag_ms=2.0)
     return MetricsRenderer(cycle, "shard-1").render().decode()
 
@@ -68,7 +68,7 @@ def test_profiled_functions_are_exported_with_their_name_as_the_only_extra_label
     settings = make_settings(tmp_path)
     structures = StructureRegistry()
     monitor = MemoryMonitor(settings, structures=structures)
-    cycle = MonitorCycle(settings, monitor, AlertEngine(Thresholds()), None, structures)
+    cycle = MonitorCycle(settings, monitor, AlertEngine(Thresholds.default()), None, structures)
     text = MetricsRenderer(cycle, "x").render().decode()
     samples = {(s.name, s.labels.get("function")): s for f in text_string_to_metric_families(text) for s in f.samples}
     name = f"{__name__}.test_profiled_functions_are_exported_with_their_name_as_the_only_extra_label.<locals>.work"
@@ -82,7 +82,7 @@ async def test_the_exposition_is_rendered_once_per_sample_and_again_after_a_tick
     structures = StructureRegistry()
     cache = structures.bounded_dict("cache", max_size=100)
     monitor = MemoryMonitor(settings, structures=structures)
-    cycle = MonitorCycle(settings, monitor, AlertEngine(Thresholds()), None, structures)
+    cycle = MonitorCycle(settings, monitor, AlertEngine(Thresholds.default()), None, structures)
     await cycle.tick()
     renderer = MetricsRenderer(cycle, "x")
     renderings = []
