@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from polly.config import DEFAULT_DATABASE_URL, ConfigError, load_settings, setting_names
+from polly.config import DEFAULT_DATABASE_URL, ConfigError, Settings, load_settings, setting_names
 from tests.conftest import REPO_ROOT
 
 
@@ -207,3 +207,17 @@ def test_a_bad_port_in_the_database_url_is_refused_without_its_password(tmp_path
     with pytest.raises(ConfigError) as info:
         load_settings()
     assert "Hunter2pw" not in str(info.value) and "polly:***@db:notaport" in str(info.value)
+
+
+def test_settings_are_frozen_and_the_only_source_of_threshold_defaults():
+    import dataclasses
+
+    from polly.alerts import Thresholds
+
+    settings = Settings()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.alert_memory_percent = 50.0  # type: ignore[misc]
+    changed = dataclasses.replace(settings, alert_memory_percent=50.0)
+    assert Thresholds.from_settings(changed).memory_percent == 50.0
+    assert Thresholds.default() == Thresholds.from_settings(settings)
+    assert not any(f.default is not dataclasses.MISSING for f in dataclasses.fields(Thresholds))
