@@ -18,6 +18,8 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import make_url
+
 from polly.settings_spec import (
     Secret,
     Spec,
@@ -196,7 +198,7 @@ class Settings:
 
     @property
     def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")
+        return make_url(self.database_url).get_backend_name() == "sqlite"
 
     def pool_size(self) -> int:
         """Connections the pool keeps: DB_POOL_SIZE, else 1 on SQLite and 10 on PostgreSQL.
@@ -214,9 +216,10 @@ class Settings:
         """The database file of a file SQLite URL; None for PostgreSQL and in-memory SQLite."""
         if not self.is_sqlite:
             return None
-        path = self.database_url.split(":///", 1)[-1].split("?", 1)[0]
-        if path in ("", ":memory:") or "mode=memory" in self.database_url:
+        url = make_url(self.database_url)
+        if url.database in (None, "", ":memory:") or url.query.get("mode") == "memory":
             return None
+        path = url.database.removeprefix("file:") if url.query.get("uri") == "true" else url.database
         return Path(path)
 
     def endpoints_exposure(self, bound_port: int | None = None) -> str | None:

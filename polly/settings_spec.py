@@ -9,7 +9,9 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote, urlsplit
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 # Accepted URL schemes, mapped to the async driver each one runs on.
 _SCHEME_DRIVERS = {
@@ -149,36 +151,43 @@ def read_bearer_token(value: Any) -> Secret:
 
 def masked_url(value: Any) -> str:
     """The URL with its password replaced by `***` (`postgresql://polly:***@db/polly`): what an
-    error may quote."""
+    error may quote. In a URL SQLAlchemy cannot parse (often a password with an unescaped `@`),
+    everything between the user name and the last `@` is hidden."""
     text = str(value)
-    scheme, sep, rest = text.partition("://")
-    credentials, at, location = rest.rpartition("@")
-    if not sep or not at or ":" not in credentials:
-        return repr(text)
-    user = credentials.split(":", 1)[0]
-    return repr(f"{scheme}://{user}:***@{location}")
+    try:
+        return repr(make_url(text).render_as_string(hide_password=True))
+    except (ArgumentError, ValueError):
+        scheme, sep, rest = text.partition("://")
+        credentials, at, location = rest.rpartition("@")
+        if not sep or not at or ":" not in credentials:
+            return repr(text)
+        return repr(f"{scheme}://{credentials.split(':', 1)[0]}:***@{location}")
 
 
 def url_password(url: str) -> str | None:
     """The password in a database URL, if it has one."""
-    _scheme, sep, rest = url.partition("://")
-    credentials, at, _location = rest.rpartition("@")
-    if not sep or not at or ":" not in credentials:
+    try:
+        return make_url(url).password
+    except (ArgumentError, ValueError):
         return None
-    return unquote(credentials.split(":", 1)[1])
 
 
 def read_database_url(value: Any) -> str:
-    scheme, sep, rest = str(value).partition("://")
-    driver = _SCHEME_DRIVERS.get(scheme.lower())
-    if not sep or driver is None:
+    """A database URL as SQLAlchemy reads it, with Polly's async driver for its scheme."""
+    try:
+        url = make_url(str(value).strip())
+    except ArgumentError:
+        raise ValueError("not a URL (scheme://user:password@host:port/database)") from None
+    except ValueError:  # SQLAlchemy parses the port as a number
+        raise ValueError(
+            "the port is not a number 1-65535 (a password with @, : or / must be percent-encoded)"
+        ) from None
+    driver = _SCHEME_DRIVERS.get(url.drivername.lower())
+    if driver is None:
         raise ValueError("unknown URL scheme")
-    if driver.startswith("postgresql"):
-        try:
-            urlsplit(f"postgresql://{rest}").port  # noqa: B018 - parsing it is the check
-        except ValueError:
-            raise ValueError("the port is not a number 1-65535") from None
-    return f"{driver}://{rest}"
+    if url.port is not None and not 1 <= url.port <= 65535:
+        raise ValueError("the port is not a number 1-65535")
+    return url.set(drivername=driver).render_as_string(hide_password=False)
 
 
 def read_member_cache(value: Any) -> str:

@@ -221,3 +221,33 @@ def test_settings_are_frozen_and_the_only_source_of_threshold_defaults():
     assert Thresholds.from_settings(changed).memory_percent == 50.0
     assert Thresholds.default() == Thresholds.from_settings(settings)
     assert not any(f.default is not dataclasses.MISSING for f in dataclasses.fields(Thresholds))
+
+
+@pytest.mark.parametrize(
+    ("url", "path"),
+    [
+        ("sqlite:///./data/polly.db", "data/polly.db"),
+        ("sqlite+aiosqlite:////var/lib/polly/polly.db", "/var/lib/polly/polly.db"),
+        ("sqlite:///file:bot.db?uri=true", "bot.db"),
+        ("sqlite:///:memory:", None),
+        ("sqlite:///file:x?mode=memory&uri=true", None),
+        ("sqlite://", None),
+        ("postgresql://polly@db/polly", None),
+    ],
+)
+def test_database_urls_are_read_by_sqlalchemy(url, path):
+    from polly.settings_spec import read_database_url
+
+    settings = Settings(database_url=read_database_url(url))
+    assert settings.sqlite_path() == (None if path is None else Path(path))
+    assert settings.is_sqlite == url.startswith("sqlite")
+
+
+def test_a_percent_encoded_password_is_read_decoded_and_never_shown():
+    from polly.settings_spec import masked_url, read_database_url, url_password
+
+    url = read_database_url("postgres://polly:p%40ss%3Aw@db:5433/polly")
+    assert url.startswith("postgresql+asyncpg://polly:") and url_password(url) == "p@ss:w"
+    assert masked_url(url) == "'postgresql+asyncpg://polly:***@db:5433/polly'"
+    with pytest.raises(ValueError, match="port is not a number 1-65535"):
+        read_database_url("postgresql://polly@db:70000/polly")
