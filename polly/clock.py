@@ -18,20 +18,32 @@ def system_clock() -> datetime:
     return datetime.now(UTC)
 
 
-_clock: Clock = system_clock
+# Clocks set by memory layers, newest last: the newest is the process's clock. A layer that closes
+# takes its own entry out, in whatever order layers close (a reload, several bots in one process).
+_installed: list[tuple[object, Clock]] = []
 
 
-def use_clock(clock: Clock) -> None:
-    """Make `clock` the process's clock (aware UTC datetimes)."""
-    global _clock
-    _clock = clock
+def install_clock(clock: Clock) -> object:
+    """Make `clock` the process's clock (aware UTC datetimes); returns a handle for `remove_clock`."""
+    handle = object()
+    _installed.append((handle, clock))
+    return handle
+
+
+def remove_clock(handle: object) -> None:
+    """Take back the clock `install_clock` returned `handle` for; the one before it applies again."""
+    _installed[:] = [(h, c) for h, c in _installed if h is not handle]
+
+
+def current_clock() -> Clock:
+    return _installed[-1][1] if _installed else system_clock
 
 
 def now() -> datetime:
     """The current time, aware, in UTC."""
-    return _clock()
+    return current_clock()()
 
 
 def timestamp() -> float:
     """The current time as Unix seconds."""
-    return _clock().timestamp()
+    return current_clock()().timestamp()

@@ -15,13 +15,15 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from polly.alert_engine import AlertEngine
+from polly.alert_settings import AlertSettings
 from polly.alert_store import AlertStore
 from polly.alerts import Thresholds
 from polly.allocations import set_tracing, tracing
 from polly.caches import CacheCensus
-from polly.clock import use_clock
+from polly.clock import install_clock, remove_clock
 from polly.config import Settings
 from polly.enhanced_database import Database
+from polly.memory_ops import MemoryOps
 from polly.memory_optimizer import MemoryMonitor, get_default_monitor_or_none, set_default_monitor
 from polly.monitor_cycle import MonitorCycle
 from polly.registry import StructureRegistry, registry
@@ -49,7 +51,8 @@ class MemoryLayer:
         census: Callable[[], CacheCensus] | None = None,
         structures: StructureRegistry = registry,
     ) -> None:
-        use_clock(clock)  # the edge's clock (discord.py's) becomes the process's: one clock for all of Polly
+        self.clock = clock
+        self._clock_handle: object | None = None
         # Polly's own Database unless the host passed one (then the host closes it). A host's engine
         # is wrapped in a Database of Polly's that watches its pool but never disposes of it.
         self.owns_database = database is None
@@ -67,6 +70,8 @@ class MemoryLayer:
             settings, self.monitor, AlertEngine(Thresholds.from_settings(settings)), self.store, structures
         )
         self.structures = structures
+        self.alert_settings = AlertSettings(self.store, self.cycle.engine, settings.memory_alert_channel_id)
+        self.ops = MemoryOps(settings, self.db, self.monitor, self.cycle, self.store, self.alert_settings)
         self.fleet_cleanup: FleetCleanup | None = None  # PostgreSQL: answers /mem cleanup scope:fleet
         self._tracing_before = tracing()
         self._opened = False
@@ -74,6 +79,8 @@ class MemoryLayer:
     async def open(self) -> None:
         """Bring Polly's tables up to date, start listening for the fleet, restore the alert state;
         a StartupError saying what to check if the database cannot be opened."""
+        # The edge's clock (discord.py's) becomes the process's: one clock for all of Polly.
+        self._clock_handle = self._clock_handle or install_clock(self.clock)
         try:
             await self.db.create_tables()
         except Exception as exc:
@@ -87,8 +94,10 @@ class MemoryLayer:
 
             self.fleet_cleanup = FleetCleanup(self.db, self.settings.instance(), self._clean_for_the_fleet)
             await self.fleet_cleanup.start()
+            self.ops.fleet_cleanup = self.fleet_cleanup
         await self.monitor.refresh_checkpoint_count()
         await self.cycle.restore_firing()  # before the loop: a still-firing alert is not new
+        await self.alert_settings.restore()  # the channel and thresholds operators set at runtime
         set_default_monitor(self.monitor)
 
     async def _clean_for_the_fleet(self, who: str) -> CleanupReport:
@@ -109,6 +118,10 @@ class MemoryLayer:
         if self.fleet_cleanup is not None:
             await self.fleet_cleanup.stop()
             self.fleet_cleanup = None
+            self.ops.fleet_cleanup = None
         if self.owns_database:
             await self.db.dispose()
+        if self._clock_handle is not None:  # the process's clock as it was before this layer
+            remove_clock(self._clock_handle)
+            self._clock_handle = None
         self._opened = False

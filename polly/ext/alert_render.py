@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import fields as dc_fields
 
 import discord
 
-from polly.alert_store import StoredAlertEvent
-from polly.alerts import ActiveAlert, AlertTransition, Thresholds, Transition
+from polly.alerts import AlertTransition, Thresholds, Transition
 from polly.ext.discord_limits import (
     COLOR_FIRING,
     COLOR_OK,
@@ -22,6 +21,7 @@ from polly.ext.discord_limits import (
     new_embed,
 )
 from polly.formatting import format_duration, sparkline
+from polly.memory_ops import AlertsView
 from polly.sqlite_file import FileIncident
 from polly.trend import Trend
 
@@ -33,15 +33,17 @@ def thresholds_table(t: Thresholds) -> str:
     return code_table(rows, ("threshold", "value"))
 
 
-def alerts_embed(
-    channel_text: str,
-    thresholds: Thresholds,
-    active: Sequence[ActiveAlert],
-    recent: Iterable[StoredAlertEvent],
-    *,
-    undelivered: int,
-) -> discord.Embed:
-    embed = new_embed("Memory alerts", f"Alert channel: {channel_text}", COLOR_FIRING if active else COLOR_OK)
+def channel_text(channel_id: int | None) -> str:
+    if channel_id is None:
+        return "not set: choose one with /mem alerts channel:#your-ops-channel"
+    return f"<#{channel_id}>"
+
+
+def alerts_embed(view: AlertsView) -> discord.Embed:
+    thresholds, active, recent, undelivered = view.thresholds, view.active, view.recent, view.waiting
+    embed = new_embed(
+        "Memory alerts", f"Alert channel: {channel_text(view.channel_id)}", COLOR_FIRING if active else COLOR_OK
+    )
     if active:
         lines = [
             f"🔴 **{clip(a.rule.value, 40)}** · {clip(a.subject, 60)}: {a.value:.1f} (threshold {a.threshold:g}) "

@@ -21,6 +21,7 @@ from polly.samples import measure_loop_lag
 if TYPE_CHECKING:
     from polly.allocations import AllocationGrowth, TraceSession
     from polly.config import Settings
+    from polly.memory_layer import MemoryLayer
     from polly.memory_optimizer import MemoryMonitor
     from polly.monitor_cycle import MonitorCycle
 
@@ -31,10 +32,10 @@ class MemoryCogBackground:
     """Loops, alert posting and gateway listeners of the memory cog (set up by MemoryCog.__init__)."""
 
     bot: commands.Bot
+    layer: MemoryLayer
     settings: Settings
     monitor: MemoryMonitor
     cycle: MonitorCycle
-    alert_channel_id: int | None
     ticking: bool
     shard_down_since: dict[int, datetime]
 
@@ -116,7 +117,7 @@ class MemoryCogBackground:
         sink); whatever goes wrong, the loop lives and the alerts stay queued."""
         try:
             return await self.cycle.alerts.deliver(
-                ChannelSink(self.bot, self.settings, self.cycle, self.alert_channel_id)
+                ChannelSink(self.bot, self.settings, self.cycle, self.layer.alert_settings.channel_id)
             )
         except Exception:
             log.exception("Alert delivery failed unexpectedly")
@@ -126,14 +127,14 @@ class MemoryCogBackground:
     async def _post_quietly(self, embed: discord.Embed) -> bool:
         """Post a notice to the alert channel; never raises (the log has the reason)."""
         try:
-            channel = await alert_channel(self.bot, self.alert_channel_id)
+            channel = await alert_channel(self.bot, self.layer.alert_settings.channel_id)
             if channel is None:
                 return False
             await channel.send(embed=embed)
             return True
         except (discord.HTTPException, TypeError) as exc:
-            log.warning("Could not post to the alert channel %s: %s", self.alert_channel_id, str(exc))
+            log.warning("Could not post to the alert channel %s: %s", self.layer.alert_settings.channel_id, str(exc))
             return False
         except Exception:
-            log.exception("Could not post to the alert channel %s", self.alert_channel_id)
+            log.exception("Could not post to the alert channel %s", self.layer.alert_settings.channel_id)
             return False

@@ -18,17 +18,14 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from polly.alert_store import ALERT_CHANNEL_KEY
-from polly.alerts import THRESHOLD_NAMES, ThresholdError
-from polly.checkpoints import compare_checkpoints
+from polly.alerts import THRESHOLD_NAMES
 from polly.config import Settings
 from polly.decorators import profile_snapshot
 from polly.enhanced_database import Database
 from polly.ext import alert_render, heap_render
 from polly.ext import memory_render as render
 from polly.ext.access import check_operator, is_operator
-from polly.ext.alert_delivery import post_test
-from polly.ext.alert_settings import channel_text, set_threshold
+from polly.ext.alert_delivery import ChannelSink, post_test
 from polly.ext.background import MemoryCogBackground
 from polly.ext.cache_census import take_census
 from polly.ext.discord_limits import error_line
@@ -88,7 +85,7 @@ class MemoryCog(MemoryCogBackground, commands.Cog):
         self.monitor = self.layer.monitor
         self.cycle = self.layer.cycle
         self.store = self.layer.store
-        self.alert_channel_id: int | None = self.settings.memory_alert_channel_id
+        self.ops = self.layer.ops  # one call per command
         self.ticking = False  # a tick is running (and may be in a database call)
         self.health_server: HealthServer | None = None
 
@@ -101,12 +98,6 @@ class MemoryCog(MemoryCogBackground, commands.Cog):
             raise
 
     async def _start(self) -> None:
-        try:
-            self.alert_channel_id = await self.store.alert_channel_id(self.settings.memory_alert_channel_id)
-            for name, stored in (await self.store.thresholds()).items():
-                self._restore_threshold(name, stored)
-        except Exception:
-            log.exception("Could not read the alert settings stored at runtime; using the environment's")
         if self.settings.memory_monitoring:
             self.monitor_loop.change_interval(seconds=self.settings.memory_check_interval_seconds)
             self.monitor_loop.start()
@@ -118,13 +109,6 @@ class MemoryCog(MemoryCogBackground, commands.Cog):
             server = HealthServer(self.bot, self.layer, self.shard_down_since)
             await server.start()  # a port in use fails the load with HealthServerError
             self.health_server = server
-
-    def _restore_threshold(self, name: str, stored: float) -> None:
-        """Apply a threshold stored at runtime; one no longer allowed is skipped, not fatal."""
-        try:
-            self.cycle.engine.set_threshold(name, stored)
-        except ThresholdError as exc:
-            log.warning("Ignoring the stored threshold %s=%g: %s", name, stored, exc)
 
     async def cog_unload(self) -> None:
         """Stop the loops and the endpoints, release the memory layer: nothing stays behind."""
@@ -140,32 +124,35 @@ class MemoryCog(MemoryCogBackground, commands.Cog):
         """Every /mem command is for the bot's operators only (refused ones get an ephemeral line)."""
         return await check_operator(self.bot, interaction, self.settings)
 
+    @property
+    def alert_channel_id(self) -> int | None:
+        """The alert channel in force (the core's: it outlives this cog)."""
+        return self.layer.alert_settings.channel_id
+
     @mem.command(name="stats", description="Process memory, limit, trend, tracked structures, pool and loop lag")
     @app_commands.describe(chart="Attach the chart of the last 24 hours")
     async def stats(self, interaction: discord.Interaction, chart: bool = False) -> None:
         """Show the latest memory sample of this bot process."""
-        sample = self.cycle.current_sample()
+        if chart:  # drawing takes a moment
+            await interaction.response.defer(ephemeral=True, thinking=True)
+        view = self.ops.stats()
         embed = render.stats_embed(
-            sample,
-            self.cycle.trend(),
-            self.cycle.health,
-            now=self.monitor.clock(),
+            view,
             latency_s=self.bot.latency,
-            firing=len(self.cycle.engine.active()),
-            tracing=self.monitor.tracing,
-            threshold_percent=self.cycle.engine.thresholds.memory_percent,
             monitoring=self.monitor_state(),
             warnings=[w for w in (self.endpoints_exposure(),) if w],
             instance=self.settings.instance(),
         )
-        if not chart:
+        if chart:
+            await self._reply_with_chart(interaction, embed, STATS_CHART_HOURS)
+        else:
             await reply(interaction, embed=embed)
-            return
+
+    async def _reply_with_chart(self, interaction: discord.Interaction, embed: discord.Embed, hours: int) -> None:
         from polly.ext.chart_reply import chart_file, make_chart, show_chart  # charts: loaded when first asked for
 
-        await interaction.response.defer(ephemeral=True, thinking=True)
         try:
-            drawn = await make_chart(self.cycle, STATS_CHART_HOURS, self.settings.instance())
+            drawn = await make_chart(self.cycle, hours, self.settings.instance())
         except ChartError as exc:  # the stats still answer; the chart's absence is explained
             await reply(interaction, error_line(str(exc)), embed=embed)
             return
@@ -198,40 +185,25 @@ class MemoryCog(MemoryCogBackground, commands.Cog):
     @app_commands.choices(scope=[app_commands.Choice(name=n, value=n) for n in ("process", "fleet")])
     async def cleanup(self, interaction: discord.Interaction, dry_run: bool = False, scope: str = "process") -> None:
         """Clean the tracked structures, collect garbage and trim the heap."""
-        self.cycle.ensure_no_cleanup_running()  # refused at once, before the deferral
+        self.ops.ensure_cleanup_possible()  # refused at once, before the deferral
         await interaction.response.defer(ephemeral=True, thinking=True)
-        fleet = self.layer.fleet_cleanup
-        if scope == "fleet" and not dry_run and fleet is not None:
+        who = f"{interaction.user} ({interaction.user.id})"
+        result = await self.ops.cleanup(who, dry_run=dry_run, fleet=scope == "fleet")
+        if result.report is None:
             from polly.ext.fleet_render import fleet_cleanup_embed
 
-            members = [m.instance for m in await self.cycle.fleet_members()]
-            wait = self.settings.fleet_reply_seconds
-            answers, missing = await fleet.ask(f"{interaction.user} ({interaction.user.id})", members, wait)
-            await reply(interaction, embed=fleet_cleanup_embed(answers, missing, wait))
+            embed = fleet_cleanup_embed(result.fleet_answers, result.fleet_missing, result.fleet_wait_s)
+            await reply(interaction, embed=embed)
             return
-        report = await self.cycle.manual_cleanup(str(interaction.user), dry_run=dry_run)
-        only_here = None
-        if scope == "fleet":
-            only_here = (
-                "This process only: on SQLite it is the whole fleet."
-                if fleet is None
-                else "A dry run looks at this process only; without dry_run every process sharing the "
-                "database cleans up and reports."
-            )
-        await reply(interaction, only_here, embed=render.cleanup_embed(report))
+        await reply(interaction, result.note, embed=render.cleanup_embed(result.report))
         if not dry_run:
-            who = f"{interaction.user} ({interaction.user.id})"
-            await self._post_quietly(render.cleanup_announcement(who, report))
+            await self._post_quietly(render.cleanup_announcement(who, result.report))
 
     @mem.command(name="pool", description="Database pool: limits, live figures and counters")
     async def pool(self, interaction: discord.Interaction) -> None:
         """Show the database pool's configuration, live figures and counters."""
-        await reply(
-            interaction,
-            embed=render.pool_embed(
-                self.layer.db.get_pool_status(), self.cycle.engine.thresholds.pool_overflow_percent
-            ),
-        )
+        view = self.ops.pool()
+        await reply(interaction, embed=render.pool_embed(view.pool, view.overflow_alert_percent))
 
     @mem.command(name="checkpoint", description="Store a memory checkpoint and compare it with an earlier one")
     @app_commands.describe(
@@ -247,26 +219,9 @@ class MemoryCog(MemoryCogBackground, commands.Cog):
         trace: bool | None = None,
     ) -> None:
         """Store a checkpoint and show what changed since another one."""
-        before = await self.monitor.compare_target(compare_to)
-        was_tracing = self.monitor.tracing
-        if trace is not None:
-            self.monitor.set_tracing(trace)
-        try:
-            await interaction.response.defer(ephemeral=True, thinking=True)
-            stored = await self.monitor.checkpoint(label)
-        except BaseException:
-            self.monitor.set_tracing(was_tracing)  # a refused checkpoint changes nothing
-            raise
-        before = before or await self.monitor.previous_checkpoint(stored)
-        comparison = compare_checkpoints(before, stored) if before is not None else None
-        self.cycle.note_types(comparison.types if comparison else (), stored.sample.type_counts)
-        embed = render.checkpoint_embed(
-            stored,
-            comparison,
-            growth_threshold=self.cycle.engine.thresholds.checkpoint_growth_percent,
-            tracing=self.monitor.tracing,
-        )
-        await reply(interaction, embed=embed)
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        result = await self.ops.checkpoint(label, compare_to, trace)
+        await reply(interaction, embed=render.checkpoint_embed(result))
 
     @checkpoint.autocomplete("compare_to")
     async def _checkpoint_labels(
@@ -274,53 +229,37 @@ class MemoryCog(MemoryCogBackground, commands.Cog):
     ) -> list[app_commands.Choice[str]]:
         if not await is_operator(self.bot, self.settings, interaction.user, interaction.guild):
             return []
-        needle = current.lower()
-        labels = [c.label for c in await self.monitor.list_checkpoints(limit=100) if needle in c.label.lower()]
-        return [app_commands.Choice(name=label[:100], value=label) for label in labels[:25]]
+        labels = await self.ops.checkpoint_labels(current)
+        return [app_commands.Choice(name=label[:100], value=label) for label in labels]
 
     @mem.command(name="inspect", description="Count a type's live objects, estimate their size, show who holds one")
     @app_commands.describe(type="A type name, e.g. Message or discord.message.Message (suggestions: what grew)")
     async def inspect(self, interaction: discord.Interaction, type: app_commands.Range[str, 1, 200]) -> None:
         """Count a type's live objects, estimate their size and show one reference chain to them."""
-        from polly.heap_inspect import inspect_type  # heap analysis is loaded on first use only
-
         await interaction.response.defer(ephemeral=True, thinking=True)
-        structures = [(tracked.name, tracked.target) for tracked in self.cycle.structures]
-        result = await inspect_type(type, named_roots={"bot": self.bot}, structures=structures)
+        result = await self.ops.inspect(type, named_roots={"bot": self.bot})
         await reply(interaction, embed=heap_render.inspect_embed(result))
 
     @inspect.autocomplete("type")
     async def _type_names(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
         if not await is_operator(self.bot, self.settings, interaction.user, interaction.guild):
             return []
-        return [app_commands.Choice(name=name[:100], value=name[:100]) for name in self.cycle.type_suggestions(current)]
+        return [app_commands.Choice(name=name[:100], value=name[:100]) for name in self.ops.type_suggestions(current)]
 
     @mem.command(name="trace", description="Trace allocations with their call paths for some minutes, then post them")
     @app_commands.describe(minutes="How long to trace (1-60); the results are posted in the alert channel")
     async def trace(self, interaction: discord.Interaction, minutes: app_commands.Range[int, 1, 60]) -> None:
         """Trace allocations for a while; the top growth with call paths goes to the alert channel."""
-        if self.alert_channel_id is None:
-            await reply(interaction, error_line("No alert channel is set: choose one with /mem alerts channel: first."))
-            return
-        session = self.cycle.traces.start(f"{interaction.user} ({interaction.user.id})", minutes, self.post_trace)
-        await reply(
-            interaction,
-            f"🔬 Tracing allocations ({session.frames} frames each) until {session.ends_at:%H:%M} UTC. "
-            f"It stops by itself and posts the top growth with call paths in <#{self.alert_channel_id}> "
-            "(allocation-heavy code runs slower until then).",
-        )
+        session = self.ops.start_trace(f"{interaction.user} ({interaction.user.id})", minutes, self.post_trace)
+        await reply(interaction, heap_render.trace_started_line(session, self.alert_channel_id))
 
     @mem.command(name="fleet", description="Every process of this bot: memory against its limit, trend, alerts")
     async def fleet(self, interaction: discord.Interaction) -> None:
         from polly.ext.fleet_render import fleet_embed
 
-        members = await self.cycle.fleet_members()
-        silent_after = self.settings.fleet_silent_checks * self.settings.memory_check_interval_seconds
-        shared = self.cycle.fleet is not None
-        await reply(
-            interaction,
-            embed=fleet_embed(members, now=self.monitor.clock(), silent_after_s=silent_after, shared=shared),
-        )
+        view = await self.ops.fleet()
+        embed = fleet_embed(view.members, now=view.now, silent_after_s=view.silent_after_s, shared=view.shared)
+        await reply(interaction, embed=embed)
 
     @mem.command(name="profile", description="Calls, time and RSS change of the profiled functions")
     async def profile(self, interaction: discord.Interaction) -> None:
@@ -347,25 +286,16 @@ class MemoryCog(MemoryCogBackground, commands.Cog):
         # Database reads and writes, and up to ten posts when a channel is set: past Discord's three
         # seconds on a real gateway without a deferral.
         await interaction.response.defer(ephemeral=True, thinking=True)
-        engine = self.cycle.engine
-        notes = []
-        if threshold is not None or value is not None:
-            notes.append(await set_threshold(self.cycle, self.store, threshold, value))
-        if channel is not None:
-            await self.store.set_setting(ALERT_CHANNEL_KEY, str(channel.id))
-            self.alert_channel_id = channel.id
-            notes.append(f"Alerts now go to {channel.mention}.")
-            await self.deliver_alerts()
-        if test:
-            notes.append(await post_test(self.bot, self.alert_channel_id, str(interaction.user)))
-        embed = alert_render.alerts_embed(
-            channel_text(self.alert_channel_id),
-            engine.thresholds,
-            engine.active(),
-            await self.store.recent(10),
-            undelivered=await self.cycle.alerts.waiting(),
+        view = await self.ops.alerts(
+            threshold=threshold,
+            value=value,
+            channel_id=channel.id if channel else None,
+            new_channel=ChannelSink(self.bot, self.settings, self.cycle, channel.id) if channel else None,
         )
-        await reply(interaction, "\n".join(notes) or None, embed=embed)
+        notes = list(view.notes)
+        if test:
+            notes.append(await post_test(self.bot, view.channel_id, str(interaction.user)))
+        await reply(interaction, "\n".join(notes) or None, embed=alert_render.alerts_embed(view))
 
     async def cog_app_command_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from polly.fleet_cleanup import CleanupAnswer  # imported by the bot only on PostgreSQL
 
 
-def fleet_embed(members: list[Heartbeat], *, now: datetime, silent_after_s: float, shared: bool) -> discord.Embed:
+def fleet_embed(members: Sequence[Heartbeat], *, now: datetime, silent_after_s: float, shared: bool) -> discord.Embed:
     ordered = sorted(members, key=lambda m: -m.percent)
     silent = [m for m in ordered if m.silent_for(now) > silent_after_s]
 
@@ -63,7 +64,7 @@ def fleet_embed(members: list[Heartbeat], *, now: datetime, silent_after_s: floa
     return fit_embed(embed)
 
 
-def fleet_cleanup_embed(answers: list[CleanupAnswer], missing: list[str], wait_s: float) -> discord.Embed:
+def fleet_cleanup_embed(answers: Sequence[CleanupAnswer], missing: Sequence[str], wait_s: float) -> discord.Embed:
     """One row per instance that answered (removed, RSS before → after), and who did not."""
     rows = [
         (

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from polly.allocations import AllocationGrowth
+from polly.allocations import AllocationGrowth, TraceSession
 from polly.decorators import ProfileStats
 from polly.ext.discord_limits import (
     FIELD_COUNT_LIMIT,
@@ -30,6 +30,14 @@ def allocation_lines(growth: Sequence[AllocationGrowth], limit: int = FIELD_VALU
         for g in growth
     ]
     return clip("\n".join(lines), limit)
+
+
+def trace_started_line(session: TraceSession, channel_id: int | None) -> str:
+    return (
+        f"🔬 Tracing allocations ({session.frames} frames each) until {session.ends_at:%H:%M} UTC. "
+        f"It stops by itself and posts the top growth with call paths in <#{channel_id}> "
+        "(allocation-heavy code runs slower until then)."
+    )
 
 
 def trace_embed(who: str, minutes: float, growth: Sequence[AllocationGrowth]) -> discord.Embed:

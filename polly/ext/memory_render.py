@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 import discord
 
 from polly.caches import CacheCensus
-from polly.checkpoints import Checkpoint, CheckpointComparison
 from polly.enhanced_database import PoolStatus
 from polly.ext.discord_limits import (
     COLOR_FIRING,
@@ -27,7 +26,7 @@ from polly.ext.discord_limits import (
 from polly.ext.heap_render import allocation_lines
 from polly.formatting import format_bytes, format_duration, format_size_estimate, sparkline
 from polly.gc_tools import CleanupReport
-from polly.monitor_health import MonitorHealth
+from polly.memory_ops import CheckpointResult, StatsView
 from polly.samples import MemorySample
 from polly.shards import ShardState, usable_latency
 from polly.trend import Trend
@@ -136,20 +135,16 @@ def pool_summary(pool: PoolStatus | None) -> str:
 
 
 def stats_embed(
-    sample: MemorySample,
-    trend: Trend,
-    health: MonitorHealth,
+    view: StatsView,
     *,
-    now: datetime,
     latency_s: float | None,
-    firing: int,
-    tracing: bool,
-    threshold_percent: float,
     monitoring: str,
     warnings: Sequence[str] = (),
     instance: str = "",
 ) -> discord.Embed:
     """`monitoring` is the monitor loop's state in a few words; `warnings` are shown as ⚠ lines."""
+    sample, trend, health, now = view.sample, view.trend, view.health, view.now
+    firing, tracing, threshold_percent = view.firing, view.tracing, view.threshold_percent
     shards = sample.discord_caches.shards if sample.discord_caches is not None else ()
     share = sample.percent_of_limit
     colour = COLOR_FIRING if share >= threshold_percent else COLOR_OK
@@ -302,13 +297,9 @@ def pool_embed(pool: PoolStatus, overflow_alert_percent: float) -> discord.Embed
 # ---------------------------------------------------------------- /mem checkpoint
 
 
-def checkpoint_embed(
-    checkpoint: Checkpoint,
-    comparison: CheckpointComparison | None,
-    *,
-    growth_threshold: float,
-    tracing: bool,
-) -> discord.Embed:
+def checkpoint_embed(result: CheckpointResult) -> discord.Embed:
+    checkpoint, comparison = result.stored, result.comparison
+    growth_threshold, tracing = result.growth_threshold, result.tracing
     embed = new_embed(
         f"Checkpoint '{checkpoint.label}' stored",
         f"RSS {format_bytes(checkpoint.sample.rss)} at {checkpoint.created_at:%Y-%m-%d %H:%M:%S} UTC",

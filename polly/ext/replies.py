@@ -17,6 +17,7 @@ from polly.enhanced_database import DatabaseUnreachableError, PoolTimeoutError
 from polly.ext.discord_limits import error_line
 from polly.heap_types import UnknownTypeError
 from polly.history import ChartError
+from polly.memory_ops import NoAlertChannelError
 from polly.monitor_cycle import CleanupRunningError
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,7 @@ DOMAIN_ERRORS = (
     ThresholdError,
     UnknownTypeError,
     TraceRunningError,
+    NoAlertChannelError,
 )
 # The database refused or could not be reached (locked, read-only, stopped, pool exhausted): an
 # outage, not a bug; the transaction was rolled back.
