@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from polly.alert_engine import AlertEngine
 from polly.alert_outbox import AlertEventOut, AlertOutbox
 from polly.alert_store import AlertStore
-from polly.alerts import Condition, evaluate_rules
+from polly.alerts import evaluate_rules
 from polly.allocations import TraceSlot
 from polly.checkpoints import Checkpoint
 from polly.config import Settings
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from polly.fleet import Fleet, Heartbeat
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MAX_BACKOFF_FACTOR = 16
 GROWING_TYPES_NAMED = 3  # in leak-trend and checkpoint-growth alerts
@@ -118,41 +119,44 @@ class MonitorCycle:
         return self.started_at + timedelta(minutes=self.settings.alert_leak_grace_minutes)
 
     async def tick(self, loop_lag_ms: float | None = None) -> TickResult:
+        """One tick. The error-isolation policy, the same for every step: the sample and the alert
+        rules are the tick (their failure fails it: counted, and repeated failures back the loop
+        off); every other step is isolated: a failure is logged with the step's name, counted,
+        listed in `health.failed_steps`, and the rest of the tick runs."""
         now = self.monitor.clock()
+        failed: list[str] = []
         if self.started_at is None:
             self.started_at = now
         if self.last_cleanup_at is None:
             self.last_cleanup_at = now  # the first automatic cleanup comes one interval after start
         database = self.monitor.db
-        incident = await database.recover_file(now) if database is not None else None
+        incident = None
+        if database is not None:
+            incident = await self._isolated("database file check", failed, database.recover_file(now), None)
         cleanup = None
         if self._due(self.last_cleanup_at, self.settings.memory_cleanup_interval_minutes, now):
             self.last_cleanup_at = now
             if self.cleanup_owner is None:  # a manual cleanup is running: skip this one
-                cleanup = cleanup_background_tasks_memory(
-                    gc_generation=self.settings.memory_gc_generation,
-                    target_registry=self.structures,
-                    now=now.timestamp(),
-                )
+                cleanup = self._isolated_now("automatic cleanup", failed, self._automatic_cleanup, now)
         if self.last_size_estimate_at is None or self._due(
             self.last_size_estimate_at, self.settings.memory_size_estimate_minutes, now
         ):
             self.last_size_estimate_at = now
-            self.structures.estimate_sizes()
+            self._isolated_now("structure size estimates", failed, self.structures.estimate_sizes)
         previous = self.monitor.latest
         sample = self.monitor.sample(loop_lag_ms)
-        await self._record_history(sample, cleanup is not None)
+        await self._isolated("chart history", failed, self._record_history(sample, cleanup is not None), None)
         trend = self.trend()
-        await self._beat(sample, trend)
+        if self.fleet is not None:
+            beat = self.fleet.store.beat(self.heartbeat(sample, trend))
+            await self._isolated("fleet heartbeat", failed, beat, None)
         checkpoint = None
         if self.monitor.checkpoints.persistent and (
             self.last_checkpoint_at is None
             or self._due(self.last_checkpoint_at, self.settings.memory_auto_checkpoint_minutes, now)
         ):
             self.last_checkpoint_at = now
-            checkpoint = await self.monitor.checkpoint(automatic=True)  # unique "auto <UTC time>" label
-            self.growth_percent, self.growing_types = await self.monitor.automatic_growth(since=self.warm_at)
-            self.note_types(self.growing_types, checkpoint.sample.type_counts)
+            checkpoint = await self._isolated("automatic checkpoint", failed, self._automatic_checkpoint(), None)
         conditions = evaluate_rules(
             sample,
             self.leak_windows(),
@@ -161,11 +165,43 @@ class MonitorCycle:
             checkpoint_growth_percent=self.growth_percent,
             growing_types=self.growing_types[:GROWING_TYPES_NAMED],
         )
-        conditions += await self._fleet_conditions(sample.at)
+        if self.fleet is not None:
+            conditions += await self._isolated("fleet rules", failed, self.fleet.conditions(sample.at), [])
         self.health.rules_not_evaluated = sum(not c.evaluated for c in conditions)
         transitions = self.engine.evaluate(conditions, sample.at)
         events = tuple([await self.alerts.add(t) for t in transitions])
+        self.health.failed_steps = tuple(failed)
         return TickResult(sample, trend, events, cleanup, checkpoint, incident)
+
+    async def _isolated(self, step: str, failed: list[str], work: Awaitable[T], fallback: T) -> T:
+        try:
+            return await work
+        except Exception:
+            self._step_failed(step, failed)
+            return fallback
+
+    def _isolated_now(self, step: str, failed: list[str], work: Callable[..., T], *args: object) -> T | None:
+        try:
+            return work(*args)
+        except Exception:
+            self._step_failed(step, failed)
+            return None
+
+    def _step_failed(self, step: str, failed: list[str]) -> None:
+        self.health.errors += 1
+        failed.append(step)
+        log.exception("Monitor tick: the %s failed; the rest of the tick goes on", step)
+
+    def _automatic_cleanup(self, now: datetime) -> CleanupReport:
+        return cleanup_background_tasks_memory(
+            gc_generation=self.settings.memory_gc_generation, target_registry=self.structures, now=now.timestamp()
+        )
+
+    async def _automatic_checkpoint(self) -> Checkpoint:
+        checkpoint = await self.monitor.checkpoint(automatic=True)  # unique "auto <UTC time>" label
+        self.growth_percent, self.growing_types = await self.monitor.automatic_growth(since=self.warm_at)
+        self.note_types(self.growing_types, checkpoint.sample.type_counts)
+        return checkpoint
 
     def heartbeat(self, sample: MemorySample, trend: Trend) -> Heartbeat:
         """This process as the fleet sees it."""
@@ -182,40 +218,17 @@ class MonitorCycle:
             self.engine.firing_count(),
         )
 
-    async def _fleet_conditions(self, now: datetime) -> list[Condition]:
-        if self.fleet is None:
-            return []
-        try:
-            return await self.fleet.conditions(now)
-        except Exception:
-            self.health.errors += 1
-            log.exception("Could not evaluate the fleet rules")
-            return []
-
     async def fleet_members(self) -> list[Heartbeat]:
         """Every process sharing the database; on SQLite, this process alone."""
         if self.fleet is None:
             return [self.heartbeat(self.current_sample(), self.trend())]
         return await self.fleet.store.members()
 
-    async def _beat(self, sample: MemorySample, trend: Trend) -> None:
-        if self.fleet is None:
-            return
-        try:
-            await self.fleet.store.beat(self.heartbeat(sample, trend))
-        except Exception:
-            self.health.errors += 1
-            log.exception("Could not write this process's fleet heartbeat")
-
     async def _record_history(self, sample: MemorySample, cleaned: bool) -> None:
         self.history.add(sample.at, sample.rss, sample.limit)
         if cleaned:
             self.history.note_cleanup(sample.at, manual=False)
-        try:
-            await self.history.flush_due()
-        except Exception:
-            self.health.errors += 1  # the rows wait in memory for the next tick
-            log.exception("Could not store the memory history for charts")
+        await self.history.flush_due()  # when it fails, the rows wait in memory for the next tick
 
     def trend(self) -> Trend:
         """The RSS trend towards the live memory threshold (runtime changes included)."""

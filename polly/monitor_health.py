@@ -21,3 +21,4 @@ class MonitorHealth:
     backoff_factor: int = 1
     undelivered: int = 0
     rules_not_evaluated: int = 0  # in the last tick: rule inputs that failed (their alerts kept as they were)
+    failed_steps: tuple[str, ...] = ()  # in the last tick: isolated steps that failed (the rest ran)

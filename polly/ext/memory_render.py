@@ -193,6 +193,11 @@ def stats_embed(
             f"{health.rules_not_evaluated} alert rule input(s) failed in the last tick: "
             "their alerts were kept as they were (see the log)",
         ]
+    if health.failed_steps:
+        warnings = [
+            *warnings,
+            f"in the last tick, the {', '.join(health.failed_steps)} failed; the rest of the tick ran (see the log)",
+        ]
     notes = "".join(f"\n⚠ {w}" for w in warnings)
     add_field(
         embed,

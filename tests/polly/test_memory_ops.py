@@ -104,3 +104,27 @@ async def test_stats_and_fleet_read_the_layer_s_clock(layer):
     assert clock.current_clock() is layer.monitor.clock  # the open layer's clock is the process's
     await layer.close()
     assert clock.current_clock() is clock.system_clock
+
+
+async def test_one_failing_step_of_a_tick_stops_none_of_the_others(tmp_path, monkeypatch):
+    """The error-isolation policy: the automatic checkpoint and the history cannot be stored (the
+    database refuses), yet the memory rule is evaluated and its alert queued in the same tick."""
+    settings = make_settings(tmp_path, alert_memory_percent=0.02, alert_hysteresis_percent=0.01, alert_for_checks=1)
+    layer = MemoryLayer(settings, clock=FakeClock(step_s=60), structures=StructureRegistry())
+    await layer.open()
+    try:
+
+        async def refuse(*_args, **_kwargs):
+            raise RuntimeError("database is locked")
+
+        monkeypatch.setattr(layer.monitor, "checkpoint", refuse)
+        monkeypatch.setattr(layer.cycle.history, "flush_due", refuse)
+        result = await layer.cycle.tick()
+        assert layer.cycle.health.failed_steps == ("chart history", "automatic checkpoint")
+        assert layer.cycle.health.errors == 2 and result.checkpoint is None
+        assert [e.transition.rule.value for e in result.events] == ["memory_percent"]
+        monkeypatch.undo()
+        await layer.cycle.tick()
+        assert layer.cycle.health.failed_steps == ()
+    finally:
+        await layer.close()
