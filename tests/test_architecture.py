@@ -131,3 +131,19 @@ def test_the_checks_find_what_they_look_for(tmp_path, monkeypatch):
         assert "f" not in defined_names("polly.b")
     finally:
         tree.cache_clear()
+
+
+def test_the_tick_drawn_in_the_architecture_document_is_the_code_s():
+    """Every isolated step of MonitorCycle.tick is drawn as such, and every file the document names
+    exists (the document is kept true in the same commit as any change of structure)."""
+    import re
+
+    document = (REPO_ROOT / "docs" / "ARCHITECTURE.md").read_text()
+    steps = re.findall(r'_isolated(?:_now)?\(\s*"([^"]+)"', (REPO_ROOT / "polly" / "monitor_cycle.py").read_text())
+    assert len(steps) == 7
+    for step in steps:
+        assert f"[isolated] {step}" in document, step
+    named = set(re.findall(r"(?<![\w*.])(?:\w+/)*\w+\.py\b", document)) - {"discord.py"}  # the library
+    sources = {p.relative_to(REPO_ROOT).as_posix() for p in REPO_ROOT.glob("**/*.py") if ".venv" not in p.parts}
+    missing = [n for n in named if not any(s == n or s.endswith("/" + n) for s in sources)]
+    assert missing == []
