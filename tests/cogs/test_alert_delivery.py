@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 import pytest
@@ -37,6 +38,16 @@ def flood():
         registry.bounded_dict(name, max_size=10).update({k: k for k in range(9)})
     yield names
     for name in names:
+        registry.unregister(name)
+
+
+@contextlib.contextmanager
+def filling_structure(name: str):
+    """One tracked structure above the fill threshold (one alert), unregistered afterwards."""
+    registry.bounded_dict(name, max_size=10).update({k: k for k in range(9)})
+    try:
+        yield registry.get(name).target
+    finally:
         registry.unregister(name)
 
 
@@ -115,9 +126,7 @@ async def test_a_restart_delivers_what_waited_and_remembers_what_fires(tmp_path,
     once, does not fire it again as new, and posts its resolution."""
     caplog.set_level(logging.INFO)
     settings = settings_for(tmp_path)
-    leak = registry.bounded_dict("restart_leak", max_size=10)
-    leak.update({k: k for k in range(9)})
-    try:
+    with filling_structure("restart_leak") as leak:
         first = create_bot(settings)
         async with simcord.run(first) as env:
             _, ops, operator = add_ops_guild(env, first)
@@ -142,8 +151,6 @@ async def test_a_restart_delivers_what_waited_and_remembers_what_fires(tmp_path,
             assert sum(t.startswith("🔴") for t in titles) == 1
             await second.close()
         assert any("Restored 1 firing alert(s)" in r.getMessage() for r in caplog.records)
-    finally:
-        registry.unregister("restart_leak")
 
 
 async def test_a_post_whose_mark_failed_says_it_may_repeat_after_a_late_restart(tmp_path, monkeypatch):
@@ -151,9 +158,7 @@ async def test_a_post_whose_mark_failed_says_it_may_repeat_after_a_late_restart(
     same database (its alert channel stored by A), posts it again with the same nonce (Discord drops a
     repeat within minutes) and, that late, with a note: never a silent double post."""
     settings = settings_for(tmp_path)
-    leak = registry.bounded_dict("restart_gap", max_size=10)
-    leak.update({k: k for k in range(9)})
-    try:
+    with filling_structure("restart_gap"):
         first = create_bot(settings)
         async with simcord.run(first) as env:
             _, ops, operator = add_ops_guild(env, first)
@@ -183,5 +188,3 @@ async def test_a_post_whose_mark_failed_says_it_may_repeat_after_a_late_restart(
             assert {r["nonce"] for r in sent} == {nonces[0]} and sent[-1]["enforce_nonce"] is True
             assert all(await delivered_flags(second))
             await second.close()
-    finally:
-        registry.unregister("restart_gap")
