@@ -115,6 +115,11 @@ def _changes(before: dict[str, int], after: dict[str, int]) -> tuple[StructureCh
 BLANK_LOOKING = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 
 
+def lone_surrogate(text: str) -> str | None:
+    """The first lone surrogate in `text` (no database, log or Discord can take one), else None."""
+    return next((c for c in text if "\ud800" <= c <= "\udfff"), None)
+
+
 def checked_label(label: str) -> str:
     """The label to store, stripped; a CheckpointError says what is allowed.
 
@@ -124,6 +129,12 @@ def checked_label(label: str) -> str:
     label = label.strip()
     if not label or len(label) > LABEL_MAX_LENGTH:
         raise CheckpointError(f"A checkpoint label must be 1 to {LABEL_MAX_LENGTH} characters long.")
+    surrogate = lone_surrogate(label)
+    if surrogate is not None:
+        raise CheckpointError(
+            f"A checkpoint label cannot contain a lone surrogate (found U+{ord(surrogate):04X}, half of a "
+            "character): use letters, digits, spaces and punctuation."
+        )
     control = next((c for c in label if unicodedata.category(c) == "Cc"), None)
     if control is not None:
         raise CheckpointError(

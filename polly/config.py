@@ -85,7 +85,8 @@ class Settings:
     # Polly's background tasks
     max_failure_entries: int = whole(1000, "entries, a whole number 1-10000000", high=10_000_000)
     failure_cleanup_age: int = whole(60, "minutes, a whole number 1-43200 (30 days)", high=43_200)
-    poll_check_interval_minutes: float = number(30.0, "minutes, > 0 and <= 1440", 0, low_open=True, high=1440)
+    # Drives its own loop: below a minute it would check polls back to back.
+    poll_check_interval_minutes: float = number(30.0, "minutes, 1 to 1440", 1, high=1440)
 
     # Memory monitor
     memory_monitoring: bool = flag(True)

@@ -30,6 +30,7 @@ from polly.checkpoints import (
     MemoryCheckpointStore,
     checked_label,
     compare_checkpoints,
+    lone_surrogate,
     percent_change,
 )
 from polly.clock import now as clock_now
@@ -263,6 +264,12 @@ class MemoryMonitor:
     async def _resolve(self, item: str | Checkpoint) -> Checkpoint:
         if isinstance(item, Checkpoint):
             return item
+        surrogate = lone_surrogate(item)
+        if surrogate is not None:
+            raise CheckpointError(
+                f"No checkpoint can be named that (it holds U+{ord(surrogate):04X}, half of a character): "
+                "pick one from the suggestions."
+            )
         found = await self.checkpoints.get(item)
         if found is None:
             raise CheckpointError(f"No checkpoint is named '{item}': pick one from the suggestions.")

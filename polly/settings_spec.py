@@ -149,13 +149,16 @@ def read_bearer_token(value: Any) -> Secret:
     return token
 
 
+_QUERY_PASSWORD = re.compile(r"(?i)([?&](?:password|passwd)=)[^&#]*")
+
+
 def masked_url(value: Any) -> str:
     """The URL with its password replaced by `***` (`postgresql://polly:***@db/polly`): what an
     error may quote. In a URL SQLAlchemy cannot parse (often a password with an unescaped `@`),
     everything between the user name and the last `@` is hidden."""
-    text = str(value)
+    text = _QUERY_PASSWORD.sub(r"\1***", str(value))  # asyncpg takes ?password=... too
     try:
-        return repr(make_url(text).render_as_string(hide_password=True))
+        return repr(make_url(text).render_as_string(hide_password=True).replace("%2A%2A%2A", "***"))
     except (ArgumentError, ValueError):
         scheme, sep, rest = text.partition("://")
         credentials, at, location = rest.rpartition("@")

@@ -13,6 +13,7 @@ import pytest
 from polly.alert_engine import AlertEngine
 from polly.alerts import Thresholds
 from polly.ext import memory_render as render
+from polly.memory_ops import StatsView
 from polly.memory_optimizer import MemoryMonitor
 from polly.memory_utils import StructureRegistry
 from polly.monitor_cycle import MonitorCycle
@@ -53,17 +54,8 @@ def test_rendering_mem_stats_with_50_structures_fits_a_ceiling(stats_inputs):
     """Measured about 40 KB for 100 renders of 50 structures (garbage is freed as it goes); ceiling 256 KB."""
     sample, trend = stats_inputs
     for _ in range(100):
-        render.stats_embed(
-            sample,
-            trend,
-            MonitorHealth(),
-            now=sample.at,
-            latency_s=0.05,
-            firing=0,
-            tracing=False,
-            threshold_percent=80,
-            monitoring="running",
-        )
+        view = StatsView(sample, trend, MonitorHealth(), sample.at, firing=0, tracing=False, threshold_percent=80)
+        render.stats_embed(view, latency_s=0.05, monitoring="running")
 
 
 @pytest.mark.limit_memory("2 MB")

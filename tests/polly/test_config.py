@@ -72,6 +72,7 @@ def test_environment_overrides_dotenv(tmp_path, monkeypatch):
         ("DATABASE_URL", "mysql://user@host/db", "a sqlite:// or postgresql:// URL"),
         ("MEMORY_ADMIN_USER_IDS", "12,bob", "comma-separated user ids"),
         ("ALERT_MEMORY_PERCENT", "120", "percent, > 0 and <= 100"),
+        ("POLL_CHECK_INTERVAL_MINUTES", "1e-7", "minutes, 1 to 1440"),  # checked polls back to back
     ],
 )
 def test_invalid_value_is_one_line_naming_variable_value_and_allowed(tmp_path, monkeypatch, variable, value, allowed):
@@ -175,6 +176,15 @@ def test_replaced_validates_the_new_values(tmp_path):
         ("postgresql://u:p@ss:w@rd@host:5432/db", "'postgresql://u:***@host:5432/db'"),
         ("postgresql://polly@db/polly", "'postgresql://polly@db/polly'"),
         ("sqlite:///./data/polly.db", "'sqlite:///./data/polly.db'"),
+        # asyncpg reads a password from the query too
+        (
+            "postgresql://polly@db:notaport/polly?password=Hunter2pw",
+            "'postgresql://polly@db:notaport/polly?password=***'",
+        ),
+        (
+            "postgresql://polly@db/polly?ssl=require&PASSWORD=Hunter2pw",
+            "'postgresql://polly@db/polly?PASSWORD=***&ssl=require'",
+        ),
     ],
 )
 def test_urls_are_quoted_without_their_password(url, shown):

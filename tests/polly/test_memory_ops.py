@@ -128,3 +128,12 @@ async def test_one_failing_step_of_a_tick_stops_none_of_the_others(tmp_path, mon
         assert layer.cycle.health.failed_steps == ()
     finally:
         await layer.close()
+
+
+async def test_a_lone_surrogate_in_a_label_is_refused_in_one_line(layer):
+    """Discord clients can send half a character; no database, log line or reply can carry one."""
+    with pytest.raises(CheckpointError, match="lone surrogate \\(found U\\+D800"):
+        await layer.ops.checkpoint("bad \ud800 label", None, None)
+    with pytest.raises(CheckpointError, match="U\\+DC00, half of a character"):
+        await layer.ops.checkpoint("fine", "\udc00", None)
+    assert await layer.ops.checkpoint_labels("") == []  # nothing was stored
