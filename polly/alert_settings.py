@@ -5,6 +5,7 @@ layer opens; held here, in the core, so that they outlive any cog that shows the
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from polly.alert_engine import AlertEngine
@@ -21,6 +22,9 @@ class AlertSettings:
         self.store = store
         self.engine = engine
         self.channel_id = channel_id  # MEMORY_ALERT_CHANNEL_ID until restore() reads a runtime choice
+        # One change at a time: two at once would each start from the same thresholds and the
+        # second would put back what the first changed.
+        self._changing = asyncio.Lock()
 
     async def restore(self) -> None:
         """Take back what operators set at runtime; the environment's values when the database
@@ -47,6 +51,10 @@ class AlertSettings:
         the database refused it (and nothing changed)."""
         if name is None or value is None:
             raise ThresholdError("Give both, e.g. threshold:memory_percent value:85.")
+        async with self._changing:
+            return await self._set_threshold(name, value)
+
+    async def _set_threshold(self, name: str, value: float) -> str:
         changed = self.engine.thresholds.updated(name, value)
         stored = getattr(changed, name)
         try:

@@ -137,3 +137,14 @@ async def test_a_lone_surrogate_in_a_label_is_refused_in_one_line(layer):
     with pytest.raises(CheckpointError, match="U\\+DC00, half of a character"):
         await layer.ops.checkpoint("fine", "\udc00", None)
     assert await layer.ops.checkpoint_labels("") == []  # nothing was stored
+
+
+async def test_two_threshold_changes_at_once_both_stay_in_force(layer):
+    import asyncio
+
+    await asyncio.gather(
+        layer.ops.alerts(threshold="memory_percent", value=70),
+        layer.ops.alerts(threshold="dict_fill_percent", value=60),
+    )
+    thresholds = (await layer.ops.alerts()).thresholds
+    assert (thresholds.memory_percent, thresholds.dict_fill_percent) == (70, 60)
