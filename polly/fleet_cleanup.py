@@ -10,6 +10,7 @@ an hour are deleted as new ones arrive: the table stays small by construction.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import uuid
@@ -31,6 +32,23 @@ log = logging.getLogger(__name__)
 CHANNEL = "polly_fleet_cleanup"
 POLL_S = 0.2
 KEEP_REPORTS = timedelta(hours=1)
+LISTEN_CHECK_S = 30.0  # how often the LISTEN connection is checked, and re-opened when it was lost
+REQUEST_FIELDS = {"id": 64, "who": 200, "from": 64}  # the request's fields and their longest values
+
+
+def parse_request(payload: str) -> dict[str, str] | None:
+    """A fleet cleanup request from a NOTIFY payload; None for anything else (logged, one line)."""
+    try:
+        request = json.loads(payload)
+    except ValueError:
+        request = None
+    if not isinstance(request, dict) or not all(
+        isinstance(request.get(name), str) and 0 < len(request[name]) <= longest
+        for name, longest in REQUEST_FIELDS.items()
+    ):
+        log.warning("Ignoring a malformed fleet cleanup request on %s (%d characters)", CHANNEL, len(payload))
+        return None
+    return {name: request[name] for name in REQUEST_FIELDS}
 
 
 @dataclass(frozen=True)
@@ -50,27 +68,76 @@ class FleetCleanup:
         self.instance = instance
         self.clean = clean
         self._conn: AsyncConnection | None = None
+        self._driver: Any = None
         self._answering: set[asyncio.Task[None]] = set()
+        self._check: asyncio.TimerHandle | None = None
+        self._reconnecting: asyncio.Task[None] | None = None
+        self.reconnects = 0
 
     async def start(self) -> None:
-        """LISTEN on the channel, on a connection kept for it."""
+        """LISTEN on the channel, on a connection kept for it, checked every LISTEN_CHECK_S (the
+        event loop's timer): after a PostgreSQL restart it listens again."""
+        await self._listen()
+        self._schedule_check()
+
+    async def _listen(self) -> None:
         self._conn = await self.db.engine.connect()
         raw = await self._conn.get_raw_connection()
-        await raw.driver_connection.add_listener(CHANNEL, self._notified)  # type: ignore[union-attr]
+        self._driver = raw.driver_connection  # asyncpg's connection: it knows when the server went away
+        await self._driver.add_listener(CHANNEL, self._notified)
+
+    def listening(self) -> bool:
+        """Whether the LISTEN connection is open (asyncpg closes it when the server goes away)."""
+        if self._conn is None or self._conn.closed or self._driver is None:
+            return False
+        return not self._driver.is_closed()
+
+    def _schedule_check(self) -> None:
+        self._check = asyncio.get_running_loop().call_later(LISTEN_CHECK_S, self._check_listening)
+
+    def _check_listening(self) -> None:
+        self._schedule_check()
+        if not self.listening() and self._reconnecting is None:
+            self._reconnecting = asyncio.get_running_loop().create_task(self.relisten())
+
+    async def relisten(self) -> None:
+        """Open a new LISTEN connection in place of a lost one (a failure is logged; retried later)."""
+        try:
+            old, self._conn = self._conn, None
+            if old is not None:
+                with contextlib.suppress(Exception):
+                    await old.invalidate()
+                    await old.close()
+            await self._listen()
+            self.reconnects += 1
+            log.info("Listening for fleet cleanup requests again (the connection had been lost)")
+        except Exception as exc:
+            log.warning("Could not listen for fleet cleanup requests (%s); retrying in %.0f s", exc, LISTEN_CHECK_S)
+        finally:
+            self._reconnecting = None
 
     async def stop(self) -> None:
+        if self._check is not None:
+            self._check.cancel()
+            self._check = None
+        if self._reconnecting is not None:
+            self._reconnecting.cancel()
+            self._reconnecting = None
+        for task in list(self._answering):
+            task.cancel()
         if self._conn is None:
             return
         conn, self._conn = self._conn, None
-        for task in list(self._answering):
-            task.cancel()
         try:
             await conn.invalidate()  # not returned to the pool still listening
         finally:
             await conn.close()
 
     def _notified(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
-        task = asyncio.get_running_loop().create_task(self._answer(json.loads(payload)))
+        request = parse_request(payload)
+        if request is None:
+            return
+        task = asyncio.get_running_loop().create_task(self._answer(request))
         self._answering.add(task)
         task.add_done_callback(self._answering.discard)
 
@@ -101,6 +168,8 @@ class FleetCleanup:
     async def ask(self, who: str, expected: list[str], wait_s: float) -> tuple[list[CleanupAnswer], list[str]]:
         """Ask every process to clean up; the answers that came within `wait_s`, and the expected
         instances that did not answer."""
+        if not self.listening():  # this process answers its own request too: listen first
+            await self.relisten()
         request_id = uuid.uuid4().hex
         payload = json.dumps({"id": request_id, "who": who, "from": self.instance})
         async with self.db.transaction() as conn:
