@@ -4,7 +4,8 @@ change at runtime.
 Every transition is stored before it is posted and marked delivered after; what waits survives
 a restart. The table is bounded by construction: the newest ALERT_HISTORY_SIZE delivered events,
 and at most as many undelivered ones (older undelivered ones are dropped and counted, so the
-next delivery can say so)."""
+next delivery can say so), plus the latest delivered event of each alert still firing, which a
+restart needs to neither fire it again as new nor forget it."""
 
 from __future__ import annotations
 
@@ -114,10 +115,17 @@ class AlertStore:
                     instance=owner or self.instance,
                 )
             )
+            # What a restart needs is never trimmed: the latest (posted) event of each alert still
+            # firing. An undelivered one dropped from a full queue was never seen: firing anew is right.
+            latest = select(func.max(events.c.id)).where(self._mine()).group_by(events.c.rule, events.c.subject)
+            firing = select(events.c.id).where(events.c.id.in_(latest), events.c.kind != Transition.RESOLVED.value)
             for delivered in (True, False):
                 kind = and_(events.c.delivered.is_(delivered), self._mine())
                 newest = select(events.c.id).where(kind).order_by(events.c.id.desc()).limit(self.keep)
-                dropped = await conn.execute(delete(events).where(kind, events.c.id.not_in(newest)))
+                trimmed = delete(events).where(kind, events.c.id.not_in(newest))
+                if delivered:
+                    trimmed = trimmed.where(events.c.id.not_in(firing))
+                dropped = await conn.execute(trimmed)
                 if not delivered and dropped.rowcount:
                     self.dropped_undelivered += dropped.rowcount
                     log.warning(

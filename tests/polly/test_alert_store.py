@@ -56,3 +56,19 @@ async def test_one_instance_trimming_its_history_keeps_the_others(shared_db):
         await eu.record(fired(f"eu-{i}"))
     assert [e.subject for e in await us.undelivered()] == ["us"]
     assert len(await eu.undelivered()) == 3
+
+
+async def test_a_small_history_never_trims_what_a_restart_needs(shared_db):
+    """With ALERT_HISTORY_SIZE=2, an alert still firing keeps its latest event through any number of
+    newer ones (a restart would otherwise fire it again as new)."""
+    store = AlertStore(shared_db, 2, "eu-1")
+    first = await store.record(fired("still-firing"))
+    await store.mark_delivered([first])
+    for i in range(6):
+        event = await store.record(fired(f"other-{i}"))
+        await store.mark_delivered([event])
+        resolved = AlertTransition(Transition.RESOLVED, Rule.MEMORY, f"other-{i}", 1.0, 80.0, "ok", AT, AT)
+        await store.mark_delivered([await store.record(resolved)])
+    assert [e.subject for e in await store.firing()] == ["still-firing"]
+    # the newest two delivered at the last trim, the last one recorded, and the firing one kept
+    assert len(await store.recent(100)) == 4
