@@ -120,9 +120,6 @@ class AlertOutbox:
         self._inherited: dict[int, datetime] = {}  # attempts of an earlier process, by event: when
         self._posted_unmarked: set[int] = set()  # posted, but the database did not take the mark yet
 
-    def close(self) -> None:
-        self._structures.unregister(MEMORY_QUEUE_NAME)
-
     # ------------------------------------------------------------ queueing
 
     async def add(self, transition: AlertTransition) -> AlertEventOut:
@@ -131,8 +128,7 @@ class AlertOutbox:
         log.log(level, "Alert %s: %s (%s): %s", transition.kind, transition.rule, transition.subject, transition.detail)
         if self.store is not None:
             try:
-                owner = FLEET_OWNER if transition.rule is Rule.INSTANCE_SILENT else None
-                return AlertEventOut(await self.store.record(transition, owner), transition)
+                return AlertEventOut(await self._record(transition), transition)
             except Exception:
                 self.health.errors += 1
                 log.exception(
@@ -141,6 +137,36 @@ class AlertOutbox:
         event = AlertEventOut(None, transition)
         self.memory.append(event)
         return event
+
+    async def _record(self, transition: AlertTransition) -> int:
+        assert self.store is not None
+        owner = FLEET_OWNER if transition.rule is Rule.INSTANCE_SILENT else None
+        return await self.store.record(transition, owner)
+
+    async def store_memory(self) -> int:
+        """Move what waits in memory into the database, oldest first, while it takes them (then a
+        restart no longer loses them); return how many still wait in memory."""
+        if self.store is None:
+            return len(self.memory)
+        for event in list(self.memory):
+            try:
+                await self._record(event.transition)
+            except Exception:
+                log.debug("The database still refuses the alerts waiting in memory", exc_info=True)
+                break
+            self.memory.remove(event)
+        return len(self.memory)
+
+    async def close(self) -> None:
+        """Store what waits in memory if the database takes it now; say what is lost otherwise."""
+        lost = await self.store_memory()
+        if lost:
+            log.warning(
+                "%d alert event(s) the database refused are lost with this process (oldest: %s)",
+                lost,
+                f"{self.memory[0].transition.kind.value} {self.memory[0].transition.rule.value}",
+            )
+        self._structures.unregister(MEMORY_QUEUE_NAME)
 
     async def waiting(self) -> int:
         """Alert events waiting for delivery: in the database and in memory."""
@@ -157,20 +183,26 @@ class AlertOutbox:
         """Post what waits, oldest first; return how many were delivered. Never raises: a failure
         is counted and logged, and what was not posted waits for the next delivery."""
         async with self._lock:
-            await self._retry_marks()
-            pending = await self._pending()
-            if not pending:
-                self.health.undelivered = 0
-                return 0
             try:
-                await sink.open()
-            except SinkUnavailable as exc:
-                log.warning("%d alert(s) waiting: %s", len(pending), exc)
-                self.health.undelivered = len(pending)
-                return 0
-            except Exception as exc:
-                return self._failed(exc, len(pending))
-            return await self._post(sink, pending)
+                return await self._deliver(sink)
+            finally:
+                await self.store_memory()  # what still waits in memory: into the database, if it takes it
+
+    async def _deliver(self, sink: AlertSink) -> int:
+        await self._retry_marks()
+        pending = await self._pending()
+        if not pending:
+            self.health.undelivered = 0
+            return 0
+        try:
+            await sink.open()
+        except SinkUnavailable as exc:
+            log.warning("%d alert(s) waiting: %s", len(pending), exc)
+            self.health.undelivered = len(pending)
+            return 0
+        except Exception as exc:
+            return self._failed(exc, len(pending))
+        return await self._post(sink, pending)
 
     async def _post(self, sink: AlertSink, pending: list[OutgoingAlert]) -> int:
         individual, rest = pending[:INDIVIDUAL_POSTS], pending[INDIVIDUAL_POSTS:]

@@ -112,7 +112,7 @@ class MemoryLayer:
             set_tracing(False)
         if get_default_monitor_or_none() is self.monitor:
             set_default_monitor(None)
-        self.cycle.alerts.close()
+        await self.cycle.alerts.close()
         if self.cycle.fleet is not None and self._opened:
             await self.cycle.fleet.leader.release()  # another process leads the fleet from its next tick
         if self.fleet_cleanup is not None:

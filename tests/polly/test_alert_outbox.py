@@ -284,3 +284,30 @@ async def test_an_interrupted_post_keeps_its_note_through_failed_retries_after_t
     clock.advance(NONCE_WINDOW.total_seconds())
     sink = FakeSink()
     assert await after_restart.deliver(sink) == 1 and sink.posts[0].may_repeat
+
+
+async def test_what_waited_in_memory_is_stored_once_the_database_is_back_and_survives_a_restart(store, clock):
+    """The database refused the alert and Discord was down too: the next delivery, the database back,
+    stores it, so a restart before Discord is back no longer loses it."""
+    before = outbox_over(store, clock)
+    store.refuse = {"record"}
+    await queue(before, "both-down")
+    assert await before.deliver(FakeSink(fail_open=True)) == 0 and len(before.memory) == 1
+    store.refuse = set()
+    assert await before.deliver(FakeSink(fail_open=True)) == 0
+    assert len(before.memory) == 0 and await store.count_undelivered() == 1
+    sink = FakeSink()
+    assert await outbox_over(store, clock).deliver(sink) == 1 and sink.subjects() == ["both-down"]
+
+
+async def test_closing_stores_what_waits_in_memory_or_says_it_is_lost(store, clock, caplog):
+    outbox = outbox_over(store, clock)
+    store.refuse = {"record"}
+    await queue(outbox, "a")
+    await outbox.close()
+    assert "1 alert event(s) the database refused are lost with this process" in caplog.text
+    again = outbox_over(store, clock)
+    await queue(again, "b")
+    store.refuse = set()
+    await again.close()
+    assert [e.subject for e in await store.undelivered()] == ["b"]
