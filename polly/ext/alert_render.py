@@ -81,7 +81,10 @@ def alert_embed(transition: AlertTransition, trend: Trend | None, instance: str 
     add_field(embed, "Value / threshold", f"{transition.value:.1f} / {transition.threshold:g}", inline=True)
     if transition.kind == Transition.RESOLVED:
         lasted = (transition.at - transition.since).total_seconds()
-        add_field(embed, "Lasted", format_duration(lasted), inline=True)
+        # A clock that went back (a restored alert under another clock, a host's clock corrected)
+        # cannot give a duration: say so rather than a negative one.
+        shown = format_duration(lasted) if lasted >= 0 else "unknown (the clock went back since it fired)"
+        add_field(embed, "Lasted", shown, inline=True)
     else:
         if trend is not None and trend.slope_mib_per_hour is not None:
             spark = sparkline(trend.recent_rss)

@@ -63,3 +63,19 @@ def test_new_embed_and_error_line_clip_what_they_are_given():
     embed = new_embed("x" * 1000, "y" * 10_000)
     assert_within_discord_limits(error_line("z" * 5000), [embed])
     assert error_line("bad").startswith("❌ ")
+
+
+def test_a_resolved_alert_whose_clock_went_back_says_so_instead_of_a_negative_duration():
+    """A restart under SimCord's virtual clock (it starts at 2026-01-01 again) restored an alert that
+    fired "later": it used to say it lasted -120000 ms."""
+    from datetime import UTC, datetime, timedelta
+
+    from polly.alerts import AlertTransition, Rule, Transition
+    from polly.ext.alert_render import alert_embed
+
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    resolved = AlertTransition(Transition.RESOLVED, Rule.MEMORY, "process", 70, 80, "ok", at, at + timedelta(minutes=2))
+    lasted = next(f.value for f in alert_embed(resolved, None).fields if f.name == "Lasted")
+    assert lasted == "unknown (the clock went back since it fired)"
+    normal = AlertTransition(Transition.RESOLVED, Rule.MEMORY, "process", 70, 80, "ok", at, at - timedelta(minutes=2))
+    assert next(f.value for f in alert_embed(normal, None).fields if f.name == "Lasted") == "2 min"
