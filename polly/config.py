@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import socket
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields
@@ -242,6 +243,9 @@ SETTING_SPECS: dict[str, Spec] = {f.name: f.metadata["spec"] for f in fields(Set
 """Every setting's reader and allowed range, by field name (the variable is its upper-case)."""
 
 
+NOT_UTF8 = re.compile("[\ud800-\udfff]")
+
+
 def setting_names() -> tuple[str, ...]:
     """Every environment variable Polly reads."""
     return tuple(name.upper() for name in SETTING_SPECS)
@@ -257,7 +261,13 @@ def _read_env_file(path: str | os.PathLike[str] | None) -> dict[str, str]:
         return {}
     from dotenv import dotenv_values  # only when a .env exists
 
-    return {k.upper(): v for k, v in dotenv_values(path, encoding="utf-8").items() if v is not None}
+    try:
+        values = dotenv_values(path, encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"Invalid settings file {os.fspath(path)}: byte {exc.start} is not UTF-8; save it as UTF-8"
+        ) from None
+    return {k.upper(): v for k, v in values.items() if v is not None}
 
 
 def _describe(variable: str, spec: Spec, value: Any, reason: str) -> str:
@@ -294,6 +304,10 @@ def load_settings(
                 values[name] = None
             continue
         try:
+            if isinstance(value, str) and NOT_UTF8.search(value):
+                # The environment's undecodable bytes arrive as lone surrogates (surrogateescape):
+                # no log line, database or reply could carry them.
+                raise ValueError("it holds bytes that are not UTF-8")
             values[name] = spec.parse(value)
         except ValueError as exc:
             problems.append(_describe(variable, spec, value, str(exc)))

@@ -261,3 +261,25 @@ def test_a_percent_encoded_password_is_read_decoded_and_never_shown():
     assert masked_url(url) == "'postgresql+asyncpg://polly:***@db:5433/polly'"
     with pytest.raises(ValueError, match="port is not a number 1-65535"):
         read_database_url("postgresql://polly@db:70000/polly")
+
+
+@pytest.mark.parametrize("variable", ["INSTANCE_NAME", "METRICS_INSTANCE", "HEALTH_TOKEN"])
+def test_bytes_that_are_not_utf8_in_a_variable_are_one_line_and_exit_2(tmp_path, variable):
+    """The environment's undecodable bytes (surrogateescape) used to end in a traceback and exit 1."""
+    clean = {k: v for k, v in os.environ.items() if k not in setting_names()}
+    env = {os.fsencode(k): os.fsencode(v) for k, v in clean.items()}
+    env[variable.encode()] = b"bot-\xff\xfe-name-long-enough-for-a-token"
+    env[b"PYTHONPATH"] = os.fsencode(REPO_ROOT)
+    done = subprocess.run([sys.executable, "-m", "bot"], cwd=tmp_path, env=env, capture_output=True, timeout=60)
+    err = done.stderr.decode(errors="replace")
+    assert done.returncode == 2, err
+    assert variable in err and "not UTF-8" in err and "Traceback" not in err
+    if variable == "HEALTH_TOKEN":
+        assert "<hidden>" in err
+
+
+def test_a_settings_file_that_is_not_utf8_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_bytes(b"INSTANCE_NAME=caf\xe9\n")
+    with pytest.raises(ConfigError, match=r"Invalid settings file \.env: byte 17 is not UTF-8; save it as UTF-8"):
+        load_settings()
