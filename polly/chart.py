@@ -215,15 +215,21 @@ async def render_png(spec: dict[str, Any] | bytes) -> bytes:
     ensure_drawable()
     payload = spec if isinstance(spec, bytes) else json.dumps(spec).encode()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")]))}
-    child = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "polly.chart_png",
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-    )
+    try:
+        child = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "polly.chart_png",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+        )
+    except OSError as exc:  # the interpreter is gone (a virtual environment rebuilt under the bot)
+        raise ChartError(
+            f"The chart could not be drawn: the Python interpreter {sys.executable} cannot be started "
+            f"({exc.strerror or exc}); restart the bot after changing its environment."
+        ) from None
     try:
         png, errors = await asyncio.wait_for(child.communicate(payload), RENDER_TIMEOUT_S)
     except TimeoutError:

@@ -58,6 +58,11 @@ async def answer_command_error(interaction: discord.Interaction, error: app_comm
     elif isinstance(original, DATABASE_ERRORS):
         answer = database_unavailable(original)
         log.warning("/%s: %s", name, answer, exc_info=log.isEnabledFor(logging.DEBUG))
+    elif discord_failed(original):
+        # Discord failed to take the answer (a 5xx on the reply or follow-up): not the bot's fault,
+        # and the work itself was done; there is no way to answer either.
+        log.warning("/%s: Discord could not take the answer (%s)", name, str(original))
+        return
     else:
         log.error("Unexpected error in /%s", name, exc_info=original)
         with contextlib.suppress(discord.HTTPException):
@@ -67,12 +72,18 @@ async def answer_command_error(interaction: discord.Interaction, error: app_comm
         await reply(interaction, error_line(answer))
 
 
+def discord_failed(error: BaseException | None) -> bool:
+    """A 5xx from Discord (on the answer itself, typically): Discord's trouble, not the bot's."""
+    return isinstance(error, discord.HTTPException) and error.status >= 500
+
+
 def answered_in_discord(error: BaseException) -> bool:
     """True for errors the cog answers with one ephemeral line (refused operators, domain errors):
     expected outcomes, not faults of the bot."""
     if isinstance(error, app_commands.CheckFailure):
         return True
-    return isinstance(getattr(error, "original", None), DOMAIN_ERRORS + DATABASE_ERRORS)
+    original = getattr(error, "original", None)
+    return isinstance(original, DOMAIN_ERRORS + DATABASE_ERRORS) or discord_failed(original)
 
 
 async def reply(interaction: discord.Interaction, content: str | None = None, **kwargs: Any) -> None:

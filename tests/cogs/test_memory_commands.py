@@ -354,3 +354,20 @@ async def test_stats_shows_the_age_of_the_oldest_tracked_entry(world, simcord_en
     oldest = row[header.index("oldest") : header.index("est. size")].split()
     assert oldest == ["5", "min"]
     assert row[header.index("est. size") :].strip() == "< 0.1 MiB"  # the estimate: a few hundred bytes
+
+
+async def test_a_discord_5xx_on_the_follow_up_is_a_warning_and_the_checkpoint_is_stored(
+    world, simcord_env, simcord_bot, caplog
+):
+    """Not the bot's fault: one warning line, no "Unexpected error" traceback; the work was done."""
+    _, ops, operator = world
+    simcord_env.inject_error("POST", f"/webhooks/{simcord_bot.application_id}/*", status=503, times=None)
+    try:
+        await operator.slash(ops, "mem checkpoint", label="kept")
+    except Exception:
+        pass  # SimCord may report the reply that never came; what matters is below
+    finally:
+        simcord_env.backend.faults.clear()
+    assert [c.label for c in await memory_cog(simcord_bot).monitor.list_checkpoints(automatic=False)] == ["kept"]
+    assert "Discord could not take the answer" in caplog.text
+    assert "Unexpected error" not in caplog.text and "Traceback" not in caplog.text

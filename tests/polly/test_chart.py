@@ -166,3 +166,15 @@ async def test_the_history_merges_a_week_the_same_way_on_postgresql(tmp_path, po
         assert sum(b.samples for b in buckets) == 7 * 24 * 12 + 1
     finally:
         await database.dispose()
+
+
+async def test_a_missing_interpreter_is_a_chart_error_not_a_traceback(monkeypatch, tmp_path):
+    """The virtual environment was rebuilt under the running bot: /mem chart says so in one line."""
+    import sys
+
+    from polly.chart import render_png
+    from polly.history import ChartError
+
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "gone" / "python"))
+    with pytest.raises(ChartError, match=r"the Python interpreter .*gone/python cannot be started"):
+        await render_png({"title": "x"})
