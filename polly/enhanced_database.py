@@ -195,7 +195,12 @@ class Database:
             # One in-memory database lives in one connection: a sized pool cannot work.
             options.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
             self.ignored_settings = ["DB_POOL_SIZE", "DB_MAX_OVERFLOW", "DB_POOL_TIMEOUT", "DB_POOL_RECYCLE"]
-            log.warning("In-memory SQLite uses one shared connection; ignoring %s", ", ".join(self.ignored_settings))
+            log.warning(
+                "%s is an in-memory SQLite database: what Polly stores (checkpoints, alerts, history) is lost "
+                "at exit. It uses one shared connection; ignoring %s",
+                s.variable("database_url"),
+                ", ".join(self.ignored_settings),
+            )
         else:
             options.update(
                 poolclass=AsyncAdaptedQueuePool,

@@ -56,6 +56,11 @@ def database_failure(exc: BaseException, settings: Settings) -> StartupError:
                 f"{var}={url}: cannot open the SQLite file {path} ({first}): "
                 "check that its folder exists or can be created and is writable, and that the path is not a folder"
             )
+        if "readonly" in first or "read-only" in first:
+            return StartupError(
+                f"{var}={url}: {path} is read-only ({first}): Polly keeps its tables there, so make the file "
+                f"and its folder writable by this user, or point {var} at another file"
+            )
         if any(isinstance(e, sqlite3.DatabaseError) for e in chain):
             return StartupError(
                 f"{var}={url}: {path} cannot be used as a SQLite database ({first}): "

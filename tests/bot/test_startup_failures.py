@@ -93,6 +93,18 @@ def test_an_unusable_sqlite_path_is_configuration(tmp_path, case):
     assert_one_line(lines, "DATABASE_URL=", str(path))
 
 
+def test_a_read_only_sqlite_file_is_said_read_only_not_not_a_database(tmp_path):
+    """Tests run as root, which ignores file modes: SQLite's own read-only mode makes it so."""
+    import sqlite3
+
+    path = tmp_path / "polly.db"
+    sqlite3.connect(path).close()
+    code, lines = run_bot(tmp_path, DATABASE_URL=f"sqlite:///file:{path}?mode=ro&uri=true")
+    assert code == 2
+    assert_one_line(lines, "is read-only", "writable by this user")
+    assert "cannot be used as a SQLite database" not in lines[0]
+
+
 # The real launcher and discord.py, with Discord's API address pointing where nothing listens.
 UNREACHABLE_DISCORD = """
 import sys

@@ -181,3 +181,16 @@ async def test_dispose_disposes_the_engine(tmp_path):
     event.listen(db.engine.sync_engine, "engine_disposed", lambda engine: disposed.append(engine))
     await db.dispose()
     assert disposed == [db.engine.sync_engine]
+
+
+async def test_an_in_memory_sqlite_url_works_and_says_what_is_lost(tmp_path, caplog):
+    """`sqlite://` used to be called a file that cannot be opened; it is an in-memory database."""
+    from polly.settings_spec import read_database_url
+
+    db = Database(make_settings(tmp_path, database_url=read_database_url("sqlite://")))
+    try:
+        await db.create_tables()
+        assert db.settings.sqlite_path() is None
+        assert "DATABASE_URL is an in-memory SQLite database" in caplog.text and "lost at exit" in caplog.text
+    finally:
+        await db.dispose()
