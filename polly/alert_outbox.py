@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from polly.alert_store import FLEET_OWNER, AlertStore, StoredAlertEvent
 from polly.alerts import AlertTransition, Rule
+from polly.enhanced_database import log_failure
 
 if TYPE_CHECKING:
     from polly.monitor_health import MonitorHealth
@@ -129,10 +130,14 @@ class AlertOutbox:
         if self.store is not None:
             try:
                 return AlertEventOut(await self._record(transition), transition)
-            except Exception:
+            except Exception as exc:
                 self.health.errors += 1
-                log.exception(
-                    "Could not store alert event %s/%s: it waits in memory", transition.rule, transition.subject
+                log_failure(
+                    log,
+                    exc,
+                    "Could not store alert event %s/%s: it waits in memory",
+                    transition.rule,
+                    transition.subject,
                 )
         event = AlertEventOut(None, transition)
         self.memory.append(event)
@@ -172,8 +177,8 @@ class AlertOutbox:
         """Alert events waiting for delivery: in the database and in memory."""
         try:
             stored = await self.store.count_undelivered() if self.store is not None else 0
-        except Exception:  # the database is down: what waits in memory at least
-            log.exception("Could not count the undelivered alert events")
+        except Exception as exc:  # the database is down: what waits in memory at least
+            log_failure(log, exc, "Could not count the undelivered alert events")
             stored = 0
         return stored + len(self.memory)
 
@@ -232,9 +237,9 @@ class AlertOutbox:
         if self.store is not None:
             try:
                 stored = await self.store.undelivered(QUEUE_READ)
-            except Exception:
+            except Exception as exc:
                 self.health.errors += 1
-                log.exception("Could not read the alert queue from the database; delivering what waits in memory")
+                log_failure(log, exc, "Could not read the alert queue; delivering what waits in memory")
         now = self.clock()
         items = [self._outgoing(e, now) for e in stored if e.id not in self._posted_unmarked]
         items += [OutgoingAlert(e.transition, None, _memory_nonce(e.transition)) for e in list(self.memory)]
@@ -282,9 +287,9 @@ class AlertOutbox:
         try:
             await self.store.mark_delivered(self._posted_unmarked)
             self._posted_unmarked.clear()
-        except Exception:
+        except Exception as exc:
             self.health.errors += 1
-            log.exception("Could not mark %d posted alert(s) delivered; retrying", len(self._posted_unmarked))
+            log_failure(log, exc, "Could not mark %d posted alert(s) delivered; retrying", len(self._posted_unmarked))
 
     def _failed(self, exc: BaseException, waiting: int, delivered: int = 0) -> int:
         self.health.errors += 1

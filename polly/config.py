@@ -81,6 +81,10 @@ class Settings:
     db_max_overflow: int = whole(20, "a whole number 0-1000", 0, high=1000)
     db_pool_timeout: float = number(30.0, "seconds, > 0 and <= 3600", 0, low_open=True, high=3600)
     db_pool_recycle: int = whole(3600, "seconds, a whole number -1 to 86400 (-1: never)", -1, high=86_400)
+    # A database that hangs (server stopped, TCP still open) must not hang the bot: PostgreSQL
+    # connections and statements give up after these (SQLite waits at most its 5 s busy timeout).
+    db_connect_timeout: float = number(10.0, "seconds, > 0 and <= 300", 0, low_open=True, high=300)
+    db_statement_timeout: float = number(30.0, "seconds, > 0 and <= 3600", 0, low_open=True, high=3600)
     db_echo: bool = flag(False)
 
     # Polly's background tasks

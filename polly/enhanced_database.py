@@ -10,6 +10,7 @@ timeouts caught where transactions are opened.
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -45,6 +46,24 @@ class PoolTimeoutError(RuntimeError):
 class DatabaseUnreachableError(RuntimeError):
     """The database server could not be reached (stopped, restarting, network): asyncpg raises
     these as plain OSErrors, which SQLAlchemy does not wrap."""
+
+
+def is_database_outage(error: BaseException | None) -> bool:
+    """The database refused or could not be reached (locked, read-only, stopped, hung, pool
+    exhausted): an outage to report in one line, not a bug to show with a traceback."""
+    return isinstance(error, (sa_exc.DBAPIError, PoolTimeoutError, DatabaseUnreachableError))
+
+
+def log_failure(logger: logging.Logger, error: BaseException, message: str, *args: object) -> None:
+    """Log `message` for a failure: a database outage as one WARNING line saying what the database
+    said (its traceback at DEBUG), anything else (a bug) with its traceback."""
+    if is_database_outage(error):
+        cause = getattr(error, "orig", None) or error
+        said = (str(cause).strip().splitlines() or [type(cause).__name__])[0][:300]
+        logger.warning("%s (database: %s)", message % args if args else message, said)
+        logger.debug("Details", exc_info=error)
+    else:
+        logger.error(message, *args, exc_info=error)
 
 
 @dataclass(frozen=True)
@@ -183,6 +202,8 @@ class Database:
         self.ignored_settings: list[str] = []
         self.owns_engine = engine is None
         self.engine: AsyncEngine = engine if engine is not None else self._build_engine()
+        self._silent_until = float("-inf")  # the event loop's time until which the server is not tried
+        self._silent_reason = ""
         self.monitor = PoolMonitor(self.engine.sync_engine.pool)
         path = settings.sqlite_path()
         self.file_guard = SqliteFileGuard(path) if path is not None else None
@@ -210,6 +231,8 @@ class Database:
                 pool_recycle=s.db_pool_recycle,
                 pool_pre_ping=True,
             )
+            if not s.is_sqlite:  # asyncpg: give up on a server that accepts but never answers
+                options["connect_args"] = {"timeout": s.db_connect_timeout, "command_timeout": s.db_statement_timeout}
         try:
             engine = create_async_engine(url, **options)
         except ModuleNotFoundError as exc:  # the driver of an extra that is not installed
@@ -283,13 +306,30 @@ class Database:
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """One pooled connection in one transaction: committed on success, rolled back on error,
         always returned to the pool."""
+        loop_time = asyncio.get_running_loop().time()
+        if loop_time < self._silent_until:
+            # It did not answer a moment ago: fail fast instead of making every caller wait again.
+            raise DatabaseUnreachableError(self._silent_reason)
         try:
             async with self.engine.begin() as conn:
                 yield conn
         except sa_exc.TimeoutError as exc:
             raise self._timeout_error() from exc
+        except TimeoutError as exc:  # asyncpg's connect or command timeout: the server hangs
+            raise self._did_not_answer() from exc
         except OSError as exc:
             raise DatabaseUnreachableError(f"cannot reach the database server: {exc}") from exc
+
+    def _did_not_answer(self) -> DatabaseUnreachableError:
+        s = self.settings
+        wait = s.db_statement_timeout
+        self._silent_until = asyncio.get_running_loop().time() + wait
+        self._silent_reason = (
+            f"the database server did not answer within {s.db_connect_timeout:g} s (connect) or {wait:g} s "
+            f"(statement); not tried again for {wait:g} s"
+        )
+        log.warning("Database: %s", self._silent_reason)
+        return DatabaseUnreachableError(self._silent_reason)
 
     def _timeout_error(self) -> PoolTimeoutError:
         self.monitor.record_timeout()

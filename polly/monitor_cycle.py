@@ -20,6 +20,7 @@ from polly.alerts import evaluate_rules
 from polly.allocations import TraceSlot
 from polly.checkpoints import Checkpoint
 from polly.config import Settings
+from polly.enhanced_database import log_failure
 from polly.gc_tools import CleanupReport, cleanup_background_tasks_memory, force_garbage_collection
 from polly.heap_types import TypeGrowth
 from polly.history import HistoryRecorder
@@ -176,21 +177,21 @@ class MonitorCycle:
     async def _isolated(self, step: str, failed: list[str], work: Awaitable[T], fallback: T) -> T:
         try:
             return await work
-        except Exception:
-            self._step_failed(step, failed)
+        except Exception as exc:
+            self._step_failed(step, failed, exc)
             return fallback
 
     def _isolated_now(self, step: str, failed: list[str], work: Callable[..., T], *args: object) -> T | None:
         try:
             return work(*args)
-        except Exception:
-            self._step_failed(step, failed)
+        except Exception as exc:
+            self._step_failed(step, failed, exc)
             return None
 
-    def _step_failed(self, step: str, failed: list[str]) -> None:
+    def _step_failed(self, step: str, failed: list[str], error: Exception) -> None:
         self.health.errors += 1
         failed.append(step)
-        log.exception("Monitor tick: the %s failed; the rest of the tick goes on", step)
+        log_failure(log, error, "Monitor tick: the %s failed; the rest of the tick goes on", step)
 
     def _automatic_cleanup(self, now: datetime) -> CleanupReport:
         return cleanup_background_tasks_memory(

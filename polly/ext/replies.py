@@ -8,12 +8,11 @@ from typing import Any
 
 import discord
 from discord import app_commands
-from sqlalchemy import exc as sa_exc
 
 from polly.alerts import ThresholdError
 from polly.allocations import TraceRunningError
 from polly.checkpoints import CheckpointError
-from polly.enhanced_database import DatabaseUnreachableError, PoolTimeoutError
+from polly.enhanced_database import is_database_outage
 from polly.ext.discord_limits import error_line
 from polly.heap_types import UnknownTypeError
 from polly.history import ChartError
@@ -33,9 +32,6 @@ DOMAIN_ERRORS = (
     TraceRunningError,
     NoAlertChannelError,
 )
-# The database refused or could not be reached (locked, read-only, stopped, pool exhausted): an
-# outage, not a bug; the transaction was rolled back.
-DATABASE_ERRORS = (sa_exc.DBAPIError, PoolTimeoutError, DatabaseUnreachableError)
 
 
 def database_unavailable(error: BaseException) -> str:
@@ -55,7 +51,7 @@ async def answer_command_error(interaction: discord.Interaction, error: app_comm
     name = interaction.command.qualified_name if interaction.command else "?"
     if isinstance(original, DOMAIN_ERRORS):
         answer = str(original)
-    elif isinstance(original, DATABASE_ERRORS):
+    elif is_database_outage(original):
         answer = database_unavailable(original)
         log.warning("/%s: %s", name, answer, exc_info=log.isEnabledFor(logging.DEBUG))
     elif discord_failed(original):
@@ -83,7 +79,7 @@ def answered_in_discord(error: BaseException) -> bool:
     if isinstance(error, app_commands.CheckFailure):
         return True
     original = getattr(error, "original", None)
-    return isinstance(original, DOMAIN_ERRORS + DATABASE_ERRORS) or discord_failed(original)
+    return isinstance(original, DOMAIN_ERRORS) or is_database_outage(original) or discord_failed(original)
 
 
 async def reply(interaction: discord.Interaction, content: str | None = None, **kwargs: Any) -> None:
