@@ -257,6 +257,7 @@ class MemoryCog(MemoryCogBackground, commands.Cog):
     async def fleet(self, interaction: discord.Interaction) -> None:
         from polly.ext.fleet_render import fleet_embed
 
+        await interaction.response.defer(ephemeral=True, thinking=True)  # PostgreSQL: reads the fleet's table
         view = await self.ops.fleet()
         embed = fleet_embed(view.members, now=view.now, silent_after_s=view.silent_after_s, shared=view.shared)
         await reply(interaction, embed=embed)
