@@ -47,17 +47,42 @@ def tracing() -> bool:
     return is_tracing()
 
 
-def set_tracing(enabled: bool, frames: int = 1) -> None:
-    """Turn allocation tracing on (keeping `frames` frames) or off. On costs roughly 10x on
-    allocation-heavy code."""
+# Who asked for tracing: tracemalloc is on exactly while someone still asks (or it was on before
+# Polly first asked: then Polly never stops it). On costs roughly 10x on allocation-heavy code.
+CHECKPOINTS = "checkpoints"  # /mem checkpoint trace:true, until trace:false
+TIMED_TRACE = "trace"  # /mem trace, until it ends
+_requests: set[str] = set()
+_started_here = False
+
+
+def request_tracing(requester: str, enabled: bool, frames: int = 1) -> None:
+    """Ask for allocation tracing (keeping `frames` frames), or take the request back; tracemalloc
+    stops when the last request is taken back, unless it ran before Polly asked."""
     import tracemalloc
 
-    if enabled and not is_tracing():
-        tracemalloc.start(frames)
-        log.warning("tracemalloc started (%d frames): allocations are slower until it is turned off", frames)
-    elif not enabled and is_tracing():
-        tracemalloc.stop()
-        log.info("tracemalloc stopped")
+    global _started_here
+    if enabled:
+        _requests.add(requester)
+        if not is_tracing():
+            tracemalloc.start(frames)
+            _started_here = True
+            log.warning("tracemalloc started (%d frames): allocations are slower until it is turned off", frames)
+        return
+    _requests.discard(requester)
+    if not _requests and _started_here:
+        _started_here = False
+        if is_tracing():
+            tracemalloc.stop()
+            log.info("tracemalloc stopped")
+
+
+def tracing_requested(requester: str) -> bool:
+    return requester in _requests
+
+
+def set_tracing(enabled: bool, frames: int = 1) -> None:
+    """Tracing for the next checkpoints (`/mem checkpoint trace:`), as a request among others."""
+    request_tracing(CHECKPOINTS, enabled, frames)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -126,31 +151,31 @@ class TraceSession:
     started_at: datetime
     ends_at: datetime
     frames: int
-    owns_tracing: bool  # stop tracemalloc at the end (it was off before)
     baseline: tracemalloc.Snapshot | None = field(default=None, repr=False)
 
     @classmethod
     def start(cls, who: str, now: datetime, minutes: int, frames: int) -> TraceSession:
-        owns = not is_tracing()
-        set_tracing(True, frames)
-        session = cls(who, now, now + timedelta(minutes=minutes), frames, owns)
+        request_tracing(TIMED_TRACE, True, frames)
+        session = cls(who, now, now + timedelta(minutes=minutes), frames)
         session.baseline = _snapshot()  # nearly empty when tracing just started
         return session
 
     def finish(self, top: int = 10) -> tuple[AllocationGrowth, ...]:
         """What was allocated during the trace and is still held, by call path (runs in a thread)."""
         if self.baseline is None or not is_tracing():
+            self.baseline = None
+            request_tracing(TIMED_TRACE, False)
             return ()
         final, baseline, self.baseline = _snapshot(), self.baseline, None
-        if self.owns_tracing:
-            set_tracing(False)  # before comparing: tracing slows every allocation the comparison makes
+        # Before comparing: tracing slows every allocation the comparison makes (it stays on if
+        # /mem checkpoint trace:true asked for it too).
+        request_tracing(TIMED_TRACE, False)
         return growth_between(baseline, final, top)
 
     def cancel(self) -> None:
-        """End the trace with no results: tracemalloc goes back to how the trace found it."""
+        """End the trace with no results: its request for tracing is taken back."""
         self.baseline = None
-        if self.owns_tracing:
-            set_tracing(False)
+        request_tracing(TIMED_TRACE, False)
 
 
 TraceReport = Callable[[TraceSession, tuple[AllocationGrowth, ...]], Awaitable[None]]

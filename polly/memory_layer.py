@@ -18,7 +18,7 @@ from polly.alert_engine import AlertEngine
 from polly.alert_settings import AlertSettings
 from polly.alert_store import AlertStore
 from polly.alerts import Thresholds
-from polly.allocations import set_tracing, tracing
+from polly.allocations import set_tracing
 from polly.caches import CacheCensus
 from polly.clock import install_clock, remove_clock
 from polly.config import Settings
@@ -73,7 +73,6 @@ class MemoryLayer:
         self.alert_settings = AlertSettings(self.store, self.cycle.engine, settings.memory_alert_channel_id)
         self.ops = MemoryOps(settings, self.db, self.monitor, self.cycle, self.store, self.alert_settings)
         self.fleet_cleanup: FleetCleanup | None = None  # PostgreSQL: answers /mem cleanup scope:fleet
-        self._tracing_before = tracing()
         self._opened = False
 
     async def open(self) -> None:
@@ -108,8 +107,7 @@ class MemoryLayer:
         session = self.cycle.traces.cancel()
         if session is not None:
             log.warning("The allocation trace started by %s was stopped: the memory extension unloaded", session.who)
-        if tracing() and not self._tracing_before:  # `/mem checkpoint trace:true` left it on
-            set_tracing(False)
+        set_tracing(False)  # `/mem checkpoint trace:true` may have left its request
         if get_default_monitor_or_none() is self.monitor:
             set_default_monitor(None)
         await self.cycle.alerts.close()

@@ -19,7 +19,7 @@ from polly.alert_outbox import AlertSink
 from polly.alert_settings import AlertSettings
 from polly.alert_store import AlertStore, StoredAlertEvent
 from polly.alerts import ActiveAlert, Thresholds
-from polly.allocations import TraceReport, TraceSession
+from polly.allocations import CHECKPOINTS, TraceReport, TraceSession, tracing_requested
 from polly.checkpoints import Checkpoint, CheckpointComparison, compare_checkpoints
 from polly.config import Settings
 from polly.enhanced_database import Database, PoolStatus
@@ -59,6 +59,7 @@ class CheckpointResult:
     comparison: CheckpointComparison | None
     growth_threshold: float
     tracing: bool
+    tracing_note: str | None = None  # why tracing is on although these checkpoints did not ask for it
 
 
 @dataclass(frozen=True)
@@ -138,20 +139,24 @@ class MemoryOps:
         """Store a checkpoint (tracing switched first when `trace` says so) and compare it with
         `compare_to`, else the previous one. A refused checkpoint (unknown `compare_to`, label
         taken, database down) changes nothing: tracing goes back to how it was."""
-        was_tracing = self.monitor.tracing
+        was_requested = tracing_requested(CHECKPOINTS)
         try:
             before = await self.monitor.compare_target(compare_to)
             if trace is not None:
                 self.monitor.set_tracing(trace)
             stored = await self.monitor.checkpoint(label)
         except BaseException:
-            self.monitor.set_tracing(was_tracing)
+            self.monitor.set_tracing(was_requested)
             raise
         before = before or await self.monitor.previous_checkpoint(stored)
         comparison = compare_checkpoints(before, stored) if before is not None else None
         self.cycle.note_types(comparison.types if comparison else (), stored.sample.type_counts)
         threshold = self.cycle.engine.thresholds.checkpoint_growth_percent
-        return CheckpointResult(stored, comparison, threshold, self.monitor.tracing)
+        running = self.cycle.traces.session
+        note = None
+        if self.monitor.tracing and running is not None and not tracing_requested(CHECKPOINTS):
+            note = f"tracemalloc stays on for the allocation trace running until {running.ends_at:%H:%M} UTC."
+        return CheckpointResult(stored, comparison, threshold, self.monitor.tracing, note)
 
     async def checkpoint_labels(self, typed: str, limit: int = 25) -> list[str]:
         needle = typed.lower()

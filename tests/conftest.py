@@ -67,6 +67,20 @@ async def simcord_env(simcord_env):  # wraps simcord's own fixture of that name
 
 
 @pytest.fixture(autouse=True)
+def _no_tracing_left_behind() -> Iterator[None]:
+    """Requests for tracemalloc are process-wide: a test that failed mid-trace leaves none behind."""
+    yield
+    from polly import allocations
+
+    allocations._requests.clear()
+    allocations._started_here = False
+    if allocations.tracing():
+        import tracemalloc
+
+        tracemalloc.stop()
+
+
+@pytest.fixture(autouse=True)
 def _fresh_failure_tracking() -> Iterator[None]:
     """Polly's failure tracking (and the refusal log's memory) is process-global: each test starts
     empty, with default limits."""

@@ -354,10 +354,11 @@ def checkpoint_embed(result: CheckpointResult) -> discord.Embed:
         add_field(embed, "GC objects / pool", f"GC-tracked objects {gc_change} · pool checked out {pool_change}")
         if comparison.top_allocations:
             add_field(embed, "Top allocation growth", allocation_lines(comparison.top_allocations))
-    cost = (
-        "tracemalloc is **on**: allocation-heavy code runs up to ~10x slower; turn it off with trace:false."
-        if tracing
-        else "tracemalloc is off; trace:true records allocation sites for the next checkpoints (costly)."
-    )
+    if result.tracing_note:
+        cost = result.tracing_note
+    elif tracing:
+        cost = "tracemalloc is **on**: allocation-heavy code runs up to ~10x slower; turn it off with trace:false."
+    else:
+        cost = "tracemalloc is off; trace:true records allocation sites for the next checkpoints (costly)."
     add_field(embed, "Allocation tracing", cost)
     return fit_embed(embed)

@@ -148,3 +148,29 @@ async def test_two_threshold_changes_at_once_both_stay_in_force(layer):
     )
     thresholds = (await layer.ops.alerts()).thresholds
     assert (thresholds.memory_percent, thresholds.dict_fill_percent) == (70, 60)
+
+
+async def test_tracemalloc_is_on_exactly_while_a_checkpoint_request_or_a_trace_still_wants_it(layer):
+    """checkpoint trace:true during a trace survives the trace's end; trace:false during a trace keeps
+    tracing for the trace (and says so) instead of leaving it to report "nothing held"."""
+    reported = []
+
+    async def report(session, growth):
+        reported.append(growth)
+
+    await layer.ops.alerts(channel_id=5)
+    layer.ops.start_trace("ops", 30, report)
+    stored = await layer.ops.checkpoint("on", None, trace=True)
+    assert stored.tracing and stored.tracing_note is None
+    await layer.cycle.traces.finish()  # the trace ends: the checkpoints still asked for tracing
+    assert tracemalloc.is_tracing()
+    await layer.ops.checkpoint("off", None, trace=False)
+    assert not tracemalloc.is_tracing()
+
+    layer.ops.start_trace("ops", 30, report)
+    kept = await layer.ops.checkpoint("during", None, trace=False)
+    assert tracemalloc.is_tracing() and kept.tracing_note is not None and "stays on" in kept.tracing_note
+    held = [bytearray(512) for _ in range(500)]
+    _session, growth = await layer.cycle.traces.finish()
+    assert growth and not tracemalloc.is_tracing()
+    del held
