@@ -173,7 +173,11 @@ async def test_compare_reports_rss_structures_and_gc_changes(tmp_path, db):
     registry = StructureRegistry()
     d = registry.bounded_dict("cache", max_size=100_000)
     monitor = MemoryMonitor(make_settings(tmp_path), db, structures=registry)
-    gc.collect()  # the count includes garbage not yet collected: start both from a clean heap
+    # The count includes garbage not yet collected, and what earlier tests' loose ends (a closed
+    # bot's callbacks) free while this test awaits: let them run out, then start from a clean heap.
+    for _ in range(5):
+        gc.collect()
+        await asyncio.sleep(0.02)
     await monitor.checkpoint("before")
     hoard = [[i] for i in range(20_000)]  # 20,000 GC-tracked lists
     block = b"x" * (64 * MIB)  # above glibc's mmap threshold: fresh, touched pages
