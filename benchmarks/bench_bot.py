@@ -22,6 +22,20 @@ from polly.memory_utils import StructureRegistry
 from polly.monitor_cycle import MonitorCycle
 
 
+async def unconnected_layer(settings):
+    """Polly's own bot object and a memory layer on its database, opened and ticked once, not
+    connected (SimCord virtualises the loop's timers, which would make a lag probe read its
+    virtual clock); close with `layer.close()` then `bot.db.dispose()`."""
+    from polly.clock import system_clock
+    from polly.memory_layer import MemoryLayer
+
+    bot = create_bot(settings)
+    layer = MemoryLayer(settings, database=bot.db, clock=system_clock)
+    await layer.open()
+    await layer.cycle.tick()
+    return bot, layer
+
+
 def _scratch_settings(**overrides: object):
     folder = Path(tempfile.mkdtemp(prefix="polly-bench-"))
     return load_settings(env_file=None, database_url=f"sqlite+aiosqlite:///{folder / 'bench.db'}", **overrides)

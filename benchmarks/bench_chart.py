@@ -16,11 +16,9 @@ import time
 from datetime import timedelta
 
 from benchmarks._harness import Result
-from benchmarks.bench_bot import _scratch_settings
+from benchmarks.bench_bot import _scratch_settings, unconnected_layer
 from benchmarks.footprint import rss_mib
-from bot.app import create_bot
 from polly.ext.chart_reply import make_chart
-from polly.ext.cog import memory_cog
 
 CHARTS = 100
 RSS_BUDGET_MIB = 1.5
@@ -28,9 +26,9 @@ TIME_BUDGET_S = 3.0
 LAG_BUDGET_MS = 20.0
 
 
-async def _week_of_history(bot) -> None:
-    now = memory_cog(bot).monitor.clock()
-    history = memory_cog(bot).cycle.history
+async def _week_of_history(layer) -> None:
+    now = layer.monitor.clock()
+    history = layer.cycle.history
     for i in range(7 * 24 * 12, 0, -1):
         at = now - timedelta(minutes=5 * i)
         for _ in range(5):
@@ -41,8 +39,8 @@ async def _week_of_history(bot) -> None:
             await history.flush_due()
     await history.flush_due()
     for i in range(60):  # more than the stores keep: the newest 50 manual and 48 automatic remain
-        await memory_cog(bot).monitor.checkpoint(f"bench-{i}")
-        await memory_cog(bot).monitor.checkpoint(automatic=True)
+        await layer.monitor.checkpoint(f"bench-{i}")
+        await layer.monitor.checkpoint(automatic=True)
 
 
 async def _empty_process() -> float:
@@ -53,12 +51,10 @@ async def _empty_process() -> float:
 
 
 async def _chart_costs() -> dict[str, object]:
-    bot = create_bot(_scratch_settings())
-    await bot.db.create_tables()
-    await memory_cog(bot).cycle.tick()
-    await _week_of_history(bot)
+    bot, layer = await unconnected_layer(_scratch_settings())
+    await _week_of_history(layer)
     instance = bot.settings.instance()
-    await make_chart(memory_cog(bot).cycle, 24, instance)  # warm: first queries, first child
+    await make_chart(layer.cycle, 24, instance)  # warm: first queries, first child
     before = rss_mib()
     loop = asyncio.get_running_loop()
     worst_lag, times = 0.0, []
@@ -81,7 +77,7 @@ async def _chart_costs() -> dict[str, object]:
     try:
         for i in range(CHARTS):
             start = time.perf_counter()
-            await make_chart(memory_cog(bot).cycle, 168 if i % 2 else 24, instance)
+            await make_chart(layer.cycle, 168 if i % 2 else 24, instance)
             times.append(time.perf_counter() - start)
     finally:
         gc.callbacks.remove(pauses.record)
@@ -89,6 +85,7 @@ async def _chart_costs() -> dict[str, object]:
     await prober
     after = rss_mib()
     spawn = statistics.median([await _empty_process() for _ in range(10)])
+    await layer.close()
     await bot.db.dispose()
     return {
         "rss_growth": after - before,

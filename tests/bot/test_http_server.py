@@ -85,7 +85,7 @@ async def test_a_failing_handler_is_a_500_with_its_traceback_in_the_log(port, ca
 
 
 async def test_a_client_that_never_finishes_its_head_gets_408(port, monkeypatch):
-    monkeypatch.setattr(http_server, "READ_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(http_server, "HEAD_TIMEOUT_S", 0.2)
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(b"GET /ok HTTP/1.1\r\nHost: slow")
     await writer.drain()
@@ -135,3 +135,46 @@ async def test_a_host_name_is_bound_and_the_port_freed_on_stop():
     with socket.socket() as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does: TIME_WAIT is fine
         probe.bind(("127.0.0.1", bound))  # stop() freed the port
+
+
+async def _hold_unfinished_heads(port: int, count: int) -> list[asyncio.StreamWriter]:
+    """Clients that connect, send part of a head and then nothing (slowloris)."""
+    writers = []
+    for _ in range(count):
+        _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /ok HTTP/1.1\r\nHost: slow")
+        await writer.drain()
+        writers.append(writer)
+    return writers
+
+
+async def test_unfinished_heads_take_no_slot_so_a_scraper_is_answered(monkeypatch):
+    """Slots go to complete requests only: 4 slots and 40 idle heads still let a scraper in (64 idle
+    heads used to hold every slot until they timed out)."""
+    monkeypatch.setattr(http_server, "MAX_IN_FLIGHT", 4)
+    server = HttpServer({"/ok": ok})
+    port = await server.start("127.0.0.1", 0)
+    idle = await _hold_unfinished_heads(port, 40)
+    try:
+        answer = await asyncio.wait_for(exchange(port, b"GET /ok HTTP/1.1\r\n\r\n"), 5)
+        assert status_of(answer) == 200
+    finally:
+        for writer in idle:
+            writer.close()
+        await server.stop()
+
+
+async def test_when_full_the_oldest_unfinished_head_makes_room_for_a_newcomer(monkeypatch):
+    monkeypatch.setattr(http_server, "MAX_CONNECTIONS", 20)
+    server = HttpServer({"/ok": ok})
+    port = await server.start("127.0.0.1", 0)
+    idle = await _hold_unfinished_heads(port, 60)
+    try:
+        await asyncio.sleep(0.05)
+        assert server.connections <= 20
+        answer = await asyncio.wait_for(exchange(port, b"GET /ok HTTP/1.1\r\n\r\n"), 5)
+        assert status_of(answer) == 200
+    finally:
+        for writer in idle:
+            writer.close()
+        await server.stop()
