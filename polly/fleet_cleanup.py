@@ -32,7 +32,6 @@ log = logging.getLogger(__name__)
 CHANNEL = "polly_fleet_cleanup"
 POLL_S = 0.2
 KEEP_REPORTS = timedelta(hours=1)
-LISTEN_CHECK_S = 30.0  # how often the LISTEN connection is checked, and re-opened when it was lost
 REQUEST_FIELDS = {"id": 64, "who": 200, "from": 64}  # the request's fields and their longest values
 
 
@@ -70,15 +69,12 @@ class FleetCleanup:
         self._conn: AsyncConnection | None = None
         self._driver: Any = None
         self._answering: set[asyncio.Task[None]] = set()
-        self._check: asyncio.TimerHandle | None = None
-        self._reconnecting: asyncio.Task[None] | None = None
         self.reconnects = 0
 
     async def start(self) -> None:
-        """LISTEN on the channel, on a connection kept for it, checked every LISTEN_CHECK_S (the
-        event loop's timer): after a PostgreSQL restart it listens again."""
+        """LISTEN on the channel, on a connection kept for it (checked at each monitor tick and
+        before each request: after a PostgreSQL restart it listens again)."""
         await self._listen()
-        self._schedule_check()
 
     async def _listen(self) -> None:
         self._conn = await self.db.engine.connect()
@@ -92,37 +88,21 @@ class FleetCleanup:
             return False
         return not self._driver.is_closed()
 
-    def _schedule_check(self) -> None:
-        self._check = asyncio.get_running_loop().call_later(LISTEN_CHECK_S, self._check_listening)
-
-    def _check_listening(self) -> None:
-        self._schedule_check()
-        if not self.listening() and self._reconnecting is None:
-            self._reconnecting = asyncio.get_running_loop().create_task(self.relisten())
-
-    async def relisten(self) -> None:
-        """Open a new LISTEN connection in place of a lost one (a failure is logged; retried later)."""
-        try:
-            old, self._conn = self._conn, None
-            if old is not None:
-                with contextlib.suppress(Exception):
-                    await old.invalidate()
-                    await old.close()
-            await self._listen()
-            self.reconnects += 1
-            log.info("Listening for fleet cleanup requests again (the connection had been lost)")
-        except Exception as exc:
-            log.warning("Could not listen for fleet cleanup requests (%s); retrying in %.0f s", exc, LISTEN_CHECK_S)
-        finally:
-            self._reconnecting = None
+    async def ensure_listening(self) -> None:
+        """Open a new LISTEN connection in place of a lost one (the monitor tick calls this; a
+        failure propagates, and the next tick tries again)."""
+        if self.listening():
+            return
+        old, self._conn, self._driver = self._conn, None, None
+        if old is not None:
+            with contextlib.suppress(Exception):
+                await old.invalidate()
+                await old.close()
+        await self._listen()
+        self.reconnects += 1
+        log.info("Listening for fleet cleanup requests again (the connection had been lost)")
 
     async def stop(self) -> None:
-        if self._check is not None:
-            self._check.cancel()
-            self._check = None
-        if self._reconnecting is not None:
-            self._reconnecting.cancel()
-            self._reconnecting = None
         for task in list(self._answering):
             task.cancel()
         if self._conn is None:
@@ -168,8 +148,7 @@ class FleetCleanup:
     async def ask(self, who: str, expected: list[str], wait_s: float) -> tuple[list[CleanupAnswer], list[str]]:
         """Ask every process to clean up; the answers that came within `wait_s`, and the expected
         instances that did not answer."""
-        if not self.listening():  # this process answers its own request too: listen first
-            await self.relisten()
+        await self.ensure_listening()  # this process answers its own request too: listen first
         request_id = uuid.uuid4().hex
         payload = json.dumps({"id": request_id, "who": who, "from": self.instance})
         async with self.db.transaction() as conn:

@@ -94,6 +94,7 @@ class MemoryLayer:
             self.fleet_cleanup = FleetCleanup(self.db, self.settings.instance(), self._clean_for_the_fleet)
             await self.fleet_cleanup.start()
             self.ops.fleet_cleanup = self.fleet_cleanup
+            self.cycle.fleet_listener = self.fleet_cleanup.ensure_listening
         await self.monitor.refresh_checkpoint_count()
         await self.cycle.restore_firing()  # before the loop: a still-firing alert is not new
         await self.alert_settings.restore()  # the channel and thresholds operators set at runtime
@@ -117,6 +118,7 @@ class MemoryLayer:
             await self.fleet_cleanup.stop()
             self.fleet_cleanup = None
             self.ops.fleet_cleanup = None
+            self.cycle.fleet_listener = None
         if self.owns_database:
             await self.db.dispose()
         if self._clock_handle is not None:  # the process's clock as it was before this layer

@@ -105,6 +105,8 @@ class MonitorCycle:
             from polly.fleet import Fleet  # a SQLite bot, its own fleet, never loads the fleet code
 
             self.fleet = Fleet(monitor.db, settings, engine, store)  # type: ignore[arg-type]
+        # PostgreSQL: keeps the fleet cleanup's LISTEN connection open (set by the memory layer).
+        self.fleet_listener: Callable[[], Awaitable[None]] | None = None
         # Transitions go out through the outbox: stored (or kept in memory), then delivered.
         self.alerts = AlertOutbox(store, structures, monitor.clock, self.health)
 
@@ -151,6 +153,8 @@ class MonitorCycle:
         if self.fleet is not None:
             beat = self.fleet.store.beat(self.heartbeat(sample, trend))
             await self._isolated("fleet heartbeat", failed, beat, None)
+        if self.fleet_listener is not None:
+            await self._isolated("fleet cleanup listener", failed, self.fleet_listener(), None)
         checkpoint = None
         if self.monitor.checkpoints.persistent and (
             self.last_checkpoint_at is None

@@ -88,11 +88,7 @@ async def test_a_listener_whose_connection_the_server_dropped_listens_again(flee
             break
         await asyncio.sleep(0.05)
     assert not listener.listening()
-    listener._check_listening()  # what the event loop's timer does every LISTEN_CHECK_S
-    for _ in range(100):
-        if listener.listening():
-            break
-        await asyncio.sleep(0.05)
+    await listener.ensure_listening()  # what each monitor tick does
     assert listener.listening() and listener.reconnects == 1
     answers, missing = await listener.ask("ops", ["eu-1"], wait_s=10)
     assert [a.instance for a in answers] == ["eu-1"] and missing == []
