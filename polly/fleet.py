@@ -85,6 +85,30 @@ def heartbeat(
     )
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
+
+
+def live_twin(members: list[Heartbeat], instance: str, now: datetime, silent_after_s: float) -> Heartbeat | None:
+    """Another live process already heartbeating under `instance`: two would merge into one row and
+    take each other's alerts. Not a twin: this very process (a reload), a process of this host that
+    no longer exists (this one's predecessor), or one silent for longer than `silent_after_s`."""
+    host, pid = socket.gethostname(), os.getpid()
+    for member in members:
+        if member.instance != instance or member.silent_for(now) > silent_after_s:
+            continue
+        if (member.host, member.pid) == (host, pid) or (member.host == host and not _alive(member.pid)):
+            continue
+        return member
+    return None
+
+
 class FleetStore:
     """Heartbeats in the `fleet_instances` table (PostgreSQL)."""
 

@@ -27,11 +27,12 @@ from polly.memory_ops import MemoryOps
 from polly.memory_optimizer import MemoryMonitor, get_default_monitor_or_none, set_default_monitor
 from polly.monitor_cycle import MonitorCycle
 from polly.registry import StructureRegistry, registry
-from polly.startup_errors import database_failure
+from polly.startup_errors import StartupError, database_failure
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
+    from polly.fleet import Fleet
     from polly.fleet_cleanup import FleetCleanup
     from polly.gc_tools import CleanupReport
 
@@ -89,6 +90,7 @@ class MemoryLayer:
             raise database_failure(exc, self.settings) from None
         self._opened = True
         if self.cycle.fleet is not None:  # several processes may share this database: listen for them
+            await self._refuse_a_twin(self.cycle.fleet)
             from polly.fleet_cleanup import FleetCleanup
 
             self.fleet_cleanup = FleetCleanup(self.db, self.settings.instance(), self._clean_for_the_fleet)
@@ -99,6 +101,19 @@ class MemoryLayer:
         await self.cycle.restore_firing()  # before the loop: a still-firing alert is not new
         await self.alert_settings.restore()  # the channel and thresholds operators set at runtime
         set_default_monitor(self.monitor)
+
+    async def _refuse_a_twin(self, fleet: Fleet) -> None:
+        from polly.fleet import live_twin
+
+        s = self.settings
+        silent_after = s.fleet_silent_checks * s.memory_check_interval_seconds
+        twin = live_twin(await fleet.store.members(), s.instance(), self.monitor.clock(), silent_after)
+        if twin is not None:
+            raise StartupError(
+                f"{s.variable('instance_name')}={s.instance()!r} is already used by a live process (host "
+                f"{twin.host}, pid {twin.pid}, heartbeat {twin.silent_for(self.monitor.clock()):.0f} s ago): "
+                f"give each process sharing the database its own {s.variable('instance_name')}"
+            )
 
     async def _clean_for_the_fleet(self, who: str) -> CleanupReport:
         return await self.cycle.manual_cleanup(who, dry_run=False)
