@@ -223,8 +223,11 @@ class AlertOutbox:
                 await self._attempt(rest)
                 parts = [a.nonce for a in rest] or ["dropped", self.clock().isoformat()]
                 await sink.post_summary(rest, dropped, nonce(*parts, dropped))
-                if self.store is not None:
-                    self.store.dropped_undelivered -= dropped
+                if self.store is not None and dropped:
+                    try:
+                        await self.store.announced_dropped(dropped)
+                    except Exception as exc:  # said once already: only a later summary would repeat it
+                        log_failure(log, exc, "Could not record that %d dropped alert(s) were announced", dropped)
                 await self._mark(rest)
                 delivered += len(rest)
         except Exception as exc:  # the sink or the database refused, or a bug: the rest waits

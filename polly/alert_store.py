@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import and_, delete, func, insert, or_, select, true, update
 from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
 from polly.alerts import AlertTransition, Rule, Transition
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 ALERT_CHANNEL_KEY = "alert_channel_id"
 FLEET_OWNER = "fleet"  # the instance of fleet rules' events: whichever process leads delivers them
 THRESHOLD_PREFIX = "threshold:"
+DROPPED_PREFIX = "alerts_dropped:"  # + the instance: dropped undelivered events not yet announced
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,8 @@ class AlertStore:
                 dropped = await conn.execute(trimmed)
                 if not delivered and dropped.rowcount:
                     self.dropped_undelivered += dropped.rowcount
+                    # Kept in the database too: a restart before the summary still says how many.
+                    await self._put_setting(conn, self._dropped_key(), str(self.dropped_undelivered))
                     log.warning(
                         "%d undelivered alert event(s) dropped: more than ALERT_HISTORY_SIZE=%d were waiting",
                         dropped.rowcount,
@@ -192,9 +196,27 @@ class AlertStore:
 
     async def set_setting(self, key: str, value: str) -> None:
         async with self.db.transaction() as conn:
-            changed = await conn.execute(update(settings_table).where(settings_table.c.key == key).values(value=value))
-            if not changed.rowcount:
-                await conn.execute(insert(settings_table).values(key=key, value=value))
+            await self._put_setting(conn, key, value)
+
+    @staticmethod
+    async def _put_setting(conn: AsyncConnection, key: str, value: str) -> None:
+        changed = await conn.execute(update(settings_table).where(settings_table.c.key == key).values(value=value))
+        if not changed.rowcount:
+            await conn.execute(insert(settings_table).values(key=key, value=value))
+
+    def _dropped_key(self) -> str:
+        return f"{DROPPED_PREFIX}{self.instance or ''}"[:64]
+
+    async def restore_dropped(self) -> int:
+        """How many undelivered events were dropped and not yet announced (kept across restarts)."""
+        stored = await self.get_setting(self._dropped_key())
+        self.dropped_undelivered = int(stored) if stored else 0
+        return self.dropped_undelivered
+
+    async def announced_dropped(self, count: int) -> None:
+        """A summary said `count` were dropped: no later summary says it again."""
+        self.dropped_undelivered = max(0, self.dropped_undelivered - count)
+        await self.set_setting(self._dropped_key(), str(self.dropped_undelivered))
 
     async def save_threshold(self, name: str, value: float) -> None:
         await self.set_setting(THRESHOLD_PREFIX + name, repr(float(value)))

@@ -99,6 +99,7 @@ class MemoryLayer:
             self.cycle.fleet_listener = self.fleet_cleanup.ensure_listening
         await self.monitor.refresh_checkpoint_count()
         await self.cycle.restore_firing()  # before the loop: a still-firing alert is not new
+        await self.store.restore_dropped()  # a summary after the restart still says how many
         await self.alert_settings.restore()  # the channel and thresholds operators set at runtime
         set_default_monitor(self.monitor)
 

@@ -311,3 +311,17 @@ async def test_closing_stores_what_waits_in_memory_or_says_it_is_lost(store, clo
     store.refuse = set()
     await again.close()
     assert [e.subject for e in await store.undelivered()] == ["b"]
+
+
+async def test_the_count_of_dropped_alerts_survives_a_restart_and_is_said_once(db, clock):
+    """More waited than ALERT_HISTORY_SIZE, then a restart before Discord came back: the summary
+    after the restart still says how many were dropped (it used to say 0)."""
+    before = FlakyStore(db, keep=15, instance="eu-1")
+    await queue(outbox_over(before, clock), *[f"s{i:02d}" for i in range(20)])
+    after = FlakyStore(db, keep=15, instance="eu-1")
+    assert await after.restore_dropped() == 5
+    sink = FakeSink()
+    assert await outbox_over(after, clock).deliver(sink) == 15
+    assert sink.summaries[0][1] == 5
+    again = FlakyStore(db, keep=15, instance="eu-1")
+    assert await again.restore_dropped() == 0
