@@ -1,9 +1,10 @@
 """The fleet: every process of one bot, seen through the database they share.
 
-Fleet rules (an instance gone silent) are evaluated by one process at a time, the one holding a
-PostgreSQL advisory lock (`pg_try_advisory_lock`) on a connection it keeps; when that process
-dies, its connection and the lock go with it, and another process takes the lock at its next
-tick. Their alert events belong to FLEET_OWNER, so whichever process leads delivers them.
+Fleet rules (an instance gone silent) are evaluated by one process at a time, the one holding the
+leader's lease (a row renewed at each tick, timed by the database's clock); when that process stops
+renewing it (gone, hung, stopped), the lease expires after two check intervals and another process
+takes it at its next tick. Their alert events belong to FLEET_OWNER, so whichever process leads
+delivers them.
 
 Each process upserts one heartbeat row per monitor tick (instance, host, pid, shards, memory,
 trend, alerts): bounded by construction, one row per live process, and rows silent for
@@ -20,13 +21,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, select, text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import delete, func, select
 
 from polly.alerts import Condition, Rule
 from polly.config import Settings
 from polly.enhanced_database import Database
 from polly.fleet_tables import fleet_instances as table
+from polly.fleet_tables import fleet_leader as leader_table
 from polly.formatting import format_duration
 
 if TYPE_CHECKING:
@@ -35,7 +36,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-LEADER_LOCK = 0x706F6C6C79  # "polly": the advisory lock key of the fleet's leader
+# "polly": the advisory lock key the fleet's leader held up to schema version 2 (a lease since);
+# kept so that schema upgrades never wait on a leader of an older version (polly.migrations).
+LEADER_LOCK = 0x706F6C6C79
 
 VERSION = "0.1.0"  # pyproject.toml's; importlib.metadata would cost the bot an import for one string
 
@@ -187,42 +190,40 @@ def silent_conditions(members: list[Heartbeat], now: datetime, silent_after_s: f
 
 
 class FleetLeader:
-    """Whether this process evaluates the fleet rules: it does while it holds the advisory lock."""
+    """Whether this process evaluates the fleet rules: it does while it holds the lease.
 
-    def __init__(self, db: Database) -> None:
+    The lease is one row renewed at every tick, timed by the database's clock (`now()`), so neither
+    a process's own clock nor a connection it keeps open can hold it: a leader that stops renewing
+    (hung, stopped with SIGSTOP, cut off) loses it after `lease_s`, and the next process to tick
+    takes over. An advisory lock could not do that: it lives as long as the connection does."""
+
+    def __init__(self, db: Database, instance: str, lease_s: float) -> None:
         self.db = db
-        self._conn: AsyncConnection | None = None
+        self.instance = instance
+        self.lease_s = lease_s
 
     async def is_leader(self) -> bool:
-        if self._conn is not None:
-            try:
-                await self._conn.execute(text("SELECT 1"))
-                await self._conn.commit()
-                return True
-            except Exception:  # the connection died, and the lock with it: try again below
-                await self.release()
-        conn = await self.db.engine.connect()
-        try:
-            held = bool(await conn.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": LEADER_LOCK}))
-            await conn.commit()  # the lock is the session's; no transaction stays open
-        except Exception:
-            await conn.close()
-            raise
-        if held:
-            self._conn = conn
-            return True
-        await conn.close()
-        return False
+        """Take or renew the lease; whether this process holds it now."""
+        from sqlalchemy.dialects.postgresql import insert  # PostgreSQL only
+
+        expires = func.now() + func.make_interval(0, 0, 0, 0, 0, 0, self.lease_s)
+        take = (
+            insert(leader_table)
+            .values(id=1, instance=self.instance, expires_at=expires)
+            .on_conflict_do_update(
+                index_elements=[leader_table.c.id],
+                set_={"instance": self.instance, "expires_at": expires},
+                where=(leader_table.c.instance == self.instance) | (leader_table.c.expires_at < func.now()),
+            )
+            .returning(leader_table.c.instance)
+        )
+        async with self.db.transaction() as conn:
+            return (await conn.scalar(take)) is not None
 
     async def release(self) -> None:
-        """Give the lock up: the connection is discarded, not returned to the pool holding it."""
-        if self._conn is None:
-            return
-        conn, self._conn = self._conn, None
-        try:
-            await conn.invalidate()
-        finally:
-            await conn.close()
+        """Give the lease up at once (a clean stop): the next process to tick takes over."""
+        async with self.db.transaction() as conn:
+            await conn.execute(delete(leader_table).where(leader_table.c.instance == self.instance))
 
 
 class Fleet:
@@ -231,7 +232,8 @@ class Fleet:
     def __init__(self, db: Database, settings: Settings, engine: AlertEngine, alerts: AlertStore | None) -> None:
         self.settings = settings
         self.store = FleetStore(db, settings.fleet_forget_hours)
-        self.leader = FleetLeader(db)
+        # The lease lasts two check intervals: a leader that misses two ticks is replaced.
+        self.leader = FleetLeader(db, settings.instance(), 2 * settings.memory_check_interval_seconds)
         self.engine = engine
         self.alerts = alerts
         self.leading = False

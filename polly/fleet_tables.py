@@ -26,6 +26,15 @@ fleet_instances = Table(
     Column("version", String(32), nullable=False),
 )
 
+# Who leads the fleet (evaluates the fleet rules), on a lease in the database's own time: one row.
+fleet_leader = Table(
+    "polly_fleet_leader",
+    metadata,
+    Column("id", Integer, primary_key=True),  # always 1
+    Column("instance", String(64), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+
 # Each process's answer to a fleet-wide cleanup request (polly/fleet_cleanup.py); an hour kept.
 fleet_cleanup_reports = Table(
     "polly_fleet_cleanup_reports",

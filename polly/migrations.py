@@ -28,8 +28,8 @@ from polly.models import metadata
 log = logging.getLogger(__name__)
 
 # The key of the PostgreSQL advisory lock held while the schema is upgraded ("pollyS" in ASCII).
-# Not the fleet leader's ("polly", polly.fleet.LEADER_LOCK): the leader holds that one for as long
-# as it lives, and every process starting meanwhile would wait on it forever.
+# Not the fleet leader's of earlier versions ("polly", polly.fleet.LEADER_LOCK): such a leader holds
+# it for as long as it lives, and every process starting meanwhile would wait on it forever.
 SCHEMA_LOCK_KEY = 0x706F6C6C7953
 
 _version_metadata = MetaData()

@@ -99,3 +99,28 @@ async def test_one_silent_instance_fires_once_and_a_new_leader_takes_over(fleet_
         ("resolved", "ap-1", FLEET_OWNER),
     ]
     assert [e.subject for e in await follower.store.undelivered() if e.instance == FLEET_OWNER] == ["ap-1", "ap-1"]
+
+
+async def test_a_hung_leader_loses_the_lead_when_its_lease_runs_out(tmp_path, postgres_url):
+    """A leader stopped with SIGSTOP keeps its connections open; it used to keep its advisory lock
+    with them, and nobody said it went silent. The lease runs on the database's clock instead."""
+    import asyncio
+
+    from polly.fleet import FleetLeader
+    from polly.fleet_tables import fleet_leader
+
+    db = Database(make_settings(tmp_path, database_url=postgres_url))
+    await db.create_tables()
+    async with db.transaction() as conn:
+        await conn.execute(fleet_leader.delete())
+    hung, other = FleetLeader(db, "hung-1", lease_s=1.0), FleetLeader(db, "other-1", lease_s=1.0)
+    try:
+        assert await hung.is_leader() and not await other.is_leader()
+        assert await hung.is_leader()  # renewing keeps it
+        await asyncio.sleep(1.5)  # the hung one renews nothing: its lease runs out (real time: the database's)
+        assert await other.is_leader() and not await hung.is_leader()
+        await other.release()  # a clean stop hands it over at once
+        assert await hung.is_leader()
+    finally:
+        await hung.release()
+        await db.dispose()
