@@ -184,22 +184,24 @@ class AlertOutbox:
 
     # ------------------------------------------------------------ delivery
 
-    async def deliver(self, sink: AlertSink) -> int:
+    async def deliver(self, make_sink: Callable[[], AlertSink]) -> int:
         """Post what waits, oldest first; return how many were delivered. Never raises: a failure
-        is counted and logged, and what was not posted waits for the next delivery."""
+        is counted and logged, and what was not posted waits for the next delivery. `make_sink` is
+        called only when something waits (the Discord side's code loads with the first alert)."""
         async with self._lock:
             try:
-                return await self._deliver(sink)
+                return await self._deliver(make_sink)
             finally:
                 await self.store_memory()  # what still waits in memory: into the database, if it takes it
 
-    async def _deliver(self, sink: AlertSink) -> int:
+    async def _deliver(self, make_sink: Callable[[], AlertSink]) -> int:
         await self._retry_marks()
         pending = await self._pending()
         if not pending:
             self.health.undelivered = 0
             return 0
         try:
+            sink = make_sink()
             await sink.open()
         except SinkUnavailable as exc:
             log.warning("%d alert(s) waiting: %s", len(pending), exc)

@@ -15,6 +15,10 @@ from polly.alerts import ThresholdError
 log = logging.getLogger(__name__)
 
 
+class NoAlertChannelError(ValueError):
+    """What needs the alert channel (a trace's results) was asked for before one was set."""
+
+
 class AlertSettings:
     """The alert channel and the thresholds in force (environment first, then runtime changes)."""
 

@@ -23,7 +23,6 @@ from polly.caches import CacheCensus
 from polly.clock import install_clock, remove_clock
 from polly.config import Settings
 from polly.enhanced_database import Database
-from polly.memory_ops import MemoryOps
 from polly.memory_optimizer import MemoryMonitor, get_default_monitor_or_none, set_default_monitor
 from polly.monitor_cycle import MonitorCycle
 from polly.registry import StructureRegistry, registry
@@ -35,6 +34,7 @@ if TYPE_CHECKING:
     from polly.fleet import Fleet
     from polly.fleet_cleanup import FleetCleanup
     from polly.gc_tools import CleanupReport
+    from polly.memory_ops import MemoryOps
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class MemoryLayer:
         )
         self.structures = structures
         self.alert_settings = AlertSettings(self.store, self.cycle.engine, settings.memory_alert_channel_id)
-        self.ops = MemoryOps(settings, self.db, self.monitor, self.cycle, self.store, self.alert_settings)
+        self._ops: MemoryOps | None = None
         self.fleet_cleanup: FleetCleanup | None = None  # PostgreSQL: answers /mem cleanup scope:fleet
         self._opened = False
 
@@ -95,13 +95,24 @@ class MemoryLayer:
 
             self.fleet_cleanup = FleetCleanup(self.db, self.settings.instance(), self._clean_for_the_fleet)
             await self.fleet_cleanup.start()
-            self.ops.fleet_cleanup = self.fleet_cleanup
             self.cycle.fleet_listener = self.fleet_cleanup.ensure_listening
         await self.monitor.refresh_checkpoint_count()
         await self.cycle.restore_firing()  # before the loop: a still-firing alert is not new
         await self.store.restore_dropped()  # a summary after the restart still says how many
         await self.alert_settings.restore()  # the channel and thresholds operators set at runtime
         set_default_monitor(self.monitor)
+
+    @property
+    def ops(self) -> MemoryOps:
+        """The /mem use cases on this layer, built with the first command (not every bot runs one)."""
+        if self._ops is None:
+            from polly import memory_ops
+
+            s = self
+            self._ops = memory_ops.MemoryOps(
+                s.settings, s.db, s.monitor, s.cycle, s.store, s.alert_settings, lambda: s.fleet_cleanup
+            )
+        return self._ops
 
     async def _refuse_a_twin(self, fleet: Fleet) -> None:
         from polly.fleet import live_twin
@@ -133,7 +144,6 @@ class MemoryLayer:
         if self.fleet_cleanup is not None:
             await self.fleet_cleanup.stop()
             self.fleet_cleanup = None
-            self.ops.fleet_cleanup = None
             self.cycle.fleet_listener = None
         if self.owns_database:
             await self.db.dispose()

@@ -10,13 +10,13 @@ applies) is decided here and unit-testable without Discord.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from polly.alert_outbox import AlertSink
-from polly.alert_settings import AlertSettings
+from polly.alert_settings import AlertSettings, NoAlertChannelError
 from polly.alert_store import AlertStore, StoredAlertEvent
 from polly.alerts import ActiveAlert, Thresholds
 from polly.allocations import CHECKPOINTS, TraceReport, TraceSession, tracing_requested
@@ -36,10 +36,6 @@ if TYPE_CHECKING:
     from polly.heap_inspect import Inspection
 
 RECENT_ALERT_EVENTS = 10
-
-
-class NoAlertChannelError(ValueError):
-    """What needs the alert channel (a trace's results) was asked for before one was set."""
 
 
 @dataclass(frozen=True)
@@ -112,6 +108,7 @@ class MemoryOps:
         cycle: MonitorCycle,
         store: AlertStore,
         alert_settings: AlertSettings,
+        fleet_cleanup: Callable[[], FleetCleanup | None] = lambda: None,
     ) -> None:
         self.settings = settings
         self.db = db
@@ -119,7 +116,7 @@ class MemoryOps:
         self.cycle = cycle
         self.store = store
         self.alert_settings = alert_settings
-        self.fleet_cleanup: FleetCleanup | None = None  # set by the layer on PostgreSQL
+        self._fleet_cleanup = fleet_cleanup  # PostgreSQL: asks the other processes (the layer's, once open)
 
     def stats(self) -> StatsView:
         """The sample commands show (fresh if the loop has not produced one lately), with its context."""
@@ -170,7 +167,7 @@ class MemoryOps:
     async def cleanup(self, who: str, *, dry_run: bool, fleet: bool) -> CleanupResult:
         """Clean this process, or (`fleet`, not a dry run, on PostgreSQL) ask every process sharing
         the database to clean and collect their answers."""
-        asker = self.fleet_cleanup
+        asker = self._fleet_cleanup()
         if fleet and not dry_run and asker is not None:
             members = [m.instance for m in await self.cycle.fleet_members()]
             wait = self.settings.fleet_reply_seconds
@@ -219,7 +216,7 @@ class MemoryOps:
         threshold: str | None = None,
         value: float | None = None,
         channel_id: int | None = None,
-        new_channel: AlertSink | None = None,
+        new_channel: Callable[[], AlertSink] | None = None,
     ) -> AlertsView:
         """Apply what was asked (a threshold, then a new channel: each stored before it applies;
         what waits is delivered to the new channel, `new_channel`, at once), then the overview:

@@ -14,13 +14,12 @@ import discord
 from discord.ext import commands, tasks
 
 from polly import clock
-from polly.ext import alert_render, heap_render
-from polly.ext.alert_delivery import ChannelSink, alert_channel
 from polly.samples import measure_loop_lag
 
 if TYPE_CHECKING:
     from polly.allocations import AllocationGrowth, TraceSession
     from polly.config import Settings
+    from polly.ext.alert_delivery import ChannelSink
     from polly.memory_layer import MemoryLayer
     from polly.memory_optimizer import MemoryMonitor
     from polly.monitor_cycle import MonitorCycle
@@ -91,17 +90,23 @@ class MemoryCogBackground:
             if change is not None:
                 self.monitor_loop.change_interval(seconds=change.interval_s)
                 if change.entering:
+                    from polly.ext import alert_render
+
                     await self._post_quietly(alert_render.backoff_embed(change.factor, change.interval_s, str(exc)))
             return
         change = self.cycle.record_success(result.sample.at)
         if change is not None:
             self.monitor_loop.change_interval(seconds=change.interval_s)
         if result.database_incident is not None:
+            from polly.ext import alert_render
+
             await self._post_quietly(alert_render.database_file_embed(result.database_incident))
         await self.deliver_alerts()
 
     async def post_trace(self, session: TraceSession, growth: tuple[AllocationGrowth, ...]) -> None:
         """The time-boxed trace ended (on the core's timer): post its results."""
+        from polly.ext import heap_render
+
         minutes = (session.ends_at - session.started_at).total_seconds() / 60
         if not await self._post_quietly(heap_render.trace_embed(session.who, minutes, growth)):
             log.warning("The allocation trace ended but its results could not be posted (see above)")
@@ -115,10 +120,16 @@ class MemoryCogBackground:
     async def deliver_alerts(self) -> int:
         """Post what waits (the core's outbox decides what and in which order; the channel is the
         sink); whatever goes wrong, the loop lives and the alerts stay queued."""
+        return await self._deliver_to(self.layer.alert_settings.channel_id)
+
+    async def _deliver_to(self, channel_id: int | None) -> int:
+        def channel_sink() -> ChannelSink:
+            from polly.ext.alert_delivery import ChannelSink  # loaded with the first alert to post
+
+            return ChannelSink(self.bot, self.settings, self.cycle, channel_id)
+
         try:
-            return await self.cycle.alerts.deliver(
-                ChannelSink(self.bot, self.settings, self.cycle, self.layer.alert_settings.channel_id)
-            )
+            return await self.cycle.alerts.deliver(channel_sink)
         except Exception:
             log.exception("Alert delivery failed unexpectedly")
             self.cycle.alerts.failed_unexpectedly()
@@ -127,6 +138,8 @@ class MemoryCogBackground:
     async def _post_quietly(self, embed: discord.Embed) -> bool:
         """Post a notice to the alert channel; never raises (the log has the reason)."""
         try:
+            from polly.ext.alert_delivery import alert_channel
+
             channel = await alert_channel(self.bot, self.layer.alert_settings.channel_id)
             if channel is None:
                 return False

@@ -22,10 +22,7 @@ from polly.alerts import THRESHOLD_NAMES
 from polly.config import Settings
 from polly.decorators import profile_snapshot
 from polly.enhanced_database import Database
-from polly.ext import alert_render, heap_render
-from polly.ext import memory_render as render
 from polly.ext.access import check_operator, is_operator
-from polly.ext.alert_delivery import ChannelSink, post_test
 from polly.ext.background import MemoryCogBackground
 from polly.ext.cache_census import take_census
 from polly.ext.discord_limits import error_line
@@ -39,6 +36,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
     from polly.ext.health import HealthServer
+    from polly.memory_ops import MemoryOps
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +83,6 @@ class MemoryCog(MemoryCogBackground, commands.Cog):
         self.monitor = self.layer.monitor
         self.cycle = self.layer.cycle
         self.store = self.layer.store
-        self.ops = self.layer.ops  # one call per command
         self.ticking = False  # a tick is running (and may be in a database call)
         self.health_server: HealthServer | None = None
 
@@ -125,6 +122,11 @@ class MemoryCog(MemoryCogBackground, commands.Cog):
         return await check_operator(self.bot, interaction, self.settings)
 
     @property
+    def ops(self) -> MemoryOps:
+        """The use cases, one call per command (loaded with the first command)."""
+        return self.layer.ops
+
+    @property
     def alert_channel_id(self) -> int | None:
         """The alert channel in force (the core's: it outlives this cog)."""
         return self.layer.alert_settings.channel_id
@@ -133,6 +135,8 @@ class MemoryCog(MemoryCogBackground, commands.Cog):
     @app_commands.describe(chart="Attach the chart of the last 24 hours")
     async def stats(self, interaction: discord.Interaction, chart: bool = False) -> None:
         """Show the latest memory sample of this bot process."""
+        from polly.ext import memory_render as render  # renderers load with the first command
+
         if chart:  # drawing takes a moment
             await interaction.response.defer(ephemeral=True, thinking=True)
         view = self.ops.stats()
@@ -185,6 +189,8 @@ class MemoryCog(MemoryCogBackground, commands.Cog):
     @app_commands.choices(scope=[app_commands.Choice(name=n, value=n) for n in ("process", "fleet")])
     async def cleanup(self, interaction: discord.Interaction, dry_run: bool = False, scope: str = "process") -> None:
         """Clean the tracked structures, collect garbage and trim the heap."""
+        from polly.ext import memory_render as render  # renderers load with the first command
+
         self.ops.ensure_cleanup_possible()  # refused at once, before the deferral
         await interaction.response.defer(ephemeral=True, thinking=True)
         who = f"{interaction.user} ({interaction.user.id})"
@@ -202,6 +208,8 @@ class MemoryCog(MemoryCogBackground, commands.Cog):
     @mem.command(name="pool", description="Database pool: limits, live figures and counters")
     async def pool(self, interaction: discord.Interaction) -> None:
         """Show the database pool's configuration, live figures and counters."""
+        from polly.ext import memory_render as render  # renderers load with the first command
+
         view = self.ops.pool()
         await reply(interaction, embed=render.pool_embed(view.pool, view.overflow_alert_percent))
 
@@ -219,6 +227,8 @@ class MemoryCog(MemoryCogBackground, commands.Cog):
         trace: bool | None = None,
     ) -> None:
         """Store a checkpoint and show what changed since another one."""
+        from polly.ext import memory_render as render  # renderers load with the first command
+
         await interaction.response.defer(ephemeral=True, thinking=True)
         result = await self.ops.checkpoint(label, compare_to, trace)
         await reply(interaction, embed=render.checkpoint_embed(result))
@@ -236,6 +246,8 @@ class MemoryCog(MemoryCogBackground, commands.Cog):
     @app_commands.describe(type="A type name, e.g. Message or discord.message.Message (suggestions: what grew)")
     async def inspect(self, interaction: discord.Interaction, type: app_commands.Range[str, 1, 200]) -> None:
         """Count a type's live objects, estimate their size and show one reference chain to them."""
+        from polly.ext import heap_render  # renderers load with the first command
+
         await interaction.response.defer(ephemeral=True, thinking=True)
         result = await self.ops.inspect(type, named_roots={"bot": self.bot})
         await reply(interaction, embed=heap_render.inspect_embed(result))
@@ -250,6 +262,8 @@ class MemoryCog(MemoryCogBackground, commands.Cog):
     @app_commands.describe(minutes="How long to trace (1-60); the results are posted in the alert channel")
     async def trace(self, interaction: discord.Interaction, minutes: app_commands.Range[int, 1, 60]) -> None:
         """Trace allocations for a while; the top growth with call paths goes to the alert channel."""
+        from polly.ext import heap_render  # renderers load with the first command
+
         session = self.ops.start_trace(f"{interaction.user} ({interaction.user.id})", minutes, self.post_trace)
         await reply(interaction, heap_render.trace_started_line(session, self.alert_channel_id))
 
@@ -265,6 +279,8 @@ class MemoryCog(MemoryCogBackground, commands.Cog):
     @mem.command(name="profile", description="Calls, time and RSS change of the profiled functions")
     async def profile(self, interaction: discord.Interaction) -> None:
         """Show what each run of Polly's profiled background work costs."""
+        from polly.ext import heap_render  # renderers load with the first command
+
         await reply(interaction, embed=heap_render.profile_embed(profile_snapshot()))
 
     @mem.command(name="alerts", description="Alert channel, thresholds, firing alerts and recent alert events")
@@ -284,6 +300,9 @@ class MemoryCog(MemoryCogBackground, commands.Cog):
         value: float | None = None,
     ) -> None:
         """Show and configure memory alerts."""
+        from polly.ext import alert_render  # renderers load with the first command
+        from polly.ext.alert_delivery import ChannelSink, post_test
+
         # Database reads and writes, and up to ten posts when a channel is set: past Discord's three
         # seconds on a real gateway without a deferral.
         await interaction.response.defer(ephemeral=True, thinking=True)
@@ -291,7 +310,9 @@ class MemoryCog(MemoryCogBackground, commands.Cog):
             threshold=threshold,
             value=value,
             channel_id=channel.id if channel else None,
-            new_channel=ChannelSink(self.bot, self.settings, self.cycle, channel.id) if channel else None,
+            new_channel=functools.partial(ChannelSink, self.bot, self.settings, self.cycle, channel.id)
+            if channel
+            else None,
         )
         notes = list(view.notes)
         if test:

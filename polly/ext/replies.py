@@ -9,6 +9,7 @@ from typing import Any
 import discord
 from discord import app_commands
 
+from polly.alert_settings import NoAlertChannelError
 from polly.alerts import ThresholdError
 from polly.allocations import TraceRunningError
 from polly.checkpoints import CheckpointError
@@ -16,7 +17,6 @@ from polly.enhanced_database import is_database_outage
 from polly.ext.discord_limits import error_line
 from polly.heap_types import UnknownTypeError
 from polly.history import ChartError
-from polly.memory_ops import NoAlertChannelError
 from polly.monitor_cycle import CleanupRunningError
 
 log = logging.getLogger(__name__)

@@ -30,6 +30,9 @@ class FakeSink:
         self.posts: list[OutgoingAlert] = []
         self.summaries: list[tuple[list[OutgoingAlert], int, str]] = []
 
+    def __call__(self) -> FakeSink:  # the outbox makes its sink only when something waits
+        return self
+
     async def open(self) -> None:
         if self.unavailable:
             raise SinkUnavailable("no alert channel")

@@ -8,10 +8,10 @@ import tracemalloc
 import pytest
 
 from polly import clock
+from polly.alert_settings import NoAlertChannelError
 from polly.alerts import ThresholdError
 from polly.checkpoints import CheckpointError
 from polly.memory_layer import MemoryLayer
-from polly.memory_ops import NoAlertChannelError
 from polly.registry import StructureRegistry
 from tests.clocks import FakeClock
 from tests.polly.test_alert_outbox import FakeSink, fired
