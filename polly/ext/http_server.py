@@ -14,8 +14,10 @@ requests take one of MAX_IN_FLIGHT slots (`python -m benchmarks --only scrape-lo
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import logging
+import random
 import socket
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -31,6 +33,7 @@ MAX_HEADERS = 100
 HEAD_TIMEOUT_S = 5.0
 # Connections open at once; beyond it the oldest unfinished head is dropped for the newcomer.
 MAX_CONNECTIONS = 1024
+ACCEPT_BATCH = 16  # connections accepted per turn of the event loop
 # Connections the kernel queues until they are accepted: asyncio's default of 100 drops the SYNs
 # of a burst of scrapers (each then waits a second or more to retry).
 BACKLOG = 1024
@@ -100,7 +103,9 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
-        self.deadline = asyncio.get_running_loop().call_later(HEAD_TIMEOUT_S, self._late)
+        # A little spread, so clients that connected together do not all time out in one turn.
+        spread = HEAD_TIMEOUT_S * random.random() * 0.2
+        self.deadline = asyncio.get_running_loop().call_later(HEAD_TIMEOUT_S + spread, self._late)
         self.server._opened(self)
 
     def data_received(self, data: bytes) -> None:
@@ -158,7 +163,9 @@ class HttpServer:
     ) -> None:
         self.routes = dict(routes)
         self.guard = guard
-        self._servers: list[asyncio.Server] = []
+        self._sockets: list[socket.socket] = []
+        self._waiting: collections.deque[socket.socket] = collections.deque()  # accepted, not adopted yet
+        self._adopting: asyncio.Task[None] | None = None
         self._unfinished: dict[_Connection, None] = {}  # heads not complete yet, oldest first
         self._open: set[_Connection] = set()
         self._requests: set[asyncio.Task[None]] = set()
@@ -181,20 +188,54 @@ class HttpServer:
                 bound = listening.getsockname()[1]  # port 0: the same free port on every address
                 listening.listen(BACKLOG)
                 listening.setblocking(False)
-            for listening in sockets:
-                server = await loop.create_server(lambda: _Connection(self), sock=listening, backlog=BACKLOG)
-                self._servers.append(server)
         except OSError:
             for listening in sockets:
                 listening.close()
-            await self.stop()
             raise
+        self._sockets = sockets
+        for listening in sockets:
+            loop.add_reader(listening.fileno(), self._accept, listening)
         return bound
 
+    # A burst of connections is taken in small batches, one per turn of the event loop, and made
+    # into transports one at a time by one task: every other task of the bot runs in between.
+    def _accept(self, listening: socket.socket) -> None:
+        for _ in range(ACCEPT_BATCH):
+            try:
+                connection, _ = listening.accept()
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as exc:  # out of file descriptors: the kernel keeps it queued
+                log.debug("Could not accept a connection: %s", exc)
+                break
+            connection.setblocking(False)
+            self._waiting.append(connection)
+        if self._waiting and self._adopting is None:
+            self._adopting = asyncio.get_running_loop().create_task(self._adopt())
+
+    async def _adopt(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self._waiting:
+                connection = self._waiting.popleft()
+                try:
+                    await loop.connect_accepted_socket(lambda: _Connection(self), connection)
+                except OSError:
+                    connection.close()
+        finally:
+            self._adopting = None
+
     async def stop(self) -> None:
-        for server in self._servers:
-            server.close()
-        self._servers = []
+        loop = asyncio.get_running_loop()
+        for listening in self._sockets:
+            loop.remove_reader(listening.fileno())
+            listening.close()
+        self._sockets = []
+        if self._adopting is not None:
+            self._adopting.cancel()
+            await asyncio.gather(self._adopting, return_exceptions=True)
+        while self._waiting:
+            self._waiting.popleft().close()
         for connection in list(self._open):
             connection.drop()
         requests = list(self._requests)
