@@ -43,8 +43,9 @@ asyncio.run(main(int(sys.argv[1]), sys.argv[2], int(sys.argv[3])))
 """
 
 
-async def _burst_lag(port: int, path: str) -> tuple[float, dict]:
-    """Largest overshoot (ms) of a 1 ms sleep on the bot's loop while the burst is served."""
+async def _lag_while(script: str, *args: object, settle_s: float) -> tuple[float, dict]:
+    """Run a client script in another process; the largest overshoot (ms) of a 1 ms sleep on the
+    bot's loop meanwhile, and what the script printed (JSON)."""
     worst = 0.0
     done = asyncio.Event()
 
@@ -57,13 +58,18 @@ async def _burst_lag(port: int, path: str) -> tuple[float, dict]:
 
     prober = asyncio.create_task(probe())
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", SCRAPER, str(port), path, str(SCRAPERS), stdout=subprocess.PIPE
+        sys.executable, "-c", script, *map(str, args), stdout=subprocess.PIPE
     )
     out, _ = await process.communicate()
     done.set()
     await prober
-    await asyncio.sleep(0.2)  # let closed connections finish before the next burst
+    await asyncio.sleep(settle_s)  # let closed connections finish before the next round
     return worst, json.loads(out)
+
+
+async def _burst_lag(port: int, path: str) -> tuple[float, dict]:
+    """Largest overshoot (ms) of a 1 ms sleep on the bot's loop while the burst is served."""
+    return await _lag_while(SCRAPER, port, path, SCRAPERS, settle_s=0.2)
 
 
 async def _scrape_load() -> tuple[list[float], list[float], dict, dict, dict]:
@@ -148,33 +154,8 @@ asyncio.run(main(int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), float(s
 
 async def _slow_clients(port: int, slow: int, seconds: float) -> dict:
     """Scrapes every SCRAPE_EVERY_S while `slow` clients hold half-open heads; the bot loop's lag."""
-    worst = 0.0
-    done = asyncio.Event()
-
-    async def probe() -> None:
-        nonlocal worst
-        while not done.is_set():
-            start = time.perf_counter()
-            await asyncio.sleep(0.001)
-            worst = max(worst, (time.perf_counter() - start - 0.001) * 1000)
-
-    prober = asyncio.create_task(probe())
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        SLOW_CLIENTS_SCRIPT,
-        str(port),
-        str(slow),
-        str(seconds),
-        str(SCRAPE_EVERY_S),
-        stdout=subprocess.PIPE,
-    )
-    out, _ = await process.communicate()
-    done.set()
-    await prober
-    await asyncio.sleep(0.5)
-    result = json.loads(out)
-    result["lag_ms"] = worst
+    lag, result = await _lag_while(SLOW_CLIENTS_SCRIPT, port, slow, seconds, SCRAPE_EVERY_S, settle_s=0.5)
+    result["lag_ms"] = lag
     return result
 
 
