@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import urllib.parse
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
@@ -207,6 +208,12 @@ class Database:
         self.monitor = PoolMonitor(self.engine.sync_engine.pool)
         path = settings.sqlite_path()
         self.file_guard = SqliteFileGuard(path) if path is not None else None
+        # Once the file exists, new connections never create it: a connection opened after the file
+        # was deleted would otherwise make an empty one there, which the next tick takes for a
+        # replacement (and every checkpoint is gone). Creating is allowed while tables are made.
+        self._may_create = True
+        if path is not None and self.owns_engine and "uri=true" not in settings.database_url.lower():
+            event.listen(self.engine.sync_engine, "do_connect", self._open_existing_only)
 
     def _build_engine(self) -> AsyncEngine:
         s = self.settings
@@ -261,10 +268,20 @@ class Database:
             path.parent.mkdir(parents=True, exist_ok=True)
             if path.is_dir():  # refused here: a failed aiosqlite connect leaves its thread behind
                 raise IsADirectoryError(errno.EISDIR, "it is a folder", str(path))
-        async with self.engine.begin() as conn:
-            await conn.run_sync(ddl)
+        self._may_create = True
+        try:
+            async with self.engine.begin() as conn:
+                await conn.run_sync(ddl)
+        finally:
+            self._may_create = False
         if self.file_guard is not None:
             self.file_guard.remember()
+
+    def _open_existing_only(self, _dialect: Any, _record: Any, cargs: list[Any], cparams: dict[str, Any]) -> None:
+        if self._may_create or not cargs:
+            return
+        cargs[0] = f"file:{urllib.parse.quote(str(cargs[0]))}?mode=rw"
+        cparams["uri"] = True
 
     async def recover_file(self, now: datetime) -> FileIncident | None:
         """If the SQLite file was deleted or replaced since it was opened: restore or reopen it.
@@ -295,11 +312,14 @@ class Database:
 
     async def _copy_open_file_to(self, path: Path) -> bool:
         path.parent.mkdir(parents=True, exist_ok=True)
-        async with self.engine.connect() as conn:
-            if path.exists():  # this connection is a new one: it created an empty file there
-                return False
-            await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")  # the WAL's pages too
-            await conn.exec_driver_sql("VACUUM INTO ?", (str(path),))
+        try:
+            async with self.engine.connect() as conn:
+                if path.exists():  # this connection is a new one: it created an empty file there
+                    return False
+                await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")  # the WAL's pages too
+                await conn.exec_driver_sql("VACUUM INTO ?", (str(path),))
+        except sa_exc.OperationalError:  # no connection had the old file open: a new one cannot open it
+            return False
         return True
 
     @asynccontextmanager

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -22,7 +22,7 @@ from polly.allocations import set_tracing
 from polly.caches import CacheCensus
 from polly.clock import install_clock, remove_clock
 from polly.config import Settings
-from polly.enhanced_database import Database
+from polly.enhanced_database import Database, log_failure
 from polly.memory_optimizer import MemoryMonitor, get_default_monitor_or_none, set_default_monitor
 from polly.monitor_cycle import MonitorCycle
 from polly.registry import StructureRegistry, registry
@@ -138,16 +138,24 @@ class MemoryLayer:
         set_tracing(False)  # `/mem checkpoint trace:true` may have left its request
         if get_default_monitor_or_none() is self.monitor:
             set_default_monitor(None)
-        await self.cycle.alerts.close()
-        if self.cycle.fleet is not None and self._opened:
-            await self.cycle.fleet.leader.release()  # another process leads the fleet from its next tick
-        if self.fleet_cleanup is not None:
-            await self.fleet_cleanup.stop()
-            self.fleet_cleanup = None
-            self.cycle.fleet_listener = None
-        if self.owns_database:
-            await self.db.dispose()
         if self._clock_handle is not None:  # the process's clock as it was before this layer
             remove_clock(self._clock_handle)
             self._clock_handle = None
+        # Each step on its own: a database that is down or hangs must not keep the rest held.
+        await self._release("the alert outbox", self.cycle.alerts.close())
+        if self.cycle.fleet is not None and self._opened:
+            # another process leads the fleet from its next tick
+            await self._release("the fleet lead", self.cycle.fleet.leader.release())
+        if self.fleet_cleanup is not None:
+            await self._release("the fleet cleanup listener", self.fleet_cleanup.stop())
+            self.fleet_cleanup = None
+            self.cycle.fleet_listener = None
+        if self.owns_database:
+            await self._release("the database", self.db.dispose())
         self._opened = False
+
+    async def _release(self, what: str, step: Awaitable[None]) -> None:
+        try:
+            await step
+        except Exception as exc:
+            log_failure(log, exc, "Could not release %s cleanly", what)

@@ -98,3 +98,20 @@ async def test_the_pool_monitor_follows_the_new_pool(db, tmp_path):
         await conn.scalar(select(func.count()).select_from(runtime_settings))
         assert db.get_pool_status().checked_out == 1  # read from the pool in use, not the disposed one
     assert db.get_pool_status().checkouts == before + 1
+
+
+async def test_two_commands_right_after_a_deletion_lose_nothing(db, tmp_path):
+    """A second connection opened after the deletion used to create an empty file at the path; the
+    next tick took it for a replacement and every row was gone. New connections now never create it."""
+    import asyncio
+
+    path = tmp_path / "polly.db"
+    await write(db, "before")
+    path.unlink()
+    results = await asyncio.gather(write(db, "first"), write(db, "second"), return_exceptions=True)
+    assert not path.exists()  # nobody made an empty file there
+    assert db.file_guard.problem() == DELETED
+    incident = await db.recover_file(NOW)
+    assert incident is not None and incident.kind == DELETED and not incident.lost
+    written = [k for k, r in zip(("first", "second"), results, strict=True) if not isinstance(r, BaseException)]
+    assert await keys(db) == sorted(["before", *written])
