@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from polly.alert_store import FLEET_OWNER, AlertStore, StoredAlertEvent
 from polly.alerts import AlertTransition, Rule
-from polly.enhanced_database import log_failure
+from polly.database_errors import log_failure
 
 if TYPE_CHECKING:
     from polly.monitor_health import MonitorHealth

@@ -11,10 +11,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import datetime
 
-from polly.config import SETTING_SPECS, Settings, hysteresis_conflict
+from polly.config import SETTING_SPECS, Settings
 from polly.formatting import MIB, format_bytes, format_duration
 from polly.heap_types import TypeGrowth
 from polly.samples import MemorySample
+from polly.settings_spec import hysteresis_conflict
 from polly.trend import LeakWindows
 
 

@@ -22,9 +22,11 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 from polly.settings_spec import (
+    HYSTERESIS_BOUNDED,
     Secret,
     Spec,
     flag,
+    hysteresis_conflict,
     id_list,
     masked_url,
     number,
@@ -327,27 +329,6 @@ def load_settings(
         value = settings.alert_hysteresis_percent
         raise ConfigError(f"Invalid setting: {prefix}ALERT_HYSTERESIS_PERCENT={value:g} is not allowed ({conflict})")
     return settings
-
-
-# Thresholds the hysteresis is subtracted from: at or above one of them, that alert could never resolve.
-HYSTERESIS_BOUNDED = (
-    "alert_memory_percent",
-    "alert_pool_overflow_percent",
-    "alert_dict_fill_percent",
-    "alert_checkpoint_growth_percent",
-)
-
-
-def hysteresis_conflict(hysteresis: float, thresholds: dict[str, float], prefix: str = "") -> str | None:
-    """Why this hysteresis would keep an alert from resolving, or None."""
-    for name in HYSTERESIS_BOUNDED:
-        if hysteresis >= thresholds[name]:
-            return (
-                f"the hysteresis ({hysteresis:g} points) must stay below {prefix}{name.upper()} "
-                f"({thresholds[name]:g}), "
-                "or that alert could never resolve"
-            )
-    return None
 
 
 def _shards_conflict(s: Settings) -> str | None:

@@ -22,7 +22,8 @@ from polly.allocations import set_tracing
 from polly.caches import CacheCensus
 from polly.clock import install_clock, remove_clock
 from polly.config import Settings
-from polly.enhanced_database import Database, log_failure
+from polly.database_errors import log_failure
+from polly.enhanced_database import Database
 from polly.memory_optimizer import MemoryMonitor, get_default_monitor_or_none, set_default_monitor
 from polly.monitor_cycle import MonitorCycle
 from polly.registry import StructureRegistry, registry

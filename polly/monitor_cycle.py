@@ -20,7 +20,7 @@ from polly.alerts import evaluate_rules
 from polly.allocations import TraceSlot
 from polly.checkpoints import Checkpoint
 from polly.config import Settings
-from polly.enhanced_database import log_failure
+from polly.database_errors import log_failure
 from polly.gc_tools import CleanupReport, cleanup_background_tasks_memory, force_garbage_collection
 from polly.heap_types import TypeGrowth
 from polly.history import HistoryRecorder

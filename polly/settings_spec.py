@@ -255,3 +255,24 @@ def flag(default: bool) -> Any:
 
 def id_list(allowed: str) -> Any:
     return setting([], Spec(read_ids, allowed))
+
+
+# Thresholds the hysteresis is subtracted from: at or above one of them, that alert could never resolve.
+HYSTERESIS_BOUNDED = (
+    "alert_memory_percent",
+    "alert_pool_overflow_percent",
+    "alert_dict_fill_percent",
+    "alert_checkpoint_growth_percent",
+)
+
+
+def hysteresis_conflict(hysteresis: float, thresholds: dict[str, float], prefix: str = "") -> str | None:
+    """Why this hysteresis would keep an alert from resolving, or None."""
+    for name in HYSTERESIS_BOUNDED:
+        if hysteresis >= thresholds[name]:
+            return (
+                f"the hysteresis ({hysteresis:g} points) must stay below {prefix}{name.upper()} "
+                f"({thresholds[name]:g}), "
+                "or that alert could never resolve"
+            )
+    return None

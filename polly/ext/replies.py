@@ -13,7 +13,7 @@ from polly.alert_settings import NoAlertChannelError
 from polly.alerts import ThresholdError
 from polly.allocations import TraceRunningError
 from polly.checkpoints import CheckpointError
-from polly.enhanced_database import is_database_outage
+from polly.database_errors import is_database_outage
 from polly.ext.discord_limits import error_line
 from polly.heap_types import UnknownTypeError
 from polly.history import ChartError
