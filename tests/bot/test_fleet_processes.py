@@ -40,8 +40,14 @@ class Console:
         """Send a line; return the output it produced, once `until` appears in it."""
         start = len(self.output)
         assert self.child.stdin is not None
-        self.child.stdin.write(line + "\n")
-        self.child.stdin.flush()
+        try:
+            self.child.stdin.write(line + "\n")
+            self.child.stdin.flush()
+        except BrokenPipeError:  # it stopped on its own: say how, with what it printed
+            self.child.wait(timeout=10)
+            raise AssertionError(
+                f"{self.name} had stopped (exit {self.child.returncode}) before {line!r}:\n{''.join(self.output)}"
+            ) from None
         deadline = time.monotonic() + timeout
         with self._changed:
             while until not in "".join(self.output[start:]):
