@@ -30,6 +30,8 @@ ALERT_CHANNEL_KEY = "alert_channel_id"
 FLEET_OWNER = "fleet"  # the instance of fleet rules' events: whichever process leads delivers them
 THRESHOLD_PREFIX = "threshold:"
 DROPPED_PREFIX = "alerts_dropped:"  # + the instance: dropped undelivered events not yet announced
+# The kinds of event an alert still firing ends on (a report, such as a post-mortem, never fires)
+FIRING_KINDS = (Transition.FIRED.value, Transition.REPEATED.value)
 
 
 @dataclass(frozen=True)
@@ -104,42 +106,52 @@ class AlertStore:
         """Store one transition (undelivered) as this instance's, or `owner`'s (FLEET_OWNER for fleet
         rules); trim the table; return the event id."""
         async with self.db.transaction() as conn:
-            result = await conn.execute(
-                insert(events).values(
-                    at=transition.at,
-                    kind=transition.kind.value,
-                    rule=transition.rule.value,
-                    subject=transition.subject[:200],
-                    value=transition.value,
-                    threshold=transition.threshold,
-                    message=transition.detail,
-                    since=transition.since,
-                    instance=owner or self.instance,
-                )
+            return await self._insert(conn, transition, owner)
+
+    async def record_with_setting(self, transition: AlertTransition | None, key: str, value: str) -> int | None:
+        """Store a transition (if any) and a setting in one transaction: both or neither."""
+        async with self.db.transaction() as conn:
+            event_id = await self._insert(conn, transition, None) if transition is not None else None
+            await self._put_setting(conn, key, value)
+            return event_id
+
+    async def _insert(self, conn: AsyncConnection, transition: AlertTransition, owner: str | None) -> int:
+        result = await conn.execute(
+            insert(events).values(
+                at=transition.at,
+                kind=transition.kind.value,
+                rule=transition.rule.value,
+                subject=transition.subject[:200],
+                value=transition.value,
+                threshold=transition.threshold,
+                message=transition.detail,
+                since=transition.since,
+                instance=owner or self.instance,
             )
-            # What a restart needs is never trimmed: the latest (posted) event of each alert still
-            # firing. An undelivered one dropped from a full queue was never seen: firing anew is right.
-            latest = select(func.max(events.c.id)).where(self._mine()).group_by(events.c.rule, events.c.subject)
-            firing = select(events.c.id).where(events.c.id.in_(latest), events.c.kind != Transition.RESOLVED.value)
-            for delivered in (True, False):
-                kind = and_(events.c.delivered.is_(delivered), self._mine())
-                newest = select(events.c.id).where(kind).order_by(events.c.id.desc()).limit(self.keep)
-                trimmed = delete(events).where(kind, events.c.id.not_in(newest))
-                if delivered:
-                    trimmed = trimmed.where(events.c.id.not_in(firing))
-                dropped = await conn.execute(trimmed)
-                if not delivered and dropped.rowcount:
-                    self.dropped_undelivered += dropped.rowcount
-                    # Kept in the database too: a restart before the summary still says how many.
-                    await self._put_setting(conn, self._dropped_key(), str(self.dropped_undelivered))
-                    log.warning(
-                        "%d undelivered alert event(s) dropped: more than ALERT_HISTORY_SIZE=%d were waiting",
-                        dropped.rowcount,
-                        self.keep,
-                    )
-            key = result.inserted_primary_key
-            assert key is not None  # an INSERT of one row always has one
-            return int(key[0])
+        )
+        # What a restart needs is never trimmed: the latest (posted) event of each alert still
+        # firing. An undelivered one dropped from a full queue was never seen: firing anew is right.
+        latest = select(func.max(events.c.id)).where(self._mine()).group_by(events.c.rule, events.c.subject)
+        firing = select(events.c.id).where(events.c.id.in_(latest), events.c.kind.in_(FIRING_KINDS))
+        for delivered in (True, False):
+            kind = and_(events.c.delivered.is_(delivered), self._mine())
+            newest = select(events.c.id).where(kind).order_by(events.c.id.desc()).limit(self.keep)
+            trimmed = delete(events).where(kind, events.c.id.not_in(newest))
+            if delivered:
+                trimmed = trimmed.where(events.c.id.not_in(firing))
+            dropped = await conn.execute(trimmed)
+            if not delivered and dropped.rowcount:
+                self.dropped_undelivered += dropped.rowcount
+                # Kept in the database too: a restart before the summary still says how many.
+                await self._put_setting(conn, self._dropped_key(), str(self.dropped_undelivered))
+                log.warning(
+                    "%d undelivered alert event(s) dropped: more than ALERT_HISTORY_SIZE=%d were waiting",
+                    dropped.rowcount,
+                    self.keep,
+                )
+        key = result.inserted_primary_key
+        assert key is not None  # an INSERT of one row always has one
+        return int(key[0])
 
     async def undelivered(self, limit: int = 1000) -> list[StoredAlertEvent]:
         """Events waiting for delivery, oldest first."""
@@ -188,7 +200,7 @@ class AlertStore:
         latest: dict[tuple[str, str], StoredAlertEvent] = {}
         for event in rows:
             latest[(event.rule, event.subject)] = event
-        return [e for e in latest.values() if e.kind != Transition.RESOLVED.value]
+        return [e for e in latest.values() if e.kind in FIRING_KINDS]
 
     async def get_setting(self, key: str) -> str | None:
         async with self.db.transaction() as conn:

@@ -142,6 +142,11 @@ class Settings:
     alert_leak_slow_window_minutes: float = number(120.0, "minutes, 5 to 10080", 5, high=10_080)
     alert_for_checks: int = whole(3, "checks, a whole number 1-1000", 1, high=1000)
     alert_repeat_minutes: float = number(60.0, "minutes, > 0 and <= 10080 (a week)", 0, low_open=True, high=10_080)
+    # The container's signals (polly/container.py): throttling at memory.high/max, memory pressure (PSI)
+    alert_throttled_events: int = whole(
+        10, "events over the last ALERT_FOR_CHECKS checks, 1-1000000", 1, high=1_000_000
+    )
+    alert_memory_pressure_percent: float = percent(10.0)
     alert_hysteresis_percent: float = number(
         5.0, "percentage points, 0 to 50, below every percent threshold", 0, high=50
     )

@@ -99,6 +99,10 @@ class MemoryLayer:
             self.cycle.fleet_listener = self.fleet_cleanup.ensure_listening
         await self.monitor.refresh_checkpoint_count()
         await self.cycle.restore_firing()  # before the loop: a still-firing alert is not new
+        if self.cycle.runs is not None:  # how the previous run ended, reported once; this run's record
+            s = self.settings
+            container = self.monitor.read_container()
+            await self.cycle.runs.begin(container, s.alert_critical_memory_percent, s.memory_check_interval_seconds)
         await self.store.restore_dropped()  # a summary after the restart still says how many
         await self.alert_settings.restore()  # the channel and thresholds operators set at runtime
         set_default_monitor(self.monitor)
@@ -144,6 +148,8 @@ class MemoryLayer:
             self._clock_handle = None
         # Each step on its own: a database that is down or hangs must not keep the rest held.
         await self._release("the alert outbox", self.cycle.alerts.close())
+        if self.cycle.runs is not None and self.cycle.runs.judged and self._opened:
+            await self._release("the run record (clean stop)", self.cycle.runs.stop())
         if self.cycle.fleet is not None and self._opened:
             # another process leads the fleet from its next tick
             await self._release("the fleet lead", self.cycle.fleet.leader.release())

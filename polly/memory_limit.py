@@ -21,6 +21,14 @@ class MemoryLimit:
     source: str
 
 
+@dataclass(frozen=True)
+class CgroupDir:
+    """This process's memory cgroup: its folder and the cgroup version that reads it."""
+
+    version: int  # 2 (unified) or 1 (the memory controller's own hierarchy)
+    path: Path
+
+
 class CgroupReader:
     """Reads this process's cgroup memory limit; paths are parameters so tests use fixture files."""
 
@@ -50,6 +58,21 @@ class CgroupReader:
         for base in ([self.root / "memory" / v1] if v1 else []) + [self.root / "memory"]:
             out.append((base / "memory.limit_in_bytes", "cgroup v1 memory.limit_in_bytes"))
         return out
+
+    def memory_dir(self) -> CgroupDir | None:
+        """The folder holding this process's memory cgroup files (its own path, else the mount's root,
+        as inside a container's cgroup namespace), or None outside any memory cgroup."""
+        paths = self._own_paths()
+        v2 = paths.get("", "/").lstrip("/")
+        for base in ([self.root / v2] if v2 else []) + [self.root]:
+            # cgroup.controllers marks a unified mount; memory.stat that the memory controller is on
+            if (base / "memory.stat").is_file() and (base / "cgroup.controllers").is_file():
+                return CgroupDir(2, base)
+        v1 = paths.get("memory", "/").lstrip("/")
+        for base in ([self.root / "memory" / v1] if v1 else []) + [self.root / "memory"]:
+            if (base / "memory.usage_in_bytes").is_file():
+                return CgroupDir(1, base)
+        return None
 
     def limit(self) -> MemoryLimit | None:
         """The first limit found, or None when unlimited or not in a cgroup."""

@@ -35,6 +35,7 @@ from polly.checkpoints import (
 )
 from polly.clock import now as clock_now
 from polly.config import Settings
+from polly.container import ContainerMemory, ContainerReader
 from polly.decorators import ProfileStats, memory_profile, profile_table
 from polly.enhanced_database import Database
 from polly.heap_types import TypeGrowth, count_types, type_counts, type_growth
@@ -79,6 +80,7 @@ class MemoryMonitor:
         *,
         structures: StructureRegistry | None = None,
         cgroup: CgroupReader | None = None,
+        container: ContainerReader | None = None,
         process: ProcessStats | None = None,
         clock: Callable[[], datetime] | None = None,
         census: Callable[[], CacheCensus] | None = None,
@@ -88,6 +90,7 @@ class MemoryMonitor:
         self.db = db
         self.structures = structures if structures is not None else registry
         self.cgroup = cgroup or CgroupReader()
+        self.container = container or ContainerReader(self.cgroup)
         self.process = process or current_process()
         self.clock = clock or clock_now
         self.history: deque[RssPoint] = deque(maxlen=settings.memory_history_size)
@@ -158,7 +161,16 @@ class MemoryMonitor:
             gc_objects=sum(by_type.values()) if by_type is not None else None,
             discord_caches=self.count_caches(),
             type_counts=type_counts(by_type) if by_type is not None else None,
+            container=self.read_container(),
         )
+
+    def read_container(self) -> ContainerMemory | None:
+        """The memory cgroup and pressure now (None if reading them failed: the sample goes on)."""
+        try:
+            return self.container.read()
+        except Exception:
+            log.exception("Reading the memory cgroup failed")
+            return None
 
     def count_caches(self) -> CacheCensus | None:
         """discord.py's caches now (None without a census source, or if counting failed)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -20,12 +21,14 @@ from polly.alerts import evaluate_rules
 from polly.allocations import TraceSlot
 from polly.checkpoints import Checkpoint
 from polly.config import Settings
+from polly.container import ContainerMark
 from polly.database_errors import log_failure
 from polly.gc_tools import CleanupReport, cleanup_background_tasks_memory, force_garbage_collection
 from polly.heap_types import TypeGrowth
 from polly.history import HistoryRecorder
 from polly.memory_optimizer import MemoryMonitor
 from polly.monitor_health import MonitorHealth
+from polly.post_mortem import RunJournal
 from polly.registry import StructureRegistry
 from polly.samples import MemorySample
 from polly.sqlite_file import FileIncident
@@ -109,6 +112,10 @@ class MonitorCycle:
         self.fleet_listener: Callable[[], Awaitable[None]] | None = None
         # Transitions go out through the outbox: stored (or kept in memory), then delivered.
         self.alerts = AlertOutbox(store, structures, monitor.clock, self.health)
+        # The container's counters of the last ALERT_FOR_CHECKS checks: the throttling rule's window.
+        self.container_marks: deque[ContainerMark] = deque()
+        # This run's record, for a post-mortem should it die (begun by the memory layer's open()).
+        self.runs = RunJournal(store, settings.instance(), monitor.clock) if store is not None else None
 
     # -- what is due
 
@@ -167,6 +174,7 @@ class MonitorCycle:
             self.leak_windows(),
             self.engine.thresholds,
             previous=previous,
+            window_start=self._container_window(sample),
             checkpoint_growth_percent=self.growth_percent,
             growing_types=self.growing_types[:GROWING_TYPES_NAMED],
         )
@@ -175,6 +183,9 @@ class MonitorCycle:
         self.health.rules_not_evaluated = sum(not c.evaluated for c in conditions)
         transitions = self.engine.evaluate(conditions, sample.at)
         events = tuple([await self.alerts.add(t) for t in transitions])
+        if self.runs is not None and self.runs.judged:
+            note = self.runs.note(sample, trend, self.growing_types, self.engine.active())
+            await self._isolated("run record", failed, note, None)
         self.health.failed_steps = tuple(failed)
         return TickResult(sample, trend, events, cleanup, checkpoint, incident)
 
@@ -207,6 +218,17 @@ class MonitorCycle:
         self.growth_percent, self.growing_types = await self.monitor.automatic_growth(since=self.warm_at)
         self.note_types(self.growing_types, checkpoint.sample.type_counts)
         return checkpoint
+
+    def _container_window(self, sample: MemorySample) -> ContainerMark | None:
+        """The container's reading ALERT_FOR_CHECKS checks before this sample (the oldest kept)."""
+        marks = self.container_marks
+        if sample.container is None:
+            marks.clear()  # a gap in the readings: the window starts again
+            return None
+        marks.append(ContainerMark(sample.at, sample.container))
+        while len(marks) > self.engine.thresholds.for_checks + 1:
+            marks.popleft()
+        return marks[0] if len(marks) > 1 else None
 
     def heartbeat(self, sample: MemorySample, trend: Trend) -> Heartbeat:
         """This process as the fleet sees it."""

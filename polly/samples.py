@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from polly.caches import CacheCensus
+from polly.container import ContainerMemory
 from polly.enhanced_database import PoolStatus
 from polly.registry import StructureStat
 
@@ -51,6 +52,7 @@ class MemorySample:
     gc_objects: int | None = None
     discord_caches: CacheCensus | None = None
     type_counts: dict[str, int] | None = None  # at checkpoints only: the most common types
+    container: ContainerMemory | None = None  # the memory cgroup and pressure, as far as readable
 
     @property
     def percent_of_limit(self) -> float:
@@ -63,6 +65,7 @@ class MemorySample:
         data["structures"] = [{**asdict(s), "fill_percent": s.fill_percent} for s in self.structures]
         data["pool"] = None if self.pool is None else self.pool.as_dict()
         data["discord_caches"] = None if self.discord_caches is None else self.discord_caches.as_dict()
+        data["container"] = None if self.container is None else self.container.to_dict()
         return data
 
     @classmethod
@@ -79,6 +82,8 @@ class MemorySample:
             values["pool"] = PoolStatus.from_dict(values["pool"])
         if values.get("discord_caches") is not None:
             values["discord_caches"] = CacheCensus.from_dict(values["discord_caches"])
+        if values.get("container") is not None:
+            values["container"] = ContainerMemory.from_dict(values["container"])
         return cls(**values)
 
 

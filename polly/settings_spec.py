@@ -263,6 +263,7 @@ HYSTERESIS_BOUNDED = (
     "alert_pool_overflow_percent",
     "alert_dict_fill_percent",
     "alert_checkpoint_growth_percent",
+    "alert_memory_pressure_percent",
 )
 
 

@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SEND_PERMISSIONS_HINT = "give me View Channel, Send Messages and Embed Links there"
-CHARTED_RULES = (Rule.MEMORY, Rule.LEAK_TREND)
+# ... and a post-mortem, whose chart shows the climb and the gap where the run died
+CHARTED_RULES = (Rule.MEMORY, Rule.LEAK_TREND, Rule.PREVIOUS_RUN, Rule.THROTTLED, Rule.PRESSURE)
 ALERT_CHART_HOURS = 24
 NO_CHANNEL = "no alert channel (set MEMORY_ALERT_CHANNEL_ID or /mem alerts channel:)"
 

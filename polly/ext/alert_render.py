@@ -22,10 +22,18 @@ from polly.ext.discord_limits import (
 )
 from polly.formatting import format_duration, sparkline
 from polly.memory_ops import AlertsView
+from polly.post_mortem import VERDICT_CODES, VERDICT_TITLES, Verdict
 from polly.sqlite_file import FileIncident
 from polly.trend import Trend
 
 # ---------------------------------------------------------------- /mem alerts and alert posts
+
+TRANSITION_MARKS = {
+    Transition.FIRED: "🔴",
+    Transition.REPEATED: "🟠",
+    Transition.RESOLVED: "🟢",
+    Transition.REPORTED: "💥",
+}
 
 
 def thresholds_table(t: Thresholds) -> str:
@@ -69,7 +77,23 @@ def alerts_embed(view: AlertsView) -> discord.Embed:
     return fit_embed(embed)
 
 
+def report_embed(transition: AlertTransition, instance: str | None = None) -> discord.Embed:
+    """A one-off report (the previous run's post-mortem): the verdict as the title, the story below."""
+    verdict = next((v for v, code in VERDICT_CODES.items() if code == transition.value), Verdict.UNCLEAN)
+    colour = COLOR_FIRING if verdict is not Verdict.UNCLEAN else COLOR_WARN
+    embed = new_embed(
+        f"{TRANSITION_MARKS[Transition.REPORTED]} Previous run: {VERDICT_TITLES[verdict]}", transition.detail, colour
+    )
+    add_field(embed, "Rule", f"{transition.rule.value} · {verdict.value}", inline=True)
+    embed.timestamp = transition.at
+    if instance:
+        embed.set_footer(text=f"instance {instance}")
+    return fit_embed(embed)
+
+
 def alert_embed(transition: AlertTransition, trend: Trend | None, instance: str | None = None) -> discord.Embed:
+    if transition.kind == Transition.REPORTED:
+        return report_embed(transition, instance)
     if transition.kind == Transition.FIRED:
         title, colour = f"🔴 {transition.title}", COLOR_FIRING
     elif transition.kind == Transition.REPEATED:
@@ -94,9 +118,6 @@ def alert_embed(transition: AlertTransition, trend: Trend | None, instance: str 
     if instance:
         embed.set_footer(text=f"instance {instance}")
     return fit_embed(embed)
-
-
-TRANSITION_MARKS = {Transition.FIRED: "🔴", Transition.REPEATED: "🟠", Transition.RESOLVED: "🟢"}
 
 
 def alert_summary_embed(

@@ -1,0 +1,255 @@
+"""What the container tells about this process's memory, read at each tick: both ceilings, the
+kernel's event counters (throttling, OOM kills), the cgroup's memory by kind, the working set and
+memory pressure (PSI).
+
+Every figure is what a file says or absent: a part this host cannot give (no cgroup, cgroup v1
+without the file, a kernel without PSI) is named in `unavailable` with why, never shown as 0.
+Names follow the kernel's and cAdvisor's (`memory.events`: high, max, oom, oom_kill; the working set
+as kubelet computes it: usage minus inactive file pages). Paths are constructor parameters, so tests
+read recorded trees.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from polly.memory_limit import UNLIMITED_THRESHOLD, CgroupDir, CgroupReader
+
+# memory.events counters that mean "the cgroup hit a ceiling and the kernel reclaimed" (throttling)
+THROTTLE_EVENTS = ("high", "max")
+OOM_KILL_EVENTS = ("oom_kill", "oom_group_kill")
+STAT_PARTS = ("anon", "file", "kernel", "sock", "slab")
+# cgroup v1's memory.stat names for the same parts (the hierarchy's totals: children included)
+V1_STAT = {"anon": "total_rss", "file": "total_cache", "inactive_file": "total_inactive_file"}
+V1_FILES = {"kernel": "memory.kmem.usage_in_bytes", "sock": "memory.kmem.tcp.usage_in_bytes"}
+
+
+@dataclass(frozen=True)
+class Pressure:
+    """Memory pressure stall information: the share of time some (or all) tasks waited for memory."""
+
+    source: str  # "cgroup" (the container's own) or "host" (/proc/pressure/memory)
+    some_avg10: float
+    some_avg60: float
+    full_avg10: float | None = None
+    full_avg60: float | None = None
+
+
+@dataclass(frozen=True)
+class ContainerMemory:
+    """One reading of the memory cgroup and pressure; None where the host cannot say."""
+
+    version: int | None = None  # 2, 1, or None outside a memory cgroup
+    path: str | None = None
+    usage: int | None = None  # memory.current / memory.usage_in_bytes
+    limit_max: int | None = None  # hard limit (OOM beyond it); None: none
+    limit_high: int | None = None  # v2 memory.high (throttling), v1 soft limit; None: none
+    events: dict[str, int] = field(default_factory=dict)  # cumulative, only what this kernel counts
+    stat: dict[str, int] = field(default_factory=dict)  # anon, file, kernel, sock, slab as present
+    working_set: int | None = None
+    pressure: Pressure | None = None
+    unavailable: tuple[str, ...] = ()
+
+    @property
+    def high_kind(self) -> str:
+        """What the second ceiling is called here: v2's memory.high, v1's soft limit."""
+        return "soft" if self.version == 1 else "high"
+
+    @property
+    def throttle_events(self) -> int | None:
+        """Times the cgroup hit memory.high or memory.max (v1: its failcnt), since it was created."""
+        counted = [self.events[name] for name in THROTTLE_EVENTS if name in self.events]
+        return sum(counted) if counted else None
+
+    @property
+    def oom_kills(self) -> int | None:
+        """Processes of this cgroup the kernel's OOM killer killed, since it was created."""
+        counted = [self.events[name] for name in OOM_KILL_EVENTS if name in self.events]
+        return sum(counted) if counted else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ContainerMemory:
+        values = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        if values.get("pressure") is not None:
+            known = Pressure.__dataclass_fields__
+            values["pressure"] = Pressure(**{k: v for k, v in values["pressure"].items() if k in known})
+        values["unavailable"] = tuple(values.get("unavailable") or ())
+        return cls(**values)
+
+
+class ContainerMark(NamedTuple):
+    """A reading and its time: where a rule's window over the counters starts."""
+
+    at: datetime
+    container: ContainerMemory
+
+
+def parse_flat_keyed(text: str) -> dict[str, int]:
+    """`name value` lines (memory.events, memory.stat, memory.oom_control) as a dict."""
+    out: dict[str, int] = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        try:
+            out[name] = int(value)
+        except ValueError:
+            continue
+    return out
+
+
+def parse_pressure(text: str, source: str) -> Pressure | None:
+    """`some avg10=0.12 avg60=... total=...` and `full ...` lines (PSI)."""
+    lines: dict[str, dict[str, float]] = {}
+    for line in text.splitlines():
+        kind, *pairs = line.split()
+        try:
+            lines[kind] = {k: float(v) for k, v in (pair.split("=", 1) for pair in pairs)}
+        except ValueError:
+            continue
+    some, full = lines.get("some"), lines.get("full")
+    if some is None or "avg10" not in some or "avg60" not in some:
+        return None
+    return Pressure(
+        source, some["avg10"], some["avg60"], full.get("avg10") if full else None, full.get("avg60") if full else None
+    )
+
+
+def _limit(text: str) -> int | None:
+    """A ceiling's file: "max" or a huge number (v1's page-rounded LONG_MAX) is no ceiling."""
+    if text == "max":
+        return None
+    value = int(text)
+    return None if value >= UNLIMITED_THRESHOLD else value
+
+
+def _read(path: Path | str) -> str:
+    """A small kernel file in one read: a third of what Path.read_text costs, at every tick."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.read(fd, 65536).decode("ascii", "replace").strip()
+    finally:
+        os.close(fd)
+
+
+class ContainerReader:
+    """Reads this process's memory cgroup and memory pressure; the folder is found once."""
+
+    def __init__(self, cgroup: CgroupReader | None = None, proc_pressure: Path = Path("/proc/pressure/memory")) -> None:
+        self.cgroup = cgroup or CgroupReader()
+        self.proc_pressure = proc_pressure
+        self._dir: CgroupDir | bool | None = False  # False: not looked for yet
+        self._base = ""  # the folder as a string: path joins are most of a reading's cost otherwise
+        self._absent: set[str] = set()  # files found missing once: a cgroup does not grow files
+
+    def _memory_dir(self) -> CgroupDir | None:
+        if self._dir is False:
+            self._dir = self.cgroup.memory_dir()
+            self._base = str(self._dir.path) if isinstance(self._dir, CgroupDir) else ""
+        return self._dir if isinstance(self._dir, CgroupDir) else None
+
+    def read(self) -> ContainerMemory:
+        missing: list[str] = []
+        found = self._memory_dir()
+        pressure = self._pressure(found, missing)
+        if found is None:
+            missing.append("cgroup: this process is in no memory cgroup")
+            return ContainerMemory(pressure=pressure, unavailable=tuple(missing))
+        reading = self._v2(missing) if found.version == 2 else self._v1(missing)
+        usage, stat = reading.usage, dict(reading.stat)
+        inactive = stat.pop("inactive_file", None)
+        working_set = None if usage is None or inactive is None else max(0, usage - inactive)
+        if working_set is None:
+            missing.append("working set: needs the usage and inactive_file")
+        return ContainerMemory(
+            found.version,
+            self._base,
+            usage,
+            reading.limit_max,
+            reading.limit_high,
+            reading.events,
+            stat,
+            working_set,
+            pressure,
+            tuple(missing),
+        )
+
+    def _v2(self, missing: list[str]) -> ContainerMemory:
+        usage = self._number("memory.current", missing)
+        ceiling = self._ceiling("memory.max", missing)
+        high = self._ceiling("memory.high", missing)
+        events = self._keyed("memory.events", missing)
+        stat = self._keyed("memory.stat", missing)
+        parts = {k: stat[k] for k in (*STAT_PARTS, "inactive_file") if k in stat}
+        self._say_missing(parts, missing)
+        return ContainerMemory(2, None, usage, ceiling, high, events, parts)
+
+    def _v1(self, missing: list[str]) -> ContainerMemory:
+        usage = self._number("memory.usage_in_bytes", missing)
+        ceiling = self._ceiling("memory.limit_in_bytes", missing)
+        soft = self._ceiling("memory.soft_limit_in_bytes", missing)
+        events: dict[str, int] = {}
+        failcnt = self._number("memory.failcnt", missing)
+        if failcnt is not None:
+            events["max"] = failcnt  # v1 counts hits of the hard limit only
+        oom = self._keyed("memory.oom_control", missing)
+        if "oom_kill" in oom:  # kernels since 4.13
+            events["oom_kill"] = oom["oom_kill"]
+        stat = self._keyed("memory.stat", missing)
+        parts = {part: stat[name] for part, name in V1_STAT.items() if name in stat}
+        for part, name in V1_FILES.items():
+            value = self._number(name, [])
+            if value is not None:
+                parts[part] = value
+        self._say_missing(parts, missing)
+        return ContainerMemory(1, None, usage, ceiling, soft, events, parts)
+
+    @staticmethod
+    def _say_missing(parts: dict[str, int], missing: list[str]) -> None:
+        absent = [p for p in STAT_PARTS if p not in parts]
+        if absent:
+            missing.append(f"memory.stat: {', '.join(absent)} not counted by this kernel or cgroup version")
+
+    def _pressure(self, found: CgroupDir | None, missing: list[str]) -> Pressure | None:
+        if found is not None and found.version == 2 and (text := self._text("memory.pressure", [])) is not None:
+            return parse_pressure(text, "cgroup")
+        # else the host's, said as such (cgroup v1, or PSI off for cgroups: psi_cgroups=0)
+        try:
+            return parse_pressure(_read(self.proc_pressure), "host")
+        except OSError as exc:
+            missing.append(f"pressure: {self.proc_pressure} not readable ({exc.strerror or exc}; kernel without PSI?)")
+            return None
+
+    def _text(self, name: str, missing: list[str]) -> str | None:
+        if name not in self._absent:
+            try:
+                return _read(f"{self._base}/{name}")
+            except OSError:
+                self._absent.add(name)
+        missing.append(f"{name}: not in this cgroup")
+        return None
+
+    def _number(self, name: str, missing: list[str]) -> int | None:
+        text = self._text(name, missing)
+        try:
+            return None if text is None else int(text)
+        except ValueError:
+            missing.append(f"{name}: unreadable value")
+            return None
+
+    def _ceiling(self, name: str, missing: list[str]) -> int | None:
+        text = self._text(name, missing)
+        try:
+            return None if text is None else _limit(text)
+        except ValueError:
+            missing.append(f"{name}: unreadable value")
+            return None
+
+    def _keyed(self, name: str, missing: list[str]) -> dict[str, int]:
+        text = self._text(name, missing)
+        return {} if text is None else parse_flat_keyed(text)
