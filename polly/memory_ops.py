@@ -27,6 +27,7 @@ from polly.gc_tools import CleanupReport
 from polly.memory_optimizer import MemoryMonitor
 from polly.monitor_cycle import MonitorCycle
 from polly.monitor_health import MonitorHealth
+from polly.post_mortem import PostMortem
 from polly.samples import MemorySample
 from polly.trend import Trend
 
@@ -47,6 +48,7 @@ class StatsView:
     firing: int
     tracing: bool
     threshold_percent: float
+    previous_run: PostMortem | None = None  # how the previous run ended, when it did not stop cleanly
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,7 @@ class MemoryOps:
             len(engine.active()),
             self.monitor.tracing,
             engine.thresholds.memory_percent,
+            self.cycle.runs.previous if self.cycle.runs is not None else None,
         )
 
     async def checkpoint(self, label: str | None, compare_to: str | None, trace: bool | None) -> CheckpointResult:

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from polly.alerts import Rule
 from polly.decorators import profile_snapshot
 from polly.monitor_cycle import MonitorCycle
+from polly.post_mortem import VERDICT_LABELS
 from polly.process_stats import ProcessStats, current_process
 from polly.samples import MemorySample
 from polly.shards import ShardState
@@ -117,9 +118,7 @@ class MetricsRenderer:
         ):
             if value is not None:
                 yield family(name, "gauge", doc, self._one(value))
-        yield family(
-            "polly_memory_limit_bytes", "gauge", "Effective memory limit", self._one(s.limit, source=s.limit_source)
-        )
+        yield from self._limits(s)
         yield family(
             "polly_memory_limit_used_percent", "gauge", "RSS as a percent of the limit", self._one(s.percent_of_limit)
         )
@@ -137,6 +136,7 @@ class MetricsRenderer:
                 "Event-loop lag at the last sample",
                 self._one(s.loop_lag_ms / 1000),
             )
+        yield from self._container(s)
         yield from self._structures(s)
         yield from self._caches(s)
         yield from self._pool(s)
@@ -149,6 +149,60 @@ class MetricsRenderer:
         yield from self._monitor()
         yield from self._profiles()
         yield from self._process(s)
+
+    def _limits(self, s: MemorySample) -> Iterator[str]:
+        """The effective limit (what "% of the limit" means), and the container's two ceilings:
+        memory.max (v1: limit_in_bytes), beyond which the OOM killer acts, and memory.high (v1: the
+        soft limit), beyond which the kernel throttles. Select kind="effective" for the first."""
+        rows = self._one(s.limit, kind="effective", source=s.limit_source)
+        c = s.container
+        if c is not None and c.version is not None:
+            names = ("memory.max", "memory.high") if c.version == 2 else ("limit_in_bytes", "soft_limit_in_bytes")
+            for kind, name, value in (("max", names[0], c.limit_max), ("high", names[1], c.limit_high)):
+                if value is not None:
+                    rows += self._one(value, kind=kind, source=f"cgroup v{c.version} {name}")
+        yield family("polly_memory_limit_bytes", "gauge", "Memory limits: effective, and the cgroup's", rows)
+
+    def _container(self, s: MemorySample) -> Iterator[str]:
+        """The memory cgroup and pressure; what this host cannot read is absent, never 0."""
+        c = s.container
+        if c is None:
+            return
+        if c.events:
+            rows = [row for event, n in sorted(c.events.items()) for row in self._one(n, event=event)]
+            doc = "memory.events counters of the bot's cgroup (v1: failcnt as max, oom_control's oom_kill)"
+            yield family("polly_cgroup_memory_events", "counter", doc, rows)
+        if c.usage is not None:
+            yield family("polly_cgroup_memory_usage_bytes", "gauge", "Memory charged to the cgroup", self._one(c.usage))
+        if c.working_set is not None:
+            doc = "The cgroup's usage minus inactive file pages (as kubelet computes it)"
+            yield family("polly_cgroup_memory_working_set_bytes", "gauge", doc, self._one(c.working_set))
+        if c.stat:
+            rows = [row for part, n in c.stat.items() for row in self._one(n, part=part)]
+            yield family("polly_cgroup_memory_stat_bytes", "gauge", "The cgroup's memory by kind (memory.stat)", rows)
+        p = c.pressure
+        if p is not None:
+            rows = [
+                row
+                for kind, window, value in (
+                    ("some", "10s", p.some_avg10),
+                    ("some", "60s", p.some_avg60),
+                    ("full", "10s", p.full_avg10),
+                    ("full", "60s", p.full_avg60),
+                )
+                if value is not None
+                for row in self._one(value, kind=kind, window=window, source=p.source)
+            ]
+            doc = "Share of time tasks waited for memory (PSI avg10/avg60; source: the cgroup's or the host's)"
+            yield family("polly_memory_pressure_percent", "gauge", doc, rows)
+
+    def _previous_run(self) -> Iterator[str]:
+        runs = self.cycle.runs
+        if runs is None or not runs.judged:
+            return
+        verdict = runs.previous.verdict.value if runs.previous is not None else "none"
+        doc = f"1 when the previous run of this instance did not stop cleanly; verdict: {', '.join(VERDICT_LABELS)}"
+        yield family("polly_previous_run_unclean", "gauge", doc, self._one(float(verdict != "none"), verdict=verdict))
 
     def _structures(self, s: MemorySample) -> Iterator[str]:
         def rows(attr: str) -> list[Sample]:
@@ -241,6 +295,7 @@ class MetricsRenderer:
             counts[alert.rule] += 1
         firing = [sample for rule, n in counts.items() for sample in self._one(n, rule=rule.value)]
         yield family("polly_alerts_firing", "gauge", "Alerts firing per rule", firing)
+        yield from self._previous_run()
 
     def _profiles(self) -> Iterator[str]:
         rows = profile_snapshot()

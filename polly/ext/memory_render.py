@@ -168,6 +168,13 @@ def stats_embed(
         f"{format_bytes(sample.system_used)} used of {format_bytes(sample.system_total)} "
         f"({sample.system_percent:.1f} %), {format_bytes(sample.system_available)} available",
     )
+    if sample.container is not None or view.previous_run is not None:
+        from polly.ext.container_render import container_text, previous_run_text
+
+        if sample.container is not None:
+            add_field(embed, "Container", container_text(sample.container))
+        if view.previous_run is not None:
+            add_field(embed, "Previous run", previous_run_text(view.previous_run))
     add_field(embed, "RSS trend", trend_text(trend, threshold_percent))
     add_field(embed, f"Tracked structures ({len(sample.structures)})", structures_table(sample))
     if sample.discord_caches is not None:
