@@ -45,7 +45,5 @@ def container_text(c: ContainerMemory) -> str:
     return clip("\n".join(lines), FIELD_VALUE_LIMIT)
 
 
-def previous_run_text(previous: PostMortem | None) -> str:
-    if previous is None:
-        return "stopped cleanly (or this is the first run)"
+def previous_run_text(previous: PostMortem) -> str:
     return f"**{VERDICT_TITLES[previous.verdict]}** · {clip(previous.previous.run, 120)} · see /mem alerts"

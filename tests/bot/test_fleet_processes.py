@@ -6,63 +6,14 @@ again; /mem cleanup scope:fleet is answered by the live one and names the others
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
 
 import pytest
 
 from polly.enhanced_database import Database
 from polly.fleet_tables import fleet_instances
 from polly.models import alert_events
-from tests.bot.offline_process import start_offline
+from tests.bot.offline_process import Console
 from tests.settings import make_settings
-
-
-class Console:
-    """One offline bot process, driven line by line."""
-
-    def __init__(self, tmp_path, name: str, url: str) -> None:
-        self.name = name
-        settings = {"DATABASE_URL": url, "INSTANCE_NAME": name, "FLEET_REPLY_SECONDS": "3", "ALERT_REPEAT_MINUTES": "3"}
-        self.child = start_offline(tmp_path, **settings)
-        self.output: list[str] = []
-        self._changed = threading.Condition()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.child.stdout is not None
-        for line in self.child.stdout:
-            with self._changed:
-                self.output.append(line)
-                self._changed.notify_all()
-
-    def run(self, line: str, until: str, timeout: float = 90) -> str:
-        """Send a line; return the output it produced, once `until` appears in it."""
-        start = len(self.output)
-        assert self.child.stdin is not None
-        try:
-            self.child.stdin.write(line + "\n")
-            self.child.stdin.flush()
-        except BrokenPipeError:  # it stopped on its own: say how, with what it printed
-            self.child.wait(timeout=10)
-            raise AssertionError(
-                f"{self.name} had stopped (exit {self.child.returncode}) before {line!r}:\n{''.join(self.output)}"
-            ) from None
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while until not in "".join(self.output[start:]):
-                if time.monotonic() > deadline or self.child.poll() is not None:
-                    raise AssertionError(f"{self.name}: {until!r} never came after {line!r}:\n{''.join(self.output)}")
-                self._changed.wait(0.5)
-            time.sleep(0.3)  # the rest of the reply
-            return "".join(self.output[start:])
-
-    def quit(self) -> None:
-        if self.child.poll() is None:
-            assert self.child.stdin is not None
-            self.child.stdin.write(":quit\n")
-            self.child.stdin.close()
-            self.child.wait(timeout=60)
 
 
 def advance_together(consoles: list[Console], minutes: int) -> str:
@@ -92,7 +43,8 @@ def shared_url(tmp_path, postgres_url):
 
 
 def test_three_processes_one_fleet(tmp_path, shared_url):
-    consoles = [Console(tmp_path, name, shared_url) for name in ("p1", "p2", "p3")]
+    fleet = {"FLEET_REPLY_SECONDS": "3", "ALERT_REPEAT_MINUTES": "3", "DATABASE_URL": shared_url}
+    consoles = [Console(tmp_path, name, INSTANCE_NAME=name, **fleet) for name in ("p1", "p2", "p3")]
     try:
         advance_together(consoles, 1)  # each writes its heartbeat
         fleet = consoles[0].run("/mem fleet", "Totals")
