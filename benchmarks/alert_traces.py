@@ -14,6 +14,12 @@ its limit (steady RSS at half the limit):
 
 A leak adds `rate` MiB/h from its onset until the next restart.
 
+The container's signals of a healthy bot (drawn from their own random stream, so the RSS traces
+stay what they were): memory pressure (PSI `some` avg60) near 0 with a host burst now and then
+(1 in 180 checks, up to 15 % for 1-2 checks: a backup, a neighbour's page-cache churn), and the
+cgroup's memory.max hit a few times when page cache reaches the limit (1 in 240 checks, 1-4 hits).
+`with_pressure` and `with_throttling` add the real thing.
+
 The replay runs the real `MonitorCycle` (the same sample, history, automatic checkpoints in a
 real SQLite file, rules, alert engine and alert store as the bot) with the trace as the process's
 RSS and a simulated clock; a restart builds everything anew on the same database file and
@@ -26,7 +32,7 @@ import contextlib
 import math
 import random
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,6 +41,7 @@ from polly.alert_engine import AlertEngine
 from polly.alert_store import AlertStore
 from polly.alerts import AlertTransition, Thresholds
 from polly.config import Settings, load_settings
+from polly.container import ContainerMemory, Pressure
 from polly.enhanced_database import Database
 from polly.formatting import MIB
 from polly.memory_limit import CgroupReader
@@ -55,6 +62,37 @@ class Trace:
     limit_mib: int
     leak_onset: int | None = None
     leak_rate: float = 0.0
+    pressure: tuple[float, ...] = ()  # PSI some avg60 per minute, percent ("": none)
+    throttle_hits: tuple[int, ...] = ()  # memory.high/max hits per minute
+    incident_onset: int | None = None  # where with_pressure / with_throttling begins
+
+
+def healthy_signals(minutes: int, seed: int) -> tuple[tuple[float, ...], tuple[int, ...]]:
+    rng = random.Random(seed ^ 0x5EED)
+    pressure, hits = [], []
+    burst = 0.0
+    for _ in range(minutes):
+        burst = rng.uniform(5, 15) if rng.random() < 1 / 180 else burst * 0.3  # avg60 decays in a minute or two
+        pressure.append(max(0.0, rng.gauss(0.05, 0.05)) + burst)
+        hits.append(rng.randint(1, 4) if rng.random() < 1 / 240 else 0)
+    return tuple(pressure), tuple(hits)
+
+
+def with_pressure(trace: Trace, percent: float, onset_min: int, minutes: int = 30) -> Trace:
+    """Sustained memory pressure (`percent` avg60, ±20 %) for `minutes` from `onset_min`."""
+    rng = random.Random(onset_min)
+    pressure = list(trace.pressure)
+    for minute in range(onset_min, min(len(pressure), onset_min + minutes)):
+        pressure[minute] = percent * rng.uniform(0.8, 1.2)
+    return replace(trace, pressure=tuple(pressure), incident_onset=onset_min)
+
+
+def with_throttling(trace: Trace, hits_per_minute: int, onset_min: int, minutes: int = 20) -> Trace:
+    """The container's memory.high hit `hits_per_minute` times a minute for `minutes`."""
+    hits = list(trace.throttle_hits)
+    for minute in range(onset_min, min(len(hits), onset_min + minutes)):
+        hits[minute] += hits_per_minute
+    return replace(trace, throttle_hits=tuple(hits), incident_onset=onset_min)
 
 
 def healthy_trace(limit_mib: int, days: float, seed: int, step_after_h: float | None = None) -> Trace:
@@ -83,7 +121,8 @@ def healthy_trace(limit_mib: int, days: float, seed: int, step_after_h: float | 
             value += spike
             spike_left -= 1
         rss.append(value + rng.gauss(0, steady * 0.003))
-    return Trace(tuple(rss), frozenset(restarts), limit_mib)
+    pressure, hits = healthy_signals(minutes, seed)
+    return Trace(tuple(rss), frozenset(restarts), limit_mib, pressure=pressure, throttle_hits=hits)
 
 
 def with_leak(trace: Trace, rate_mib_per_hour: float, hours_after_start: float = 3.0) -> Trace:
@@ -96,7 +135,13 @@ def with_leak(trace: Trace, rate_mib_per_hour: float, hours_after_start: float =
         for minute, value in enumerate(trace.rss_mib[:end])
     ]
     return Trace(
-        tuple(leaked), frozenset(r for r in trace.restarts if r < end), trace.limit_mib, onset, rate_mib_per_hour
+        tuple(leaked),
+        frozenset(r for r in trace.restarts if r < end),
+        trace.limit_mib,
+        onset,
+        rate_mib_per_hour,
+        trace.pressure[:end],
+        trace.throttle_hits[:end],
     )
 
 
@@ -128,6 +173,22 @@ class TraceProcess:
         return contextlib.nullcontext()
 
 
+class TraceContainer:
+    """The container as the trace says: a cgroup v2 whose memory.max is the limit, with the trace's
+    pressure and its memory.high/max hits counted as the kernel counts them (cumulatively)."""
+
+    def __init__(self, limit_mib: int) -> None:
+        self.limit = limit_mib * MIB
+        self.usage = 0
+        self.hits = 0
+        self.pressure = 0.0
+
+    def read(self) -> ContainerMemory:
+        events = {"low": 0, "high": self.hits, "max": 0, "oom": 0, "oom_kill": 0}
+        pressure = Pressure("cgroup", self.pressure, self.pressure, 0.0, 0.0)
+        return ContainerMemory(2, "/trace", self.usage, self.limit, None, events, {}, self.usage, pressure)
+
+
 class SimulatedClock:
     def __init__(self) -> None:
         self.now = START
@@ -153,14 +214,22 @@ def replay_settings(folder: Path, limit_mib: int, **overrides: object) -> Settin
 
 
 @contextlib.asynccontextmanager
-async def _process_run(settings: Settings, process: TraceProcess, clock: SimulatedClock) -> AsyncIterator[MonitorCycle]:
+async def _process_run(
+    settings: Settings, process: TraceProcess, clock: SimulatedClock, container: TraceContainer
+) -> AsyncIterator[MonitorCycle]:
     """One bot process: database, monitor, engine and cycle, built as the bot's start builds them."""
     db = Database(settings)
     await db.create_tables()
     structures = StructureRegistry()
     empty = Path("/nonexistent-cgroup")
     monitor = MemoryMonitor(
-        settings, db, structures=structures, cgroup=CgroupReader(empty, empty), process=process, clock=clock
+        settings,
+        db,
+        structures=structures,
+        cgroup=CgroupReader(empty, empty),
+        container=container,
+        process=process,
+        clock=clock,
     )
     await monitor.refresh_checkpoint_count()
     cycle = MonitorCycle(
@@ -180,16 +249,19 @@ async def _process_run(settings: Settings, process: TraceProcess, clock: Simulat
 async def replay(trace: Trace, folder: Path, **overrides: object) -> list[Fired]:
     """Every alert transition the real monitor produced over the trace, with its minute."""
     settings = replay_settings(folder, trace.limit_mib, **overrides)
-    process, clock = TraceProcess(), SimulatedClock()
+    process, clock, container = TraceProcess(), SimulatedClock(), TraceContainer(trace.limit_mib)
     out: list[Fired] = []
     restarts = sorted(trace.restarts)
     for run, first in enumerate(restarts):
         last = restarts[run + 1] if run + 1 < len(restarts) else len(trace.rss_mib)
         clock.now = START + timedelta(minutes=first)
-        async with _process_run(settings, process, clock) as cycle:
+        async with _process_run(settings, process, clock, container) as cycle:
             for minute in range(first, last):
                 clock.now = START + timedelta(minutes=minute)
                 process.rss = int(trace.rss_mib[minute] * MIB)
+                container.usage = process.rss
+                container.pressure = trace.pressure[minute] if trace.pressure else 0.0
+                container.hits += trace.throttle_hits[minute] if trace.throttle_hits else 0
                 result = await cycle.tick()
                 out.extend(Fired(minute, event.transition) for event in result.events)
     return out

@@ -14,8 +14,16 @@ from pathlib import Path
 
 from benchmarks import prometheus_replay
 from benchmarks._harness import Result
-from benchmarks.alert_traces import Fired, Trace, healthy_trace, replay, with_leak
-from polly.alerts import Transition
+from benchmarks.alert_traces import (
+    Fired,
+    Trace,
+    healthy_trace,
+    replay,
+    with_leak,
+    with_pressure,
+    with_throttling,
+)
+from polly.alerts import Rule, Transition
 
 LIMITS_MIB = (256, 1024, 4096)
 LEAK_RATES = (5.0, 30.0, 300.0)
@@ -98,7 +106,46 @@ def alert_quality() -> list[Result]:
                     + (f"; {early} alert(s) before the onset" if early else ""),
                 )
             )
-    return results + prometheus_rules()
+    return results + container_signals() + prometheus_rules()
+
+
+# The container's incidents: (name, how to add it, rule, budget in minutes after the onset)
+CONTAINER_INCIDENTS = (
+    ("memory pressure 20 % (PSI some avg60) for 30 min", lambda t, at: with_pressure(t, 20.0, at), Rule.PRESSURE, 5),
+    ("memory.high hit 50 times a minute for 20 min", lambda t, at: with_throttling(t, 50, at), Rule.THROTTLED, 2),
+)
+
+
+def container_signals() -> list[Result]:
+    """Pressure and throttling on a 1 GiB bot: found within minutes, nothing before the onset (the
+    healthy traces above carry the healthy bursts of both)."""
+    results = []
+    base = healthy_trace(1024, 2.5, seed=7 + 1024, step_after_h=LEAK_TRACE_STEP_AFTER_H)
+    second = sorted(base.restarts)[1]
+    for name, add, rule, budget in CONTAINER_INCIDENTS:
+        delays, early = [], 0
+        for onset_h in LEAK_ONSETS_H:
+            onset = second + int(onset_h * 60)
+            fired = [f for f in _fired(_run(add(base, onset))) if f.transition.rule is rule]
+            early += sum(f.minute < onset for f in fired)
+            after = [f.minute - onset for f in fired if f.minute >= onset]
+            delays.append(after[0] if after else None)
+        worst = max(d for d in delays if d is not None) if all(d is not None for d in delays) else None
+        results.append(
+            Result(
+                f"{name}: detected after",
+                float(worst) if worst is not None else float("nan"),
+                0,
+                "min",
+                f"≤ {budget} min",
+                early == 0 and worst is not None and worst <= budget,
+                None,
+                f"onsets {', '.join(f'{h:g} h' for h in LEAK_ONSETS_H)} after a start: "
+                + ", ".join("not found" if d is None else f"{d} min" for d in delays)
+                + (f"; {early} alert(s) before the onset" if early else ""),
+            )
+        )
+    return results
 
 
 def prometheus_rules() -> list[Result]:

@@ -47,7 +47,9 @@ def _test_file(trace: Trace, step: int, start: int) -> str:
     own = labels + ', polly_instance="bot"'
     text = f"rule_files:\n  - {RULES}\nevaluation_interval: 1m\ntests:\n  - interval: 1m\n    input_series:\n"
     text += _series("polly_memory_rss_bytes", own, rss)
-    text += _series("polly_memory_limit_bytes", own + ', source="MEMORY_LIMIT_MB"', [limit] * len(rss))
+    text += _series(
+        "polly_memory_limit_bytes", own + ', kind="effective", source="MEMORY_LIMIT_MB"', [limit] * len(rss)
+    )
     text += _series("polly_memory_limit_used_percent", own, [100 * v / limit for v in rss])
     text += _series("process_start_time_seconds", labels, [float(s) for s in started])
     text += "    alert_rule_test:\n"

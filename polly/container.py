@@ -15,7 +15,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from polly.memory_limit import UNLIMITED_THRESHOLD, CgroupDir, CgroupReader
 
@@ -82,6 +82,12 @@ class ContainerMemory:
             values["pressure"] = Pressure(**{k: v for k, v in values["pressure"].items() if k in known})
         values["unavailable"] = tuple(values.get("unavailable") or ())
         return cls(**values)
+
+
+class ContainerSource(Protocol):
+    """Where samples get the container's reading (the benchmarks replay recorded ones)."""
+
+    def read(self) -> ContainerMemory: ...
 
 
 class ContainerMark(NamedTuple):

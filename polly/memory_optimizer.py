@@ -35,7 +35,7 @@ from polly.checkpoints import (
 )
 from polly.clock import now as clock_now
 from polly.config import Settings
-from polly.container import ContainerMemory, ContainerReader
+from polly.container import ContainerMemory, ContainerReader, ContainerSource
 from polly.decorators import ProfileStats, memory_profile, profile_table
 from polly.enhanced_database import Database
 from polly.heap_types import TypeGrowth, count_types, type_counts, type_growth
@@ -80,7 +80,7 @@ class MemoryMonitor:
         *,
         structures: StructureRegistry | None = None,
         cgroup: CgroupReader | None = None,
-        container: ContainerReader | None = None,
+        container: ContainerSource | None = None,
         process: ProcessStats | None = None,
         clock: Callable[[], datetime] | None = None,
         census: Callable[[], CacheCensus] | None = None,
@@ -90,7 +90,7 @@ class MemoryMonitor:
         self.db = db
         self.structures = structures if structures is not None else registry
         self.cgroup = cgroup or CgroupReader()
-        self.container = container or ContainerReader(self.cgroup)
+        self.container: ContainerSource = container or ContainerReader(self.cgroup)
         self.process = process or current_process()
         self.clock = clock or clock_now
         self.history: deque[RssPoint] = deque(maxlen=settings.memory_history_size)

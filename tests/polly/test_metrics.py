@@ -99,3 +99,71 @@ async def test_the_exposition_is_rendered_once_per_sample_and_again_after_a_tick
     assert size_of_cache(renderer.render().decode()) == 0  # the sample, not a live reading
     await cycle.tick()
     assert size_of_cache(renderer.render().decode()) == 5 and len(renderings) == 2
+
+
+@pytest.fixture
+def container_rendered(tmp_path, db) -> str:
+    """A process in the recorded cgroup v2 tree, whose previous run was killed for memory."""
+    from polly.alert_store import AlertStore
+    from polly.post_mortem import PostMortem, Verdict
+    from tests.polly.test_container import reader
+    from tests.polly.test_post_mortem import last_run
+
+    settings = make_settings(tmp_path)
+    structures = StructureRegistry()
+    monitor = MemoryMonitor(settings, structures=structures, container=reader("v2-signals"))
+    cycle = MonitorCycle(settings, monitor, AlertEngine(Thresholds.default()), AlertStore(db, 10), structures)
+    assert cycle.runs is not None
+    cycle.runs.previous, cycle.runs.judged = PostMortem(Verdict.KILLED, "oom_kill 0 → 1", last_run()), True
+    monitor.sample()
+    return MetricsRenderer(cycle, "c").render().decode()
+
+
+def test_the_container_s_ceilings_events_working_set_pressure_and_the_previous_run(container_rendered):
+    samples = [s for f in text_string_to_metric_families(container_rendered) for s in f.samples]
+
+    def values(name: str, label: str) -> dict[str, float]:
+        return {s.labels[label]: s.value for s in samples if s.name == name}
+
+    limits = values("polly_memory_limit_bytes", "kind")
+    assert limits["max"] == 512 * 2**20 and limits["high"] == 384 * 2**20 and "effective" in limits
+    assert values("polly_cgroup_memory_events_total", "event") == {
+        "high": 37,
+        "low": 0,
+        "max": 3,
+        "oom": 1,
+        "oom_kill": 1,
+        "oom_group_kill": 0,
+    }
+    assert values("polly_cgroup_memory_stat_bytes", "part")["slab"] == 6 * 2**20
+    pressure = {
+        (s.labels["kind"], s.labels["window"]): s.value for s in samples if s.name == "polly_memory_pressure_percent"
+    }
+    assert pressure == {("some", "10s"): 4.2, ("some", "60s"): 18.75, ("full", "10s"): 1.0, ("full", "60s"): 3.5}
+    assert values("polly_previous_run_unclean", "verdict") == {"killed_for_memory": 1.0}
+    (working_set,) = [s.value for s in samples if s.name == "polly_cgroup_memory_working_set_bytes"]
+    assert working_set == 240 * 2**20
+
+
+def test_what_the_host_cannot_read_is_absent_not_zero(tmp_path):
+    from polly.container import ContainerReader
+    from polly.memory_limit import CgroupReader
+
+    settings = make_settings(tmp_path)
+    structures = StructureRegistry()
+    nowhere = ContainerReader(CgroupReader(root=tmp_path, proc_cgroup=tmp_path / "no"), tmp_path / "no")
+    monitor = MemoryMonitor(settings, structures=structures, container=nowhere)
+    cycle = MonitorCycle(settings, monitor, AlertEngine(Thresholds.default()), None, structures)
+    monitor.sample()
+    text = MetricsRenderer(cycle, "x").render().decode()
+    for absent in ("polly_cgroup_memory", "polly_memory_pressure_percent", "polly_previous_run_unclean"):
+        assert absent not in text
+    assert text.count("polly_memory_limit_bytes{") == 1 and 'kind="effective"' in text
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed (.ci/run installs it)")
+def test_promtool_accepts_the_container_exposition(container_rendered):
+    result = subprocess.run(
+        ["promtool", "check", "metrics"], input=container_rendered, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
