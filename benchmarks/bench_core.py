@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
+import tempfile
 import time
 
 import psutil
 
 from benchmarks._harness import Result, interleaved, per_call
 from polly.alert_engine import AlertEngine
+from polly.alert_store import AlertStore
 from polly.alerts import Thresholds, evaluate_rules
-from polly.config import Settings
+from polly.config import Settings, load_settings
+from polly.container import ContainerReader
+from polly.enhanced_database import Database
+from polly.heap_types import TypeGrowth
 from polly.memory_optimizer import MemoryMonitor
 from polly.memory_utils import BoundedDict, StructureRegistry, cleanup_global_dict
-from polly.trend import LeakWatch
+from polly.post_mortem import RunJournal
+from polly.samples import MemorySample
+from polly.trend import LeakWatch, Trend
 from tests.clocks import FakeClock
 
 CORE_SHARE_BUDGET = 0.0001  # 0.01 % of one core
@@ -43,7 +51,35 @@ def monitor_tick(settings: Settings) -> list[Result]:
     median, base, *_ = interleaved(lambda: per_call(tick, calls), lambda: per_call(proc.memory_full_info, calls))
     ratio = median / base
     share = median / settings.memory_check_interval_seconds
+    reader = ContainerReader()
+    signals, signals_base, *_ = interleaved(
+        lambda: per_call(reader.read, calls), lambda: per_call(proc.memory_full_info, calls)
+    )
+    where = reader.read()
+    record, record_base = run_record_cost(monitor.sample(), proc)
     return [
+        Result(
+            "run record per tick (the post-mortem's note, SQLite file)",
+            record,
+            record_base,
+            "s",
+            "reported",
+            True,
+            record / record_base,
+            "one upsert of ~1 KiB of JSON per tick, so a bot killed at any moment leaves its last figures",
+        ),
+        Result(
+            "container signals per tick (cgroup files + PSI), part of the tick",
+            signals,
+            signals_base,
+            "s",
+            "reported",
+            True,
+            signals / signals_base,
+            f"cgroup v{where.version} here, pressure from the {where.pressure.source if where.pressure else 'nowhere'}"
+            if where.version
+            else "no memory cgroup here",
+        ),
         Result(
             "monitor tick (sample + rules), 20 structures",
             median,
@@ -65,6 +101,29 @@ def monitor_tick(settings: Settings) -> list[Result]:
             f"{median * 1e3:.2f} ms every {settings.memory_check_interval_seconds:g} s",
         ),
     ]
+
+
+def run_record_cost(sample: MemorySample, proc: psutil.Process) -> tuple[float, float]:
+    """Seconds per `RunJournal.note` on a SQLite file, and memory_full_info() measured alongside."""
+    with tempfile.TemporaryDirectory(prefix="polly-run-record-") as folder:
+        settings = load_settings(env_file=None, environ={}, database_url=f"sqlite+aiosqlite:///{folder}/r.db")
+        loop = asyncio.new_event_loop()
+        db = Database(settings)
+        try:
+            loop.run_until_complete(db.create_tables())
+            journal = RunJournal(AlertStore(db, 100, "bench"), "bench", lambda: sample.at)
+            loop.run_until_complete(journal.begin(sample.container, 95, 60))
+            trend = Trend(1.0, 60, 3600, None)
+            growing = tuple(TypeGrowth(f"module.Type{i}", 1000, 1000 + i) for i in range(5))
+
+            def note() -> None:
+                loop.run_until_complete(journal.note(sample, trend, growing, ()))
+
+            median, base, *_ = interleaved(lambda: per_call(note, 100), lambda: per_call(proc.memory_full_info, 100))
+            return median, base
+        finally:
+            loop.run_until_complete(db.dispose())
+            loop.close()
 
 
 BOUNDED_WORKLOADS = (
