@@ -19,7 +19,7 @@ from polly.enhanced_database import Database
 from polly.heap_types import TypeGrowth
 from polly.memory_optimizer import MemoryMonitor
 from polly.memory_utils import BoundedDict, StructureRegistry, cleanup_global_dict
-from polly.post_mortem import RunJournal
+from polly.run_journal import RunJournal
 from polly.samples import MemorySample
 from polly.trend import LeakWatch, Trend
 from tests.clocks import FakeClock

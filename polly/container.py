@@ -15,7 +15,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from polly.memory_limit import UNLIMITED_THRESHOLD, CgroupDir, CgroupReader
 
@@ -84,17 +84,22 @@ class ContainerMemory:
         return cls(**values)
 
 
-class ContainerSource(Protocol):
-    """Where samples get the container's reading (the benchmarks replay recorded ones)."""
+if TYPE_CHECKING:  # typing classes cost RSS at import (a memory tool counts its own): checkers only
 
-    def read(self) -> ContainerMemory: ...
+    class ContainerSource(Protocol):
+        """Where samples get the container's reading (the benchmarks replay recorded ones)."""
+
+        def read(self) -> ContainerMemory: ...
 
 
-class ContainerMark(NamedTuple):
+class ContainerMark:
     """A reading and its time: where a rule's window over the counters starts."""
 
-    at: datetime
-    container: ContainerMemory
+    __slots__ = ("at", "container")
+
+    def __init__(self, at: datetime, container: ContainerMemory) -> None:
+        self.at = at
+        self.container = container
 
 
 def parse_flat_keyed(text: str) -> dict[str, int]:

@@ -27,7 +27,6 @@ from polly.gc_tools import CleanupReport
 from polly.memory_optimizer import MemoryMonitor
 from polly.monitor_cycle import MonitorCycle
 from polly.monitor_health import MonitorHealth
-from polly.post_mortem import PostMortem
 from polly.samples import MemorySample
 from polly.trend import Trend
 
@@ -35,6 +34,7 @@ if TYPE_CHECKING:
     from polly.fleet import Heartbeat
     from polly.fleet_cleanup import CleanupAnswer, FleetCleanup
     from polly.heap_inspect import Inspection
+    from polly.post_mortem import PostMortem
 
 RECENT_ALERT_EVENTS = 10
 

@@ -16,7 +16,7 @@ import logging
 from collections import deque
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from polly import allocations
 from polly.caches import CacheCensus
@@ -35,7 +35,7 @@ from polly.checkpoints import (
 )
 from polly.clock import now as clock_now
 from polly.config import Settings
-from polly.container import ContainerMemory, ContainerReader, ContainerSource
+from polly.container import ContainerMemory, ContainerReader
 from polly.decorators import ProfileStats, memory_profile, profile_table
 from polly.enhanced_database import Database
 from polly.heap_types import TypeGrowth, count_types, type_counts, type_growth
@@ -45,6 +45,9 @@ from polly.registry import StructureRegistry, registry
 from polly.samples import MemorySample, measure_loop_lag, peak_rss
 from polly.stats_payload import memory_stats_payload
 from polly.trend import RssPoint, Trend, rss_trend
+
+if TYPE_CHECKING:
+    from polly.container import ContainerSource
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from polly.alerts import Rule
 from polly.decorators import profile_snapshot
 from polly.monitor_cycle import MonitorCycle
-from polly.post_mortem import VERDICT_LABELS
 from polly.process_stats import ProcessStats, current_process
 from polly.samples import MemorySample
 from polly.shards import ShardState
@@ -200,6 +199,8 @@ class MetricsRenderer:
         runs = self.cycle.runs
         if runs is None or not runs.judged:
             return
+        from polly.post_mortem import VERDICT_LABELS  # the report's code: loaded with the first scrape
+
         verdict = runs.previous.verdict.value if runs.previous is not None else "none"
         doc = f"1 when the previous run of this instance did not stop cleanly; verdict: {', '.join(VERDICT_LABELS)}"
         yield family("polly_previous_run_unclean", "gauge", doc, self._one(float(verdict != "none"), verdict=verdict))

@@ -28,8 +28,8 @@ from polly.heap_types import TypeGrowth
 from polly.history import HistoryRecorder
 from polly.memory_optimizer import MemoryMonitor
 from polly.monitor_health import MonitorHealth
-from polly.post_mortem import RunJournal
 from polly.registry import StructureRegistry
+from polly.run_journal import RunJournal
 from polly.samples import MemorySample
 from polly.sqlite_file import FileIncident
 from polly.trend import LeakWatch, LeakWindows, Trend

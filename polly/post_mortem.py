@@ -1,36 +1,17 @@
-"""What killed the last run: each run keeps a record of itself (the last sample's figures, what grew,
-what fired, the kernel's OOM-kill counter) and marks a clean stop; a start that finds the previous
-run of its INSTANCE_NAME without that mark judges how it ended and reports it once, through the
-alert outbox like every alert.
-
-The record is one row of `polly_runtime_settings` (`run:<instance>`), rewritten at each tick: a bot
-about to be killed has nothing left to do at the end, so what the post-mortem needs is always the
-last tick's (the type counts are the last automatic checkpoint's: no heap walk on a dying bot).
-The report and the new run's record are written in one transaction: a start that dies right after
-neither loses the report nor makes it twice.
-"""
+"""What killed the last run: a start that finds the previous run of its INSTANCE_NAME without a
+clean-stop mark (`polly.run_record`) judges how it ended, and the report goes out once through the
+alert outbox like every alert. Loaded only when there is something to judge or show."""
 
 from __future__ import annotations
 
 import enum
-import json
-import math
-import os
-import socket
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from polly.alert_store import AlertStore
-from polly.alerts import ActiveAlert, AlertTransition, Rule, Transition
+from polly.alerts import AlertTransition, Rule, Transition
 from polly.container import ContainerMemory
-from polly.formatting import MIB, format_bytes, format_duration
-from polly.heap_types import TypeGrowth
-from polly.samples import MemorySample
-from polly.trend import Trend
-
-RUN_KEY_PREFIX = "run:"
+from polly.formatting import format_bytes, format_duration
+from polly.run_record import RunRecord
 
 
 class Verdict(enum.StrEnum):
@@ -60,55 +41,6 @@ VERDICT_HINTS = {
         "Check the supervisor's and the host's logs: a crash leaves a traceback, SIGKILL and host restarts do not."
     ),
 }
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    """What one run said of itself at its last tick, and whether it stopped cleanly."""
-
-    run: str  # names the run in the report: host, pid, start
-    host: str
-    pid: int
-    started_at: datetime
-    cgroup: str | None = None  # the memory cgroup whose OOM-kill counter is recorded
-    oom_kills: int | None = None
-    at: datetime | None = None  # the last sample's time
-    rss: int | None = None
-    limit: int | None = None
-    limit_source: str | None = None
-    percent: float | None = None
-    slope_mib_per_hour: float | None = None
-    growing: tuple[str, ...] = ()  # the last automatic checkpoint's growing types
-    firing: tuple[str, ...] = ()
-    stopped_at: datetime | None = None  # a clean stop: SIGTERM, SIGINT, :quit, close()
-
-    def to_json(self) -> str:
-        data = asdict(self)
-        for name in ("started_at", "at", "stopped_at"):
-            data[name] = data[name].isoformat() if data[name] is not None else None
-        return json.dumps(data, separators=(",", ":"))
-
-    @classmethod
-    def from_json(cls, text: str) -> RunRecord | None:
-        """The stored record, or None when it is not one (another version's, damaged)."""
-        try:
-            data: dict[str, Any] = json.loads(text)
-            values = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-            for name in ("started_at", "at", "stopped_at"):
-                if values.get(name) is not None:
-                    values[name] = datetime.fromisoformat(values[name])
-            values["growing"] = tuple(values.get("growing") or ())
-            values["firing"] = tuple(values.get("firing") or ())
-            return cls(**values)
-        except (ValueError, TypeError, AttributeError):
-            return None
-
-    @property
-    def seconds_to_limit(self) -> float | None:
-        """At the last sample's trend, when RSS would have reached the limit (None: not rising)."""
-        if self.rss is None or self.limit is None or not self.slope_mib_per_hour or self.slope_mib_per_hour <= 0:
-            return None
-        return max(0.0, (self.limit - self.rss) / MIB / self.slope_mib_per_hour * 3600)
 
 
 @dataclass(frozen=True)
@@ -182,78 +114,3 @@ def judge(
         return PostMortem(Verdict.LIKELY, evidence, previous)
     at = f"{previous.percent:.1f} % of the limit" if previous.percent is not None else "no sample yet"
     return PostMortem(Verdict.UNCLEAN, f"no word from the kernel ({why}); the last sample was at {at}", previous)
-
-
-class RunJournal:
-    """This run's record in the database, and the judgement of the previous one."""
-
-    def __init__(self, store: AlertStore, instance: str, clock: Callable[[], datetime]) -> None:
-        self.store = store
-        self.key = f"{RUN_KEY_PREFIX}{instance}"[:64]
-        self.clock = clock
-        self.record: RunRecord | None = None
-        self.previous: PostMortem | None = None  # the judgement made at the start
-        self.judged = False  # False until begin(): nothing is known of the previous run yet
-
-    async def begin(
-        self, container: ContainerMemory | None, critical_percent: float, interval_s: float
-    ) -> PostMortem | None:
-        """Judge the previous run, store its report (if any) and this run's first record together."""
-        stored = await self.store.get_setting(self.key)
-        before = RunRecord.from_json(stored) if stored else None
-        host, pid = socket.gethostname(), os.getpid()
-        verdict = judge(before, container, critical_percent, interval_s) if before is not None else None
-        if before is not None and (before.host, before.pid) == (host, pid):
-            verdict = None  # this very process, opened again (a reload whose stop mark was refused)
-        now = self.clock()
-        self.record = RunRecord(
-            f"host {host}, pid {pid}, started {now:%Y-%m-%d %H:%M:%S} UTC",
-            host,
-            pid,
-            now,
-            container.path if container is not None else None,
-            container.oom_kills if container is not None else None,
-        )
-        report = verdict.transition(now) if verdict is not None else None
-        await self.store.record_with_setting(report, self.key, self.record.to_json())
-        self.previous, self.judged = verdict, True
-        return verdict
-
-    async def note(
-        self,
-        sample: MemorySample,
-        trend: Trend,
-        growing: Sequence[TypeGrowth],
-        firing: Iterable[ActiveAlert],
-    ) -> None:
-        """Rewrite this run's record with the tick's figures (what a post-mortem would need)."""
-        if self.record is None:
-            return
-        container = sample.container
-        kills = container.oom_kills if container is not None else None
-        slope = (
-            trend.slope_mib_per_hour
-            if trend.slope_mib_per_hour is not None and math.isfinite(trend.slope_mib_per_hour)
-            else None
-        )
-        self.record = replace(
-            self.record,
-            cgroup=container.path if container is not None else self.record.cgroup,
-            oom_kills=kills if kills is not None else self.record.oom_kills,
-            at=sample.at,
-            rss=sample.rss,
-            limit=sample.limit,
-            limit_source=sample.limit_source,
-            percent=round(sample.percent_of_limit, 2),
-            slope_mib_per_hour=slope,
-            growing=tuple(g.short() for g in growing[:5]),
-            firing=tuple(f"{a.rule.value} ({a.subject[:60]})" for a in list(firing)[:10]),
-        )
-        await self.store.set_setting(self.key, self.record.to_json())
-
-    async def stop(self) -> None:
-        """Mark a clean stop: the next start has nothing to report."""
-        if self.record is None:
-            return
-        self.record = replace(self.record, stopped_at=self.clock())
-        await self.store.set_setting(self.key, self.record.to_json())

@@ -49,7 +49,15 @@ def test_a_bot_without_health_port_imports_no_http_server_metrics_or_settings_li
 
 
 # Loaded when first used: charts (a chart asked for), the fleet (a PostgreSQL database).
-ON_DEMAND = ("polly.chart", "polly.ext.chart_reply", "polly.ext.fleet_render", "polly.fleet", "polly.fleet_tables")
+# (the post-mortem's report code loads only at a start that finds a previous run dead)
+ON_DEMAND = (
+    "polly.chart",
+    "polly.ext.chart_reply",
+    "polly.ext.fleet_render",
+    "polly.fleet",
+    "polly.fleet_tables",
+    "polly.post_mortem",
+)
 
 
 def test_a_sqlite_bot_loads_neither_the_chart_nor_the_fleet_code(tmp_path):

@@ -9,7 +9,7 @@ import simcord
 
 from bot.app import create_bot
 from polly.ext.cog import memory_cog
-from polly.post_mortem import RunJournal
+from polly.run_journal import RunJournal
 from tests.cogs.helpers import add_ops_guild, assert_within_discord_limits
 from tests.settings import make_settings
 
@@ -33,7 +33,7 @@ async def test_a_run_that_died_is_reported_once_with_its_chart_and_a_clean_stop_
         await first.close()
         monkeypatch.undo()
         # the next start is another process (a start in this same process is a reload, not a death)
-        monkeypatch.setattr("polly.post_mortem.os.getpid", lambda: 4242)
+        monkeypatch.setattr("polly.run_journal.os.getpid", lambda: 4242)
 
         second = create_bot(settings)
         await env.restart_bot(second)
@@ -52,7 +52,7 @@ async def test_a_run_that_died_is_reported_once_with_its_chart_and_a_clean_stop_
         assert len(reports(ops)) == 1  # delivered once
 
         await second.close()  # a clean stop this time
-        monkeypatch.setattr("polly.post_mortem.os.getpid", lambda: 4343)
+        monkeypatch.setattr("polly.run_journal.os.getpid", lambda: 4343)
         third = create_bot(settings)
         await env.restart_bot(third)
         await env.advance_time(3 * 60)

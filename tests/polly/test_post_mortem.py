@@ -13,7 +13,9 @@ from polly.alerts import Rule, Transition
 from polly.container import ContainerMemory
 from polly.formatting import MIB
 from polly.models import alert_events, runtime_settings
-from polly.post_mortem import RunJournal, RunRecord, Verdict, judge
+from polly.post_mortem import Verdict, judge
+from polly.run_journal import RunJournal
+from polly.run_record import RunRecord
 from polly.trend import Trend
 from tests.polly.test_alerts import make_sample
 
@@ -95,7 +97,7 @@ async def test_runs_on_a_real_database_report_once_and_never_after_a_clean_stop(
     assert await first.begin(container(0), 95, 60) is None  # nothing known before: nothing to say
     sample = replace(make_sample(960), container=container(0))
     await first.note(sample, Trend(30.0, 5, 600, None), (), ())
-    monkeypatch.setattr("polly.post_mortem.os.getpid", lambda: 99_999)  # the next start is another process
+    monkeypatch.setattr("polly.run_journal.os.getpid", lambda: 99_999)  # the next start is another process
 
     second = journal()  # the first was killed (no stop): at 96 % of the limit, no kernel word
     report = await second.begin(container(0), 95, 60)
@@ -105,7 +107,7 @@ async def test_runs_on_a_real_database_report_once_and_never_after_a_clean_stop(
     assert await store.firing() == []  # a report is not an alert that fires: nothing to restore
 
     await second.stop()  # :quit
-    monkeypatch.setattr("polly.post_mortem.os.getpid", lambda: 100_000)
+    monkeypatch.setattr("polly.run_journal.os.getpid", lambda: 100_000)
     third = journal()
     assert await third.begin(container(1), 95, 60) is None  # stopped cleanly: nothing, whatever the counter
     assert len(await store.undelivered()) == 1
