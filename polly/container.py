@@ -12,6 +12,7 @@ read recorded trees.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -245,21 +246,16 @@ class ContainerReader:
         missing.append(f"{name}: not in this cgroup")
         return None
 
-    def _number(self, name: str, missing: list[str]) -> int | None:
+    def _number(self, name: str, missing: list[str], parse: Callable[[str], int | None] = int) -> int | None:
         text = self._text(name, missing)
         try:
-            return None if text is None else int(text)
+            return None if text is None else parse(text)
         except ValueError:
             missing.append(f"{name}: unreadable value")
             return None
 
     def _ceiling(self, name: str, missing: list[str]) -> int | None:
-        text = self._text(name, missing)
-        try:
-            return None if text is None else _limit(text)
-        except ValueError:
-            missing.append(f"{name}: unreadable value")
-            return None
+        return self._number(name, missing, _limit)
 
     def _keyed(self, name: str, missing: list[str]) -> dict[str, int]:
         text = self._text(name, missing)

@@ -76,6 +76,11 @@ class Console:
         time.sleep(0.3)  # the rest of the reply (the reader appends meanwhile: the lock is free)
         return "".join(self.output[start:])
 
+    def advance(self, minutes: int) -> None:
+        """Move the simulated clock a minute at a time (a tick each)."""
+        for _ in range(minutes):
+            self.run(":advance 1m", "Simulated clock now")
+
     def quit(self) -> None:
         if self.child.poll() is None:
             assert self.child.stdin is not None

@@ -45,8 +45,7 @@ def test_killed_at_the_limit_is_reported_once_as_likely_killed_and_a_clean_quit_
                 break
             first.run(":leak-objects 20000", "LeakyWidget objects are now held")
         assert rss_mib(first.child.pid) >= 0.95 * LIMIT_MB
-        for _ in range(11):  # ten minutes of samples: the chart of the post-mortem has a line
-            first.run(":advance 1m", "Simulated clock now")
+        first.advance(11)  # ten minutes of samples at the limit
         os.kill(first.child.pid, signal.SIGKILL)  # what the kernel or a supervisor does: no goodbye
         first.child.wait(timeout=30)
     finally:
@@ -54,8 +53,7 @@ def test_killed_at_the_limit_is_reported_once_as_likely_killed_and_a_clean_quit_
 
     second = start(tmp_path, MEMORY_LIMIT_MB=str(LIMIT_MB))
     try:
-        for _ in range(3):
-            second.run(":advance 1m", "Simulated clock now")
+        second.advance(3)
         posts = ops_posts(second)
         reports = [p for p in posts if "Previous run:" in p]
         assert len(reports) == 1, posts
@@ -67,8 +65,7 @@ def test_killed_at_the_limit_is_reported_once_as_likely_killed_and_a_clean_quit_
         # starts at 2026-01-01 again, so here the dead run's samples are not in the chart's past)
         assert "reported · previous_run" in second.run("/mem alerts", "Memory alerts")
         assert "Likely killed for memory" in second.run("/mem stats", "Monitor")
-        for _ in range(3):  # delivered once: later ticks do not post it again
-            second.run(":advance 1m", "Simulated clock now")
+        second.advance(3)  # delivered once: later ticks do not post it again
         assert len([p for p in ops_posts(second) if "Previous run:" in p]) == 1
         second.quit()  # a clean stop
         assert second.child.returncode == 0
@@ -77,8 +74,7 @@ def test_killed_at_the_limit_is_reported_once_as_likely_killed_and_a_clean_quit_
 
     third = start(tmp_path, MEMORY_LIMIT_MB=str(LIMIT_MB))
     try:
-        for _ in range(2):
-            third.run(":advance 1m", "Simulated clock now")
+        third.advance(2)
         assert not [p for p in ops_posts(third) if "Previous run:" in p]
         assert "Previous run" not in third.run("/mem stats", "Monitor")  # said only when there is news
     finally:
@@ -124,7 +120,7 @@ def small_memory_cgroup() -> Iterator[Path]:
 def test_killed_by_the_kernel_s_oom_killer_is_reported_with_the_kernel_s_counter(tmp_path, small_memory_cgroup):
     first = start(tmp_path, small_memory_cgroup)
     try:
-        first.run(":advance 1m", "Simulated clock now")  # a sample: its record holds the counter (0)
+        first.advance(1)  # a sample: its record holds the counter (0)
         for _ in range(40):  # about 9 MiB a step, until the kernel kills it at the cgroup's 200 MiB
             try:
                 first.run(":leak-objects 20000", "LeakyWidget objects are now held", timeout=60)
@@ -137,8 +133,7 @@ def test_killed_by_the_kernel_s_oom_killer_is_reported_with_the_kernel_s_counter
 
     second = start(tmp_path, small_memory_cgroup)  # restarted in the same cgroup, as a supervisor would
     try:
-        for _ in range(2):
-            second.run(":advance 1m", "Simulated clock now")
+        second.advance(2)
         (report,) = [p for p in ops_posts(second) if "Previous run:" in p]
         assert "💥 Previous run: Killed for memory" in report
         assert "the kernel's OOM killer killed 1 process(es) of this cgroup" in report
