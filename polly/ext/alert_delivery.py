@@ -33,6 +33,7 @@ SEND_PERMISSIONS_HINT = "give me View Channel, Send Messages and Embed Links the
 CHARTED_RULES = (Rule.MEMORY, Rule.LEAK_TREND, Rule.PREVIOUS_RUN, Rule.THROTTLED, Rule.PRESSURE)
 ALERT_CHART_HOURS = 24
 NO_CHANNEL = "no alert channel (set MEMORY_ALERT_CHANNEL_ID or /mem alerts channel:)"
+GONE_CHANNEL = "the alert channel {} no longer exists (choose another with /mem alerts channel:)"
 
 
 async def alert_channel(bot: commands.Bot, channel_id: int | None) -> discord.abc.Messageable | None:
@@ -58,7 +59,10 @@ class ChannelSink:
         self._chart_drawn = False
 
     async def open(self) -> None:
-        self.channel = await alert_channel(self.bot, self.channel_id)
+        try:
+            self.channel = await alert_channel(self.bot, self.channel_id)
+        except discord.NotFound:  # deleted, or from another Discord (a simulated one of an earlier session)
+            raise SinkUnavailable(GONE_CHANNEL.format(self.channel_id)) from None
         if self.channel is None:
             raise SinkUnavailable(NO_CHANNEL)
 

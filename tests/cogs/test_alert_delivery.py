@@ -188,3 +188,17 @@ async def test_a_post_whose_mark_failed_says_it_may_repeat_after_a_late_restart(
             assert {r["nonce"] for r in sent} == {nonces[0]} and sent[-1]["enforce_nonce"] is True
             assert all(await delivered_flags(second))
             await second.close()
+
+
+async def test_a_deleted_alert_channel_is_said_as_such_and_is_no_tick_error(simcord_env, simcord_bot, caplog):
+    """A channel that no longer exists (deleted, or one of an earlier simulated Discord) is the
+    operator's to change, not a failing tick: the alert waits, the log says why, errors stay 0."""
+    _, ops, operator = add_ops_guild(simcord_env, simcord_bot)
+    await operator.slash(ops, "mem alerts", channel=ops)
+    simcord_env.backend.delete_channel(ops.id)
+    health = memory_cog(simcord_bot).cycle.health
+    errors = health.errors
+    with filling_structure("gone_channel"):
+        await simcord_env.advance_time(3 * 60)
+        assert health.errors == errors and health.undelivered == 1
+        assert any(f"the alert channel {ops.id} no longer exists" in r.getMessage() for r in caplog.records)
