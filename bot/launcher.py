@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
@@ -14,6 +15,7 @@ import discord
 from bot.app import PollyBot, create_bot
 from bot.startup_errors import discord_failure
 from polly.config import ConfigError, Settings, load_settings
+from polly.ext import log_setup
 from polly.settings_spec import url_password
 from polly.startup_errors import EXIT_CONFIG, StartupError
 
@@ -54,7 +56,7 @@ class DropVoiceWarnings(logging.Filter):
 
 def setup_logging(settings: Settings | None = None) -> None:
     level = getattr(logging, settings.log_level) if settings else logging.INFO
-    discord.utils.setup_logging(level=level, root=True)
+    log_setup.setup_logging(level)
     logging.getLogger("discord.client").addFilter(DropVoiceWarnings())
     if settings is None:
         return
@@ -96,25 +98,28 @@ def run_offline(
     settings: Settings, *, demo: bool = False, stdin: TextIO | None = None, out: TextIO | None = None
 ) -> int:
     """Polly's own bot in the offline console (polly.offline), with its `:leak` recording message-fetch
-    failures in the poll checks; the tour gets a throwaway database and discord.py's caches on."""
+    failures in the poll checks. A session not given DATABASE_URL (and the tour, which also turns
+    discord.py's caches on) runs on a throwaway database, removed at the end."""
     from bot import poll_checks
-    from polly.offline.console import run_console, scratch_database_url
+    from polly.offline.console import database_line, run_console, scratch_database
 
-    if demo:
-        settings = settings.replaced(
-            database_url=scratch_database_url(),
-            discord_max_messages=1000,
-            discord_members_intent=True,
-            discord_member_cache="all",
+    with contextlib.ExitStack() as session:
+        scratch = None
+        if demo or "database_url" not in settings.given:
+            scratch = session.enter_context(scratch_database())
+            changes: dict[str, object] = {"database_url": f"sqlite+aiosqlite:///{scratch}"}
+            if demo:
+                changes.update(discord_max_messages=1000, discord_members_intent=True, discord_member_cache="all")
+            settings = settings.replaced(**changes)
+        print(database_line(scratch, settings.variable("database_url")), file=out or sys.stdout, flush=True)
+        return run_console(
+            lambda: create_bot(settings),
+            demo=demo,
+            stdin=stdin,
+            out=out,
+            prepare=PollyBot.open_database,  # type: ignore[arg-type]
+            leak=poll_checks.leak_failures,
         )
-    return run_console(
-        lambda: create_bot(settings),
-        demo=demo,
-        stdin=stdin,
-        out=out,
-        prepare=PollyBot.open_database,  # type: ignore[arg-type]
-        leak=poll_checks.leak_failures,
-    )
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

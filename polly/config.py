@@ -15,7 +15,7 @@ import os
 import re
 import socket
 from collections.abc import Mapping
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +34,11 @@ from polly.settings_spec import (
     read_bearer_token,
     read_bind_host,
     read_database_url,
+    read_discord_token,
     read_ids,
     read_instance_name,
     read_log_level,
     read_member_cache,
-    read_secret,
     read_text,
     setting,
     whole,
@@ -59,7 +59,13 @@ class Settings:
 
     # Discord
     discord_token: Secret | None = setting(
-        None, Spec(read_secret, "the bot token from the developer portal", optional=True, secret=True)
+        None,
+        Spec(
+            read_discord_token,
+            "the bot token from the developer portal (Bot tab: Reset Token), or empty offline",
+            optional=True,
+            secret=True,
+        ),
     )
     log_level: str = setting("INFO", Spec(read_log_level, "one of DEBUG, INFO, WARNING, ERROR"))
     # discord.py's caches. Polly fetches poll messages over HTTP and reads no cached member, so by
@@ -184,8 +190,10 @@ class Settings:
     fleet_silent_checks: int = whole(3, "check intervals, a whole number 1-1000", 1, high=1000)
     fleet_reply_seconds: float = number(10.0, "seconds, > 0 and <= 300", 0, low_open=True, high=300)
 
-    # Not a setting: how the variables were named ("" for Polly's own bot, "POLLY_" embedded).
+    # Not settings: how the variables were named ("" for Polly's own bot, "POLLY_" embedded), and
+    # which settings were given (by .env, the environment or the caller) rather than defaulted.
     env_prefix: str = field(default="", compare=False)
+    given: frozenset[str] = field(default=frozenset(), compare=False)
 
     def variable(self, name: str) -> str:
         """The environment variable of setting `name` as this process reads it (`POLLY_DATABASE_URL`)."""
@@ -247,7 +255,8 @@ class Settings:
     def replaced(self, **changes: Any) -> Settings:
         """A validated copy with some values changed."""
         current = {name: getattr(self, name) for name in SETTING_SPECS}
-        return load_settings(env_file=None, environ={}, prefix=self.env_prefix, **{**current, **changes})
+        copy = load_settings(env_file=None, environ={}, prefix=self.env_prefix, **{**current, **changes})
+        return replace(copy, given=self.given | frozenset(changes))
 
 
 SETTING_SPECS: dict[str, Spec] = {f.name: f.metadata["spec"] for f in fields(Settings) if "spec" in f.metadata}
@@ -324,7 +333,7 @@ def load_settings(
             problems.append(_describe(variable, spec, value, str(exc)))
     if problems:
         raise ConfigError("Invalid setting: " + "; ".join(problems))
-    settings = Settings(**values, env_prefix=prefix)
+    settings = Settings(**values, env_prefix=prefix, given=frozenset(values))
     conflict = _intents_conflict(settings) or _shards_conflict(settings)
     if conflict:
         raise ConfigError(f"Invalid setting: {conflict}")

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import os
 import sys
 from collections.abc import Callable
 
-import discord
 from discord.ext import commands
 
-from polly.offline.console import run_console, scratch_database_url
+from polly.ext import log_setup
+from polly.offline.console import database_line, run_console, scratch_database
 
 log = logging.getLogger("polly.offline")
 
@@ -56,17 +57,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("target", help="MODULE:ATTR naming your bot, or a function that builds it (mybot:bot)")
     parser.add_argument("--demo", action="store_true", help="a short scripted tour instead of the prompt")
     args = parser.parse_args(argv)
-    discord.utils.setup_logging(level=logging.INFO, root=True)
+    log_setup.setup_logging(logging.INFO)
     sys.path.insert(0, ".")  # the user's bot lives where they run this
     try:
         make_bot = find_bot(args.target)
     except BotNotFoundError as exc:
         log.error("%s", exc)
         return 2
-    if args.demo:
-        # The tour writes checkpoints and alerts: keep them out of the bot's own memory database.
-        os.environ.setdefault("POLLY_DATABASE_URL", scratch_database_url())
-    return run_console(make_bot, demo=args.demo)
+    with contextlib.ExitStack() as session:
+        scratch = None
+        # A session (and the tour) keeps its checkpoints and alerts out of the bot's own memory
+        # database, unless POLLY_DATABASE_URL names one.
+        if args.demo or not os.environ.get("POLLY_DATABASE_URL"):
+            scratch = session.enter_context(scratch_database())
+            os.environ["POLLY_DATABASE_URL"] = f"sqlite+aiosqlite:///{scratch}"
+        print(database_line(scratch, "POLLY_DATABASE_URL"), flush=True)
+        return run_console(make_bot, demo=args.demo)
 
 
 if __name__ == "__main__":

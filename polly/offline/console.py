@@ -9,10 +9,12 @@ owner in a guild whose #ops channel is the alert channel; type what you would ty
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import shutil
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -358,7 +360,20 @@ def run_console(
     return asyncio.run(_console(console, demo, stdin or sys.stdin))
 
 
-def scratch_database_url() -> str:
-    """A throwaway SQLite file for the demo tour, which writes checkpoints and alerts."""
-    scratch = Path(tempfile.mkdtemp(prefix="polly-demo-"))
-    return f"sqlite+aiosqlite:///{scratch / 'demo.db'}"
+@contextlib.contextmanager
+def scratch_database() -> Iterator[Path]:
+    """A throwaway SQLite file for one session (the tour, or any session not given a database): a
+    simulated Discord is new each time, so nothing of an earlier session's (its channel ids, its
+    alerts) may carry over. Removed with its folder at the end."""
+    folder = Path(tempfile.mkdtemp(prefix="polly-offline-"))
+    try:
+        yield folder / "session.db"
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def database_line(path: Path | None, given: str) -> str:
+    """What the session's first line says of its database."""
+    if path is None:
+        return f"Database: {given} (kept between sessions)"
+    return f"Database: a throwaway SQLite file for this session ({path}), removed at the end; set {given} to keep one"

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -50,6 +51,25 @@ def test_piped_commands_print_replies_and_alerts_and_exit_0(tmp_path):
     assert "Firing (1)" in out  # /mem alerts shows it
     assert (tmp_path / "offline.db").exists()  # the real database from DATABASE_URL
     assert "Guilds intent" not in result.stderr and "voice will NOT" not in result.stderr  # SimCord's probe
+
+
+def test_sessions_without_database_url_start_clean_on_a_throwaway_database_and_logs_have_no_colour(tmp_path):
+    """Each session's simulated Discord is new: a session not given DATABASE_URL must not inherit the
+    last one's alerts or alert channel (which started it with "Unknown Channel" and a tick error)."""
+    script = ":leak 1000\n:advance 3m\n/mem stats\n"
+    for _ in range(2):
+        result = offline(tmp_path, script, DATABASE_URL="")
+        out = result.stdout + result.stderr
+        assert result.returncode == 0, out
+        assert out.startswith("Database: a throwaway SQLite file for this session (")
+        folder = Path(re.search(r"this session \((\S+)\)", out).group(1)).parent  # type: ignore[union-attr]
+        assert not folder.exists()  # removed at the end
+        assert "Unknown Channel" not in out and "no longer exists" not in out
+        assert re.search(r"\d+ ticks, 0 errors", out)
+        assert "\x1b[" not in out  # no colour codes in a pipe, even in a container
+    assert not (tmp_path / "data" / "polly.db").exists()  # the default file is never made
+    given = offline(tmp_path, "/mem pool\n")
+    assert given.stdout.startswith("Database: DATABASE_URL (kept between sessions)")
 
 
 def test_bad_input_gets_a_clear_message_the_session_continues_and_exit_is_1(tmp_path):
@@ -110,6 +130,8 @@ def test_demo_runs_the_tour_end_to_end(tmp_path):
     for step in steps:  # each step after the one before (some texts appear more than once)
         position = out.index(step, position) + len(step)
     assert not (tmp_path / "offline.db").exists()  # the tour keeps out of the operator's database
+    throwaway = re.search(r"a throwaway SQLite file for this session \((\S+)\), removed at the end", out)
+    assert throwaway is not None and not Path(throwaway.group(1)).parent.exists()  # and removes what it made
     saved = re.search(r"saved to (data/offline/\S+\.png)", out)
     assert saved is not None and (tmp_path / saved.group(1)).read_bytes().startswith(b"\x89PNG")
 
