@@ -138,6 +138,20 @@ def read_secret(value: Any) -> Secret:
 
 
 HEALTH_TOKEN_MIN_LENGTH = 16
+# A bot token: the bot's id in base64, a timestamp, an HMAC, joined by dots (about 70 characters).
+DISCORD_TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{18,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{20,}")
+
+
+def read_discord_token(value: Any) -> Secret:
+    """A value that can be a bot token: refused at start otherwise (a one-letter token would be
+    "redacted" in every log line, and Discord would refuse it anyway)."""
+    token = read_secret(value)
+    text = token.get_secret_value().strip()
+    if text.lower().startswith("bot "):
+        raise ValueError("it starts with 'Bot ': give the token alone")
+    if not DISCORD_TOKEN_SHAPE.fullmatch(text):
+        raise ValueError("not the shape of a bot token: three parts joined by dots, about 70 characters")
+    return Secret(text)
 
 
 def read_bearer_token(value: Any) -> Secret:

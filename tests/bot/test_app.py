@@ -12,7 +12,7 @@ from sqlalchemy import event
 from bot.app import extension_names
 from bot.launcher import setup_logging
 from tests.conftest import REPO_ROOT
-from tests.settings import make_settings
+from tests.settings import FAKE_TOKEN, make_settings
 
 
 async def test_bot_starts_with_memory_extension_and_close_disposes_engine(simcord_env, simcord_bot):
@@ -36,7 +36,7 @@ def test_every_module_in_cogs_is_an_extension():
 
 def test_token_never_reaches_the_log(tmp_path, capsys):
     """Whatever logs the token, the handler writes it redacted."""
-    token = "MTIz.secret-token-value.xyz"
+    token = FAKE_TOKEN
     root = logging.getLogger()
     before = list(root.handlers)
     setup_logging(make_settings(tmp_path, discord_token=token))

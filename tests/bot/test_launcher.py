@@ -17,6 +17,7 @@ import pytest
 
 from polly.config import setting_names
 from tests.conftest import REPO_ROOT
+from tests.settings import FAKE_TOKEN
 
 DRIVER = """
 import asyncio, sys
@@ -42,7 +43,7 @@ def start_child(tmp_path) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DB_", "DATABASE_", "MEMORY_", "HEALTH_"))}
     env.update(
         PYTHONPATH=str(REPO_ROOT),
-        DISCORD_TOKEN="MTIz.not-a-real-token.abc",
+        DISCORD_TOKEN=FAKE_TOKEN,
         DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'polly.db'}",
         HEALTH_PORT="0",
         PYTHONASYNCIODEBUG="1",
@@ -84,7 +85,7 @@ def test_signal_closes_the_bot_cleanly(tmp_path, sig):
 )
 def test_a_refused_database_url_is_quoted_without_its_password(tmp_path, url):
     env = {k: v for k, v in os.environ.items() if k not in setting_names()}
-    env.update(DISCORD_TOKEN="x" * 40, DATABASE_URL=url)
+    env.update(DISCORD_TOKEN=FAKE_TOKEN, DATABASE_URL=url)
     result = subprocess.run(
         [sys.executable, "-m", "bot"],
         cwd=tmp_path,
@@ -106,7 +107,7 @@ def test_a_refused_database_url_is_quoted_without_its_password(tmp_path, url):
 def test_a_setting_beyond_its_bounds_stops_start_up_with_one_line(tmp_path, variable, value):
     """These once passed validation and then killed the loop or broke every tick."""
     env = {k: v for k, v in os.environ.items() if k not in setting_names()}
-    env.update({"DISCORD_TOKEN": "x" * 40, variable: value, "PYTHONPATH": str(REPO_ROOT)})
+    env.update({"DISCORD_TOKEN": FAKE_TOKEN, variable: value, "PYTHONPATH": str(REPO_ROOT)})
     result = subprocess.run(
         [sys.executable, "-m", "bot"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
     )

@@ -10,7 +10,7 @@ import pytest
 from polly.ext.cog import memory_cog
 from tests.cogs.helpers import add_ops_guild, assert_within_discord_limits, last_reply, reply_text
 from tests.conftest import REPO_ROOT
-from tests.settings import make_settings
+from tests.settings import FAKE_TOKEN, make_settings
 
 
 async def traffic(env, guild, channel, count: int) -> None:
@@ -80,7 +80,7 @@ def test_cache_settings_discord_cannot_serve_exit_2_with_one_line(tmp_path, vari
     result = subprocess.run(
         [sys.executable, "-m", "bot"],
         cwd=tmp_path,
-        env={"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin", variable: value, "DISCORD_TOKEN": "x"},
+        env={"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin", variable: value, "DISCORD_TOKEN": FAKE_TOKEN},
         capture_output=True,
         text=True,
         timeout=60,

@@ -11,6 +11,7 @@ import pytest
 
 from polly.config import DEFAULT_DATABASE_URL, ConfigError, Settings, load_settings, setting_names
 from tests.conftest import REPO_ROOT
+from tests.settings import FAKE_TOKEN
 
 
 def test_defaults_match_the_documented_values(tmp_path, monkeypatch):
@@ -37,13 +38,15 @@ def test_dotenv_file_is_read(tmp_path, monkeypatch):
     """Values in ./.env are loaded, lists split on commas, URLs normalised to async drivers."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / ".env").write_text(
-        "DB_POOL_SIZE=4\nMEMORY_ADMIN_USER_IDS=1, 2,3\nDATABASE_URL=postgresql://u@h/db\nDISCORD_TOKEN=abc.def\n"
+        "DB_POOL_SIZE=4\nMEMORY_ADMIN_USER_IDS=1, 2,3\nDATABASE_URL=postgresql://u@h/db\nDISCORD_TOKEN="
+        + FAKE_TOKEN
+        + "\n"
     )
     s = load_settings()
     assert s.db_pool_size == 4
     assert s.memory_admin_user_ids == [1, 2, 3]
     assert s.database_url == "postgresql+asyncpg://u@h/db"
-    assert s.discord_token is not None and s.discord_token.get_secret_value() == "abc.def"
+    assert s.discord_token is not None and s.discord_token.get_secret_value() == FAKE_TOKEN
 
 
 def test_environment_overrides_dotenv(tmp_path, monkeypatch):
@@ -101,7 +104,7 @@ def run_bot_process(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[s
     [("DB_POOL_SIZE", "abc"), ("DB_POOL_SIZE", "-1"), ("DATABASE_URL", "mysql://x/y")],
 )
 def test_python_m_bot_exits_2_with_one_line_for_invalid_value(tmp_path, variable, value):
-    result = run_bot_process(tmp_path, **{variable: value, "DISCORD_TOKEN": "x"})
+    result = run_bot_process(tmp_path, **{variable: value, "DISCORD_TOKEN": FAKE_TOKEN})
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
@@ -121,12 +124,12 @@ def test_python_m_bot_without_token_says_how_to_set_one_and_exits_2(tmp_path):
 def test_secrets_never_show_in_repr_or_errors(tmp_path, monkeypatch):
     """The token's value is readable only through get_secret_value(), never in repr or an error."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("DISCORD_TOKEN", "MTIz.secret-token-value")
+    monkeypatch.setenv("DISCORD_TOKEN", FAKE_TOKEN)
     monkeypatch.setenv("HEALTH_TOKEN", "another-secret-value-123")
     settings = load_settings()
-    assert "secret-token-value" not in repr(settings)
+    assert "only-its-shape" not in repr(settings)
     assert "another-secret" not in repr(settings) + str(settings.health_token)
-    assert settings.discord_token.get_secret_value() == "MTIz.secret-token-value"
+    assert settings.discord_token.get_secret_value() == FAKE_TOKEN
 
 
 def test_empty_values_mean_unset_as_env_example_says(tmp_path, monkeypatch):
@@ -283,3 +286,21 @@ def test_a_settings_file_that_is_not_utf8_is_one_line(tmp_path, monkeypatch):
     (tmp_path / ".env").write_bytes(b"INSTANCE_NAME=caf\xe9\n")
     with pytest.raises(ConfigError, match=r"Invalid settings file \.env: byte 17 is not UTF-8; save it as UTF-8"):
         load_settings()
+
+
+@pytest.mark.parametrize(
+    ("token", "why"),
+    [
+        ("e", "not the shape of a bot token"),
+        ("abc.def", "not the shape of a bot token"),
+        (f"Bot {FAKE_TOKEN}", "starts with 'Bot '"),
+        ("MTAwMDAwMDAwMDAwMDAwMDAw GAbCdE not-a-real-token", "not the shape of a bot token"),
+    ],
+)
+def test_a_value_that_cannot_be_a_token_is_refused_in_one_line_without_showing_it(token, why):
+    """A one-letter DISCORD_TOKEN used to be "redacted" letter by letter in every log line."""
+    with pytest.raises(ConfigError) as refused:
+        load_settings(env_file=None, environ={"DISCORD_TOKEN": token})
+    said = str(refused.value)
+    assert "DISCORD_TOKEN=<hidden>" in said and why in said and "developer portal" in said
+    assert len(token) < 3 or token not in said  # never shown (a letter is in any sentence)
