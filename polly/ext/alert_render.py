@@ -7,7 +7,7 @@ from dataclasses import fields as dc_fields
 
 import discord
 
-from polly.alerts import AlertTransition, Thresholds, Transition
+from polly.alerts import AlertTransition, Rule, Thresholds, Transition
 from polly.ext.discord_limits import (
     COLOR_FIRING,
     COLOR_OK,
@@ -28,6 +28,46 @@ from polly.trend import Trend
 
 # ---------------------------------------------------------------- /mem alerts and alert posts
 
+# What each rule's value and threshold count, as alerts and /mem alerts show them.
+RULE_UNITS = {
+    Rule.MEMORY: "%",
+    Rule.POOL_OVERFLOW: "%",
+    Rule.POOL_TIMEOUT: "timeouts",
+    Rule.STRUCTURE_FILL: "%",
+    Rule.CHECKPOINT_GROWTH: "%",
+    Rule.LEAK_TREND: "MiB/h",
+    Rule.INSTANCE_SILENT: "s silent",
+    Rule.THROTTLED: "hits",
+    Rule.PRESSURE: "%",
+    Rule.PREVIOUS_RUN: "",
+}
+
+
+def with_unit(rule: Rule, value: float, *, threshold: bool = False) -> str:
+    """`92.0 MiB/h`, `85.3 %`, `3 timeouts`: a rule's figure as people read it."""
+    unit = RULE_UNITS[rule]
+    whole = unit in ("timeouts", "hits", "s silent")
+    shown = f"{value:,.0f}" if whole else (f"{value:g}" if threshold else f"{value:.1f}")
+    return f"{shown} {unit}".strip()
+
+
+# What each runtime threshold counts (the /mem alerts table's unit column).
+THRESHOLD_UNITS = {
+    "memory_percent": "% of the limit",
+    "pool_overflow_percent": "% of DB_MAX_OVERFLOW",
+    "dict_fill_percent": "% of a structure's limit",
+    "checkpoint_growth_percent": "% RSS growth",
+    "leak_horizon_hours": "h",
+    "leak_slow_horizon_hours": "h",
+    "leak_min_mib_per_hour": "MiB/h",
+    "for_checks": "checks",
+    "repeat_minutes": "min",
+    "hysteresis_percent": "points",
+    "throttled_events": "hits",
+    "memory_pressure_percent": "% of a minute",
+}
+
+
 TRANSITION_MARKS = {
     Transition.FIRED: "🔴",
     Transition.REPEATED: "🟠",
@@ -37,8 +77,8 @@ TRANSITION_MARKS = {
 
 
 def thresholds_table(t: Thresholds) -> str:
-    rows = [(f.name, f"{getattr(t, f.name):g}") for f in dc_fields(t)]
-    return code_table(rows, ("threshold", "value"))
+    rows = [(f.name, f"{getattr(t, f.name):g}", THRESHOLD_UNITS.get(f.name, "")) for f in dc_fields(t)]
+    return code_table(rows, ("threshold", "value", "unit"))
 
 
 def channel_text(channel_id: int | None) -> str:
@@ -54,7 +94,8 @@ def alerts_embed(view: AlertsView) -> discord.Embed:
     )
     if active:
         lines = [
-            f"🔴 **{clip(a.rule.value, 40)}** · {clip(a.subject, 60)}: {a.value:.1f} (threshold {a.threshold:g}) "
+            f"🔴 **{clip(a.rule.value, 40)}** · {clip(a.subject, 60)}: {with_unit(a.rule, a.value)} "
+            f"(threshold {with_unit(a.rule, a.threshold, threshold=True)}) "
             f"since {a.since:%H:%M} UTC"
             for a in active
         ]
@@ -102,7 +143,10 @@ def alert_embed(transition: AlertTransition, trend: Trend | None, instance: str 
         title, colour = f"🟢 Resolved: {transition.title}", COLOR_OK
     embed = new_embed(title, transition.detail, colour)
     add_field(embed, "Rule", f"{transition.rule.value} · {clip(transition.subject, 200)}", inline=True)
-    add_field(embed, "Value / threshold", f"{transition.value:.1f} / {transition.threshold:g}", inline=True)
+    value, threshold = with_unit(transition.rule, transition.value), transition.threshold
+    add_field(
+        embed, "Value / threshold", f"{value} / {with_unit(transition.rule, threshold, threshold=True)}", inline=True
+    )
     if transition.kind == Transition.RESOLVED:
         lasted = (transition.at - transition.since).total_seconds()
         # A clock that went back (a restored alert under another clock, a host's clock corrected)

@@ -15,7 +15,7 @@ from polly.alert_outbox import MAY_REPEAT_NOTE
 from polly.ext.cog import memory_cog
 from polly.models import alert_events
 from polly.registry import registry
-from tests.cogs.helpers import add_ops_guild, assert_within_discord_limits
+from tests.cogs.helpers import add_ops_guild, assert_within_discord_limits, reply_text
 from tests.settings import make_settings
 
 FLOOD = 30
@@ -202,3 +202,16 @@ async def test_a_deleted_alert_channel_is_said_as_such_and_is_no_tick_error(simc
         await simcord_env.advance_time(3 * 60)
         assert health.errors == errors and health.undelivered == 1
         assert any(f"the alert channel {ops.id} no longer exists" in r.getMessage() for r in caplog.records)
+
+
+async def test_alert_figures_carry_their_units(simcord_env, simcord_bot):
+    _, ops, operator = add_ops_guild(simcord_env, simcord_bot)
+    await operator.slash(ops, "mem alerts", channel=ops)
+    with filling_structure("unit_fill"):
+        await simcord_env.advance_time(60)
+        (post,) = [m for m in posted(ops) if m.embeds[0].title.startswith("🔴")]
+        fields = {f.name: f.value for f in post.embeds[0].fields}
+        assert fields["Value / threshold"] == "90.0 % / 50 %"
+        overview = reply_text(await operator.slash(ops, "mem alerts"))
+        assert "unit_fill: 90.0 % (threshold 50 %)" in overview
+        assert "% of a structure's limit" in overview and "MiB/h" in overview and "checks" in overview
