@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from polly.container import ContainerSource
 
 log = logging.getLogger(__name__)
+TREND_MIN_SPAN_S = 600.0  # no trend figure from less than 10 minutes of samples
 
 DEFAULT_LABEL_ATTEMPTS = 100  # " #2" … " #100" within one second
 
@@ -207,7 +208,14 @@ class MemoryMonitor:
         if self._trend_cache is not None and self._trend_cache[0] == key:
             return self._trend_cache[1]
         threshold = latest.limit * percent / 100
-        trend = rss_trend(self.history, self.settings.memory_trend_window_minutes * 60, threshold)
+        window = self.settings.memory_trend_window_minutes * 60
+        trend = rss_trend(
+            self.history,
+            window,
+            threshold,
+            min_samples=self.settings.alert_for_checks,
+            min_span_s=min(TREND_MIN_SPAN_S, window / 2),
+        )
         self._trend_cache = (key, trend)
         return trend
 

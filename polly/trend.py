@@ -69,8 +69,12 @@ def rss_trend(
     window_s: float,
     threshold_bytes: float | None = None,
     spark_points: int = 24,
+    min_samples: int = 3,
+    min_span_s: float = 0.0,
 ) -> Trend:
-    """Least-squares slope of RSS over `window_s`, starting after the last big drop.
+    """Least-squares slope of RSS over `window_s`, starting after the last big drop; no slope from
+    fewer than `min_samples` points or a span under `min_span_s` (three samples of a healthy bot's
+    first minutes would say "+23 MiB/h").
 
     A restart or a large cleanup makes RSS fall at once; fitting across it would hide a leak
     that resumes after it, so the fit uses only the points since the last fall of more than
@@ -82,7 +86,7 @@ def rss_trend(
     tail = (points[i] for i in range(max(0, len(points) - spark_points), len(points)))  # a deque: no slices
     recent = tuple(p[1] for p in tail if points[-1][0] - p[0] <= window_s)
     span = segment[-1][0] - segment[0][0] if segment else 0.0
-    if len(segment) < 3 or span <= 0:
+    if len(segment) < max(3, min_samples) or span <= 0 or span < min_span_s:
         return Trend(None, len(segment), span, None, recent)
     t0 = segment[0][0]
     xs = [p[0] - t0 for p in segment]

@@ -54,7 +54,8 @@ def bar(fraction: float, width: int = 20) -> str:
 def trend_text(trend: Trend, threshold_percent: float) -> str:
     spark = sparkline(trend.recent_rss)
     if trend.slope_mib_per_hour is None:
-        return f"collecting samples ({trend.samples} in the window so far)\n{spark}".strip()
+        so_far = f"{trend.samples} sample(s) over {format_duration(trend.span_s)} so far"
+        return f"collecting: too few samples for a trend yet ({so_far})\n{spark}".strip()
     line = f"{trend.slope_mib_per_hour:+.1f} MiB/h over {format_duration(trend.span_s)} ({trend.samples} samples)"
     if trend.seconds_to_threshold is not None:
         line += f"\nreaches {threshold_percent:g} % of the limit in ~{format_duration(trend.seconds_to_threshold)}"

@@ -329,3 +329,19 @@ async def test_labels_are_validated_the_same_way_on_every_database(tmp_path, any
     assert await monitor.list_checkpoints() == []
     stored = await monitor.checkpoint("après déploiement 🚀")  # visible Unicode is fine everywhere
     assert (await monitor.get_checkpoint(stored.label)) is not None
+
+
+def test_no_trend_figure_before_enough_samples_over_ten_minutes(tmp_path):
+    """Three samples of a bot's first two minutes used to be shown as '+23 MiB/h'."""
+    from polly.memory_utils import StructureRegistry
+    from tests.clocks import FakeClock
+
+    settings = make_settings(tmp_path, alert_for_checks=3)
+    monitor = MemoryMonitor(settings, structures=StructureRegistry(), clock=FakeClock(step_s=60))
+    for _ in range(5):
+        monitor.sample()
+    early = monitor.trend()
+    assert early.slope_mib_per_hour is None and early.samples == 5  # 4 minutes: collecting
+    for _ in range(7):
+        monitor.sample()
+    assert monitor.trend().slope_mib_per_hour is not None  # 11 minutes of samples
