@@ -215,7 +215,8 @@ def stats_embed(
         inline=not warnings,
     )
     where = f"instance {instance} · " if instance else ""
-    embed.set_footer(text=f"{where}Sample of {sample.at:%Y-%m-%d %H:%M:%S} UTC")
+    # The figures are the sample's (the last tick's, or one taken for this command): say how old.
+    embed.set_footer(text=f"{where}Sample of {sample.at:%Y-%m-%d %H:%M:%S} UTC, {ago(sample.at, now)}")
     return fit_embed(embed)
 
 

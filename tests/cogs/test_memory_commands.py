@@ -46,6 +46,15 @@ async def test_stats_is_ephemeral_and_renders_the_latest_sample(world, simcord_b
     assert_within_discord_limits(result.response.content, result.response.embeds)
 
 
+async def test_stats_says_how_old_its_sample_is(world, simcord_env):
+    """The figures are the last tick's while it is recent: the footer says how old they are."""
+    _, ops, operator = world
+    await simcord_env.advance_time(60)
+    await simcord_env.advance_time(30)  # half an interval after the tick
+    footer = last_reply(await operator.slash(ops, "mem stats")).embeds[0].footer.text
+    assert footer.endswith("UTC, 30.0 s ago"), footer
+
+
 async def test_stats_says_when_the_monitor_loop_stopped_though_monitoring_is_on(world, simcord_bot):
     _, ops, operator = world
     cog = simcord_bot.get_cog("MemoryCog")
