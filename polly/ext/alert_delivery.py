@@ -7,6 +7,7 @@ delivery, so one chart is drawn per delivery however many alerts want it.
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -90,8 +91,12 @@ class ChannelSink:
     async def post_summary(self, alerts: Sequence[OutgoingAlert], dropped: int, nonce: str) -> None:
         assert self.channel is not None
         note = next((a.note for a in alerts if a.note), None)
-        embed = alert_render.alert_summary_embed([a.transition for a in alerts], dropped, self.settings.instance())
-        await self.channel.send(note, embed=embed, nonce=nonce)
+        embed, complete = alert_render.alert_summary([a.transition for a in alerts], dropped, self.settings.instance())
+        if complete is None:
+            await self.channel.send(note, embed=embed, nonce=nonce)
+            return
+        listing = discord.File(io.BytesIO(complete.encode()), filename=alert_render.SUMMARY_FILENAME)
+        await self.channel.send(note, embed=embed, file=listing, nonce=nonce)
 
     async def chart(self) -> Chart | None:
         if self._chart_drawn:

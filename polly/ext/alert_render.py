@@ -51,6 +51,8 @@ def with_unit(rule: Rule, value: float, *, threshold: bool = False) -> str:
     return f"{shown} {unit}".strip()
 
 
+SUMMARY_FILENAME = "alerts.txt"
+
 # What each runtime threshold counts (the /mem alerts table's unit column).
 THRESHOLD_UNITS = {
     "memory_percent": "% of the limit",
@@ -164,10 +166,11 @@ def alert_embed(transition: AlertTransition, trend: Trend | None, instance: str 
     return fit_embed(embed)
 
 
-def alert_summary_embed(
+def alert_summary(
     transitions: Sequence[AlertTransition], dropped: int = 0, instance: str | None = None
-) -> discord.Embed:
-    """The alerts that waited beyond the first few, as one message: one line each, oldest first."""
+) -> tuple[discord.Embed, str | None]:
+    """The alerts that waited beyond the first few, as one message: one line each, oldest first;
+    and, when the embed cannot name them all, the complete list as text to attach (nothing lost)."""
     lines = [
         f"`{t.at:%m-%d %H:%M}` {TRANSITION_MARKS[t.kind]} {t.kind.value} · {t.title} · {clip(t.subject, 60)}"
         for t in transitions
@@ -178,8 +181,14 @@ def alert_summary_embed(
         if sum(len(x) + 1 for x in shown) + len(line) > budget:
             break
         shown.append(line)
+    complete = None
     if len(shown) < len(lines):
-        shown.append(f"… and {len(lines) - len(shown)} more: /mem alerts lists the recent ones")
+        shown.append(f"… and {len(lines) - len(shown)} more: all {len(lines)} are in the attached {SUMMARY_FILENAME}")
+        complete = "\n".join(
+            f"{t.at:%Y-%m-%d %H:%M:%S} UTC\t{t.kind.value}\t{t.rule.value}\t{t.subject}\t"
+            f"{with_unit(t.rule, t.value)}\t{t.title}"
+            for t in transitions
+        )
     embed = new_embed(
         f"📋 {len(transitions)} more alert event(s) that could not be posted in time",
         "\n".join(shown),
@@ -193,7 +202,7 @@ def alert_summary_embed(
         )
     if instance:
         embed.set_footer(text=f"instance {instance}")
-    return fit_embed(embed)
+    return fit_embed(embed), complete
 
 
 def backoff_embed(factor: int, interval_s: float, last_error: str | None) -> discord.Embed:

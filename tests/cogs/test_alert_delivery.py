@@ -215,3 +215,28 @@ async def test_alert_figures_carry_their_units(simcord_env, simcord_bot):
         overview = reply_text(await operator.slash(ops, "mem alerts"))
         assert "unit_fill: 90.0 % (threshold 50 %)" in overview
         assert "% of a structure's limit" in overview and "MiB/h" in overview and "checks" in overview
+
+
+async def test_a_summary_that_cannot_name_every_alert_attaches_the_complete_list(simcord_env, simcord_bot):
+    names = [f"a_structure_with_a_rather_long_descriptive_name_{i:03d}" for i in range(80)]
+    for name in names:
+        registry.bounded_dict(name, max_size=10).update({k: k for k in range(9)})
+    try:
+        _, ops, operator = add_ops_guild(simcord_env, simcord_bot)
+        await operator.slash(ops, "mem alerts", channel=ops)
+        await simcord_env.advance_time(60)
+        (summary,) = [m for m in posted(ops) if m.embeds[0].title.startswith("📋")]
+        assert "are in the attached alerts.txt" in summary.embeds[0].description
+        assert_within_discord_limits(summary.content, summary.embeds)
+        (listing,) = summary.attachments
+        text = simcord_env.backend.cdn.get(listing.url).decode()
+        individually = {s for s in fired_subjects(ops) if s in names} - {
+            line.rsplit(" · ", 1)[1] for line in summary.embeds[0].description.splitlines() if "fired" in line
+        }
+        rows = text.splitlines()
+        assert len(rows) == 80 - len(individually) == 70  # every event of the summary, none lost
+        assert {row.split("\t")[3] for row in rows} == set(names) - individually
+        assert all(row.split("\t")[4] == "90.0 %" and "UTC" in row for row in rows)
+    finally:
+        for name in names:
+            registry.unregister(name)
