@@ -31,7 +31,7 @@ from __future__ import annotations
 import contextlib
 import math
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -143,6 +143,42 @@ def with_leak(trace: Trace, rate_mib_per_hour: float, hours_after_start: float =
         trace.pressure[:end],
         trace.throttle_hits[:end],
     )
+
+
+def _leaked(trace: Trace, hours_after_start: float, added: Callable[[int], float], rate: float) -> Trace:
+    """The trace with `added(minutes since the onset)` MiB on top from the onset (in its second
+    process), cut 6 h later."""
+    second = sorted(trace.restarts)[1]
+    onset = second + int(hours_after_start * 60)
+    end = min(len(trace.rss_mib), onset + 6 * 60)
+    rss = tuple(v + (added(m - onset) if m >= onset else 0.0) for m, v in enumerate(trace.rss_mib[:end]))
+    restarts = frozenset(r for r in trace.restarts if r < end)
+    return Trace(rss, restarts, trace.limit_mib, onset, rate, trace.pressure[:end], trace.throttle_hits[:end])
+
+
+def with_stepped_leak(trace: Trace, step_mib: float, every_min: int, hours_after_start: float = 3.0) -> Trace:
+    """A leak in steps: `step_mib` at once every `every_min` minutes, flat in between (a cache that
+    never evicts, filled by bursts)."""
+    return _leaked(trace, hours_after_start, lambda m: step_mib * (m // every_min + 1), step_mib * 60 / every_min)
+
+
+def with_sawtooth_leak(
+    trace: Trace, rate_mib_per_hour: float, period_min: int, drop_share: float, hours_after_start: float = 3.0
+) -> Trace:
+    """A leak under a saw-tooth: rising at 2x `rate`, then every `period_min` minutes a cleanup gives
+    back `drop_share` of what the period added (net `rate` when drop_share is 0.5)."""
+
+    def added(m: int) -> float:
+        period, into = divmod(m, period_min)
+        per_period = 2 * rate_mib_per_hour * period_min / 60
+        return period * per_period * (1 - drop_share) + 2 * rate_mib_per_hour * into / 60
+
+    return _leaked(trace, hours_after_start, added, rate_mib_per_hour * 2 * (1 - drop_share))
+
+
+def with_stopping_leak(trace: Trace, rate_mib_per_hour: float, lasts_min: int, hours_after_start: float = 3.0) -> Trace:
+    """A leak that stops after `lasts_min` minutes (fixed, or its cache finally bounded)."""
+    return _leaked(trace, hours_after_start, lambda m: rate_mib_per_hour * min(m, lasts_min) / 60, rate_mib_per_hour)
 
 
 class TraceProcess:

@@ -21,6 +21,9 @@ from benchmarks.alert_traces import (
     replay,
     with_leak,
     with_pressure,
+    with_sawtooth_leak,
+    with_stepped_leak,
+    with_stopping_leak,
     with_throttling,
 )
 from polly.alerts import Rule, Transition
@@ -106,7 +109,67 @@ def alert_quality() -> list[Result]:
                     + (f"; {early} alert(s) before the onset" if early else ""),
                 )
             )
-    return results + container_signals() + prometheus_rules()
+    return results + flapping() + container_signals() + prometheus_rules()
+
+
+# Leaks that move in steps or under a saw-tooth: (name, trace maker). Found once, never flapping.
+UNEVEN_LEAKS = (
+    ("stepped leak: +10 MiB every 20 min", lambda t, h: with_stepped_leak(t, 10.0, 20, h)),
+    ("stepped leak: +25 MiB every 45 min", lambda t, h: with_stepped_leak(t, 25.0, 45, h)),
+    (
+        "saw-tooth leak: net 30 MiB/h, half given back every 30 min",
+        lambda t, h: with_sawtooth_leak(t, 30.0, 30, 0.5, h),
+    ),
+    ("leak of 30 MiB/h that stops after 90 min", lambda t, h: with_stopping_leak(t, 30.0, 90, h)),
+)
+
+
+def _flaps(fired: list[Fired], repeat_min: float) -> int:
+    """Fire → resolve → fire of the leak rule within the repeat window: one alert said three times."""
+    leak = [f for f in fired if f.transition.rule is Rule.LEAK_TREND]
+    flaps, resolved_at = 0, None
+    for f in leak:
+        if f.transition.kind is Transition.RESOLVED:
+            resolved_at = f.minute
+        elif f.transition.kind is Transition.FIRED and resolved_at is not None:
+            flaps += f.minute - resolved_at <= repeat_min
+            resolved_at = None
+    return flaps
+
+
+def flapping() -> list[Result]:
+    """Uneven leaks toward 1 GiB: how many times the leak rule flaps (budget 0) and when it fires."""
+    results = []
+    base = healthy_trace(1024, 2.5, seed=7 + 1024, step_after_h=LEAK_TRACE_STEP_AFTER_H)
+    for name, make in UNEVEN_LEAKS:
+        flaps, delays, resolved = 0, [], []
+        for onset_h in LEAK_ONSETS_H:
+            trace = make(base, onset_h)
+            transitions = _run(trace)
+            flaps += _flaps(transitions, 60.0)
+            assert trace.leak_onset is not None
+            after = [f.minute - trace.leak_onset for f in _fired(transitions) if f.minute >= trace.leak_onset]
+            delays.append(after[0] if after else None)
+            resolved += [
+                f.minute - trace.leak_onset
+                for f in transitions
+                if f.transition.rule is Rule.LEAK_TREND and f.transition.kind is Transition.RESOLVED
+            ]
+        results.append(
+            Result(
+                f"{name} toward 1 GiB: flaps (fire, resolve, fire within an hour)",
+                flaps,
+                0,
+                "flaps",
+                "0",
+                flaps == 0,
+                None,
+                "found after "
+                + ", ".join("not within 6 h" if d is None else f"{d} min" for d in delays)
+                + (f"; resolved {', '.join(f'{m} min' for m in resolved)} after the onset" if resolved else ""),
+            )
+        )
+    return results
 
 
 # The container's incidents: (name, how to add it, rule, budget in minutes after the onset)

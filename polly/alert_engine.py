@@ -38,6 +38,7 @@ class FiringRecord(Protocol):
 @dataclass
 class _State:
     held: int = 0
+    cleared: int = 0  # consecutive clear checks while firing
     firing: bool = False
     since: datetime | None = None
     last_notified: datetime | None = None
@@ -64,6 +65,7 @@ class AlertEngine:
             if c.active:
                 state = state or self._states.setdefault(key, _State(since=now))
                 state.held += 1
+                state.cleared = 0
                 state.condition = c
                 needed = c.for_checks if c.for_checks is not None else self.thresholds.for_checks
                 if not state.firing and state.held >= needed:
@@ -74,10 +76,11 @@ class AlertEngine:
                     out.append(self._transition(Transition.REPEATED, c, now, state.since or now))
             elif state is not None and state.firing:
                 state.condition = c
-                if c.clear:
+                state.cleared = state.cleared + 1 if c.clear else 0
+                if state.cleared >= c.clear_for_checks:
                     del self._states[key]
                     out.append(self._transition(Transition.RESOLVED, c, now, state.since or now))
-                # else: inside the hysteresis band, still firing, no repeat while below threshold
+                # else: inside the hysteresis band (or clear for too few checks yet), still firing
             elif state is not None:
                 del self._states[key]  # pending condition broke off before the hold time
         out.extend(self._vanished(seen, now))

@@ -155,6 +155,7 @@ class Condition:
     # False: the rule's input failed this tick (a structure that cannot report its size). The engine
     # then keeps the subject's state as it was: not evaluated is not gone, and not cleared.
     evaluated: bool = True
+    clear_for_checks: int = 1  # consecutive clear checks before a firing alert resolves
 
 
 @dataclass(frozen=True)
@@ -306,10 +307,30 @@ def leak_conditions(
     if headroom_mib <= 0:
         reach = f"; already above {t.memory_percent:g} % of the limit"
     detail = f"RSS rising {slope:.1f} MiB/h over the last {format_duration(shown.window_s)}{reach}"
+    # Resolved only once the level has stopped rising: the long window over the samples since it
+    # fired (which a stepped or saw-tooth leak keeps rising) judged and settled too, for the hold.
+    # A resolve never reports a rising trend.
+    since = leak.since_fired if leak is not None else None
     clear = all(w.settled(minimum) for w, _ in judged)
+    clear = clear and since is not None and since.slope_mib_per_hour is not None and since.settled(minimum)
+    if clear and leak is not None:
+        detail = (
+            f"RSS has stopped rising (at {format_bytes(sample.rss)}): no steady rise over the last "
+            f"{format_duration(leak.fast.window_s)}, nor since the alert fired"
+        )
     hold = max(t.for_checks, LEAK_FOR_CHECKS)
     return [
-        Condition(Rule.LEAK_TREND, "process", slope, minimum, bool(firing), clear, detail + growing_text(growing), hold)
+        Condition(
+            Rule.LEAK_TREND,
+            "process",
+            slope,
+            minimum,
+            bool(firing),
+            clear,
+            detail + growing_text(growing),
+            hold,
+            clear_for_checks=hold,
+        )
     ]
 
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, TypeVar
 from polly.alert_engine import AlertEngine
 from polly.alert_outbox import AlertEventOut, AlertOutbox
 from polly.alert_store import AlertStore
-from polly.alerts import evaluate_rules
+from polly.alerts import Rule, Transition, evaluate_rules
 from polly.allocations import TraceSlot
 from polly.checkpoints import Checkpoint
 from polly.config import Settings
@@ -94,6 +94,7 @@ class MonitorCycle:
         self.last_checkpoint_at: datetime | None = None
         self.last_size_estimate_at: datetime | None = None
         self.growth_percent: float | None = None
+        self.leak_resolved_at: datetime | None = None  # the leak windows' evidence starts after it
         self.growing_types: tuple[TypeGrowth, ...] = ()  # since the previous automatic checkpoint
         # For /mem inspect's suggestions: the latest comparison's growth, the latest counts.
         self._grown_type_names: tuple[str, ...] = ()
@@ -182,6 +183,9 @@ class MonitorCycle:
             conditions += await self._isolated("fleet rules", failed, self.fleet.conditions(sample.at), [])
         self.health.rules_not_evaluated = sum(not c.evaluated for c in conditions)
         transitions = self.engine.evaluate(conditions, sample.at)
+        for t in transitions:
+            if t.rule is Rule.LEAK_TREND and t.kind is Transition.RESOLVED:
+                self.leak_resolved_at = t.at
         events = tuple([await self.alerts.add(t) for t in transitions])
         if self.runs is not None and self.runs.judged:
             note = self.runs.note(sample, trend, self.growing_types, self.engine.active())
@@ -265,7 +269,11 @@ class MonitorCycle:
         """What the leak rule's two windows say now, from samples after the warm-up grace."""
         grace = timedelta(minutes=self.settings.alert_leak_grace_minutes)
         warm_at = self.warm_at or self.monitor.clock() + grace
-        return self.leak_watch.windows(self.monitor.history, warm_at.timestamp())
+        # After a leak alert resolves, the rise it was about is not a new leak: evidence starts anew.
+        not_before = max(warm_at, self.leak_resolved_at) if self.leak_resolved_at else warm_at
+        fired = next((a.since for a in self.engine.active() if a.rule is Rule.LEAK_TREND), None)
+        fired_at = fired.timestamp() if fired is not None else None
+        return self.leak_watch.windows(self.monitor.history, not_before.timestamp(), fired_at)
 
     def note_types(self, growth: Iterable[TypeGrowth], counts: dict[str, int] | None) -> None:
         """Remember the latest checkpoint's growing and most common types (for suggestions)."""

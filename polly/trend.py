@@ -180,6 +180,9 @@ class LeakWindows:
 
     fast: LeakEvidence
     slow: LeakEvidence
+    # While a leak alert fires: the long window over samples since it fired only. A stepped or
+    # saw-tooth leak keeps it rising; a leak that stopped makes it settle (the level stopped rising).
+    since_fired: LeakEvidence | None = None
 
 
 class LeakWatch:
@@ -190,8 +193,13 @@ class LeakWatch:
         self.fast_s, self.slow_s, self.slow_every_s = fast_s, slow_s, slow_every_s
         self._slow: tuple[float, LeakEvidence] | None = None
 
-    def windows(self, points: Sequence[RssPoint], not_before: float | None) -> LeakWindows:
+    def windows(
+        self, points: Sequence[RssPoint], not_before: float | None, fired_at: float | None = None
+    ) -> LeakWindows:
         now = points[-1][0] if points else 0.0
         if self._slow is None or not 0 <= now - self._slow[0] < self.slow_every_s:
             self._slow = (now, leak_evidence(points, self.slow_s, not_before))
-        return LeakWindows(leak_evidence(points, self.fast_s, not_before), self._slow[1])
+        since = None
+        if fired_at is not None:
+            since = leak_evidence(points, self.slow_s, max(fired_at, not_before or fired_at))
+        return LeakWindows(leak_evidence(points, self.fast_s, not_before), self._slow[1], since)

@@ -214,8 +214,17 @@ def test_checkpoint_growth_rule():
     assert kinds(out, Rule.CHECKPOINT_GROWTH) == [Transition.RESOLVED]
 
 
-def windows(fast: float | None = None, slow: float | None = None, *, t: float = 20.0, steady: bool = True):
-    return LeakWindows(LeakEvidence(1800, fast, t, steady), LeakEvidence(7200, slow, t, steady))
+def windows(
+    fast: float | None = None,
+    slow: float | None = None,
+    *,
+    t: float = 20.0,
+    steady: bool = True,
+    since: float | None = None,
+):
+    """`since`: the long window's slope over the samples since the alert fired (None: not judged yet)."""
+    since_fired = LeakEvidence(7200, since, t, steady) if since is not None else None
+    return LeakWindows(LeakEvidence(1800, fast, t, steady), LeakEvidence(7200, slow, t, steady), since_fired)
 
 
 def held(engine: AlertEngine, sample: MemorySample, trend, start: float = 0) -> list:
@@ -235,7 +244,8 @@ def test_a_fast_leak_fires_when_the_threshold_is_within_the_horizon():
     out = held(engine, make_sample(500), windows(fast=30.0))  # 300 MiB to 80 %: 10 h
     assert kinds(out, Rule.LEAK_TREND) == [Transition.FIRED]
     assert "30.0 MiB/h over the last 30 min" in out[0].detail and "in 10.0 h" in out[0].detail
-    assert kinds(run(engine, make_sample(500), 9, trend=windows(fast=0.5)), Rule.LEAK_TREND) == [Transition.RESOLVED]
+    calm = held(engine, make_sample(500), windows(fast=0.5, since=0.0), start=9)
+    assert kinds(calm, Rule.LEAK_TREND) == [Transition.RESOLVED]
 
 
 def test_a_fast_window_beyond_the_horizon_waits_for_the_slow_one_and_its_horizon():
@@ -255,14 +265,28 @@ def test_a_leak_needs_a_steady_rise_far_above_the_noise():
         assert kinds(held(AlertEngine(t), make_sample(500), trend), Rule.LEAK_TREND) == []
 
 
-def test_a_firing_leak_resolves_only_when_both_windows_settle():
+def test_a_firing_leak_resolves_only_once_the_level_has_stopped_rising_for_the_hold():
+    """A stepped or saw-tooth leak calms the short window between its steps: it used to resolve
+    and fire again five times in 70 minutes, each "resolved" still saying RSS rises."""
     engine = AlertEngine(replace(T, for_checks=1, leak_min_mib_per_hour=2))
     assert kinds(held(engine, make_sample(500), windows(fast=30.0, slow=30.0)), Rule.LEAK_TREND) == [Transition.FIRED]
     # the short window calmed down, the long one still rises: still firing, nothing new
     assert kinds(run(engine, make_sample(500), 9, trend=windows(fast=0.0, slow=30.0)), Rule.LEAK_TREND) == []
-    assert [a.rule for a in engine.active()] == [Rule.LEAK_TREND]
-    out = run(engine, make_sample(500), 10, trend=windows(fast=0.0, slow=0.5))
-    assert kinds(out, Rule.LEAK_TREND) == [Transition.RESOLVED]
+    # both calm, but the level since it fired is not judged yet, or still rises (the next step)
+    for since in (None, 12.0):
+        calm = held(engine, make_sample(500), windows(fast=0.0, slow=0.5, since=since), start=10)
+        assert kinds(calm, Rule.LEAK_TREND) == [] and [a.rule for a in engine.active()] == [Rule.LEAK_TREND]
+    # settled since it fired: resolved after the hold, not before, saying it stopped rising
+    first = run(engine, make_sample(500), 20, trend=windows(fast=0.0, slow=0.5, since=0.2))
+    assert kinds(first, Rule.LEAK_TREND) == []
+    out = held(engine, make_sample(500), windows(fast=0.0, slow=0.5, since=0.2), start=21)
+    (resolved,) = [t for t in out if t.rule is Rule.LEAK_TREND]
+    assert resolved.kind is Transition.RESOLVED
+    assert (
+        resolved.detail
+        == "RSS has stopped rising (at 500.0 MiB): no steady rise over the last 30 min, nor since the alert fired"
+    )
+    assert "MiB/h" not in resolved.detail  # a resolve never reports a rising trend
 
 
 def test_a_leak_above_the_threshold_says_so():
