@@ -11,8 +11,9 @@ import psutil
 
 from benchmarks._harness import Result, interleaved, per_call
 from polly.alert_engine import AlertEngine
+from polly.alert_rules import evaluate_rules
 from polly.alert_store import AlertStore
-from polly.alerts import Thresholds, evaluate_rules
+from polly.alerts import Thresholds
 from polly.config import Settings, load_settings
 from polly.container import ContainerReader
 from polly.enhanced_database import Database

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, TypeVar
 
 from polly.alert_engine import AlertEngine
 from polly.alert_outbox import AlertEventOut, AlertOutbox
+from polly.alert_rules import evaluate_rules
 from polly.alert_store import AlertStore
-from polly.alerts import Rule, Transition, evaluate_rules
+from polly.alerts import Rule, Transition
 from polly.allocations import TraceSlot
 from polly.checkpoints import Checkpoint
 from polly.config import Settings

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from polly.alert_engine import AlertEngine
-from polly.alerts import Rule, ThresholdError, Thresholds, evaluate_rules
+from polly.alert_rules import evaluate_rules
+from polly.alerts import Rule, ThresholdError, Thresholds
 from polly.config import ConfigError
 from polly.memory_optimizer import MemoryMonitor
 from polly.monitor_cycle import MonitorCycle

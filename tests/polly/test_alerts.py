@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from polly.alert_engine import AlertEngine
-from polly.alerts import LEAK_FOR_CHECKS, Rule, Thresholds, Transition, evaluate_rules
+from polly.alert_rules import evaluate_rules
+from polly.alerts import LEAK_FOR_CHECKS, Rule, Thresholds, Transition
 from polly.enhanced_database import PoolStatus
 from polly.formatting import MIB
 from polly.memory_optimizer import MemorySample

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from polly.alert_engine import AlertEngine
-from polly.alerts import Rule, Thresholds, Transition, evaluate_rules
+from polly.alert_rules import evaluate_rules
+from polly.alerts import Rule, Thresholds, Transition
 from polly.container import ContainerMark, ContainerMemory, ContainerReader, Pressure, parse_pressure
 from polly.formatting import MIB
 from polly.memory_limit import CgroupReader

@@ -10,7 +10,8 @@ import time
 import pytest
 
 from polly.alert_engine import AlertEngine
-from polly.alerts import Thresholds, evaluate_rules
+from polly.alert_rules import evaluate_rules
+from polly.alerts import Thresholds
 from polly.memory_optimizer import MemoryMonitor
 from polly.memory_utils import StructureRegistry, cleanup_global_dict
 from polly.trend import LeakWatch
