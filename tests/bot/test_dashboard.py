@@ -62,7 +62,7 @@ def bot_settings(tmp_path):
 
 async def test_every_metric_the_dashboard_queries_is_exported(simcord_env, simcord_bot):
     add_ops_guild(simcord_env, simcord_bot, shard_id=0)
-    await simcord_env.advance_time(120)  # ticks: a sample, pool use, profiled work
+    await simcord_env.advance_time(660)  # ticks: samples enough for a trend (10 min), pool use, profiled work
     url = f"http://127.0.0.1:{memory_cog(simcord_bot).health_server.port}/metrics"
     async with aiohttp.ClientSession() as session, session.get(url) as response:
         exported = {s.name for f in text_string_to_metric_families(await response.text()) for s in f.samples}
