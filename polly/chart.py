@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from polly.formatting import format_bytes, format_duration
-from polly.history import BUCKET, MAX_HOURS, ChartError, HistoryBucket, bucket_start
+from polly.history import BUCKET, MAX_HOURS, ChartError, HistoryBucket, bucket_start, merged_step
 
 if TYPE_CHECKING:
     from polly.monitor_cycle import MonitorCycle
@@ -73,9 +73,12 @@ def chart_spec(
     threshold = limit * threshold_percent / 100
     centre = BUCKET.total_seconds() / 2
     points = [(min(b.start.timestamp() + centre, now.timestamp()), b.rss_min, b.rss_mean, b.rss_max) for b in buckets]
+    # A gap is where no point exists for more than two points' width: beyond ~50 h the history is
+    # merged into wider points (20 min for a week), which are not gaps.
+    step_s = merged_step(timedelta(hours=hours)).total_seconds()
     segments, gaps = [[points[0]]], []
     for before, after in itertools.pairwise(points):
-        if after[0] - before[0] > 2.5 * BUCKET.total_seconds():  # a missing bucket or more: a restart
+        if after[0] - before[0] > 2.5 * step_s:  # a missing point or more: the bot was not running
             gaps.append([before[0], after[0]])
             segments.append([])
         segments[-1].append(after)

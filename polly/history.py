@@ -104,8 +104,7 @@ class HistoryRecorder:
         most about `max_points` (a week's 2,016 buckets become 504 of 20 minutes: a chart is 1,000
         pixels wide, and fewer objects keep the collector from pausing the loop)."""
         now = self.open.start if self.open is not None else clock.now()
-        span = max(1, int((now - since) / BUCKET))
-        step_s = int(BUCKET.total_seconds()) * max(1, -(-span // max_points))
+        step_s = int(merged_step(now - since, max_points).total_seconds())
         stored: list[HistoryBucket] = []
         if self.db is not None:
             group = (table.c.bucket_start // step_s).label("slot")
@@ -154,6 +153,13 @@ def _row(b: HistoryBucket) -> dict[str, object]:
         "cleanups": b.cleanups,
         "manual_cleanups": b.manual_cleanups,
     }
+
+
+def merged_step(span: timedelta, max_points: int = MAX_POINTS) -> timedelta:
+    """How wide one point of a chart spanning `span` is: BUCKET, or a whole number of them so that
+    there are at most about `max_points` (a week: 20 minutes)."""
+    buckets = max(1, int(span / BUCKET))
+    return BUCKET * max(1, -(-buckets // max_points))
 
 
 def _merged(buckets: list[HistoryBucket]) -> list[HistoryBucket]:

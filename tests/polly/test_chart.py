@@ -178,3 +178,33 @@ async def test_a_missing_interpreter_is_a_chart_error_not_a_traceback(monkeypatc
     monkeypatch.setattr(sys, "executable", str(tmp_path / "gone" / "python"))
     with pytest.raises(ChartError, match=r"the Python interpreter .*gone/python cannot be started"):
         await render_png({"title": "x"})
+
+
+async def test_a_week_s_merged_points_are_not_gaps_and_a_real_stop_is_one(db):
+    """A 7-day chart merges the history into 20-minute points: the chart once called every one of
+    them a gap ("503 gap(s) (restarts)" for a healthy week, 18 for one 6-hour run)."""
+    recorder = HistoryRecorder(db, retention_hours=168)
+    run_start = NOW - timedelta(hours=6)
+    for i in range(6 * 12):  # one 6-hour run, a sample each 5-minute bucket
+        at = run_start + i * BUCKET
+        if timedelta(hours=2) <= at - run_start < timedelta(hours=3):
+            continue  # the bot was down for an hour
+        recorder.add(at, 100 * MIB + i * MIB, 1024 * MIB)
+    await recorder.flush_due()
+    buckets = await recorder.load(NOW - timedelta(hours=168))
+    spec, caption = chart_spec(
+        buckets,
+        [],
+        now=NOW,
+        hours=168,
+        threshold_percent=80,
+        slope_mib_per_hour=None,
+        seconds_to_threshold=None,
+        title="a week",
+    )
+    assert len(spec["gaps"]) == 1 and "1 gap(s)" in caption  # the hour down, and nothing else
+    gap_start, gap_end = spec["gaps"][0]
+    assert (
+        gap_start < (run_start + timedelta(hours=2)).timestamp()
+        and gap_end > (run_start + timedelta(hours=3)).timestamp()
+    )
