@@ -106,6 +106,18 @@ def test_a_threshold_far_above_the_memory_is_said_not_drawn_flat():
     assert spec["projection"] is None
 
 
+def test_a_rising_trend_toward_a_far_threshold_keeps_the_axis_on_the_data():
+    """A leak far below its alert line (74 -> 255 MiB on a 23.5 GiB host) was drawn flat: the
+    projection stretched the axis to the 80 % line."""
+    buckets = day_of_buckets(slope_mib=0.3)  # 300 -> 386 MiB of a 1 GiB limit: 80 % is 819 MiB
+    spec, caption = spec_of(buckets, slope=3.6, eta=120 * 3600.0)
+    data_high = max(b.rss_max for b in buckets)
+    assert spec["projection"] is not None and spec["y_max"] < 1.3 * spec["projection"][1][1]
+    assert spec["y_max"] < spec["threshold"]  # said in the header ("above the chart"), not drawn
+    assert spec["y_max"] - spec["y_min"] < 3 * (data_high - min(b.rss_min for b in buckets))
+    assert "80 % in 5.0 d" in caption  # the crossing time is said in the caption
+
+
 class TestHistoryRecorder:
     async def test_samples_fold_into_5_minute_buckets_written_when_they_close(self, db):
         recorder = HistoryRecorder(db, retention_hours=1)
