@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import os
 import socket
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -29,6 +30,9 @@ from polly.trend import Trend
 
 if TYPE_CHECKING:
     from polly.post_mortem import PostMortem
+
+# This process, among all runs of the instance (kept across extension reloads: polly's modules are).
+PROCESS_ID = uuid.uuid4().hex
 
 
 class RunJournal:
@@ -50,8 +54,9 @@ class RunJournal:
         before = RunRecord.from_json(stored) if stored else None
         host, pid = socket.gethostname(), os.getpid()
         verdict = None
-        # not this very process opened again (a reload whose stop mark was refused): a death
-        if before is not None and before.stopped_at is None and (before.host, before.pid) != (host, pid):
+        # Not this very process opened again (a reload whose stop mark was refused): a death. Told by
+        # a random id, not (host, pid): in a container the bot is pid 1 of the same host every run.
+        if before is not None and before.stopped_at is None and before.process != PROCESS_ID:
             from polly.post_mortem import judge  # the report's code: loaded only when there is one
 
             verdict = judge(before, container, critical_percent, interval_s)
@@ -63,6 +68,7 @@ class RunJournal:
             now,
             container.path if container is not None else None,
             container.oom_kills if container is not None else None,
+            process=PROCESS_ID,
         )
         report = verdict.transition(now) if verdict is not None else None
         await self.store.record_with_setting(report, self.key, self.record.to_json())

@@ -33,6 +33,7 @@ class RunRecord:
     growing: tuple[str, ...] = ()  # the last automatic checkpoint's growing types
     firing: tuple[str, ...] = ()
     stopped_at: datetime | None = None  # a clean stop: SIGTERM, SIGINT, :quit, close()
+    process: str = ""  # this process's random id: a container's bot is pid 1 on the same host every run
 
     def to_json(self) -> str:
         data = asdict(self)

@@ -33,7 +33,7 @@ async def test_a_run_that_died_is_reported_once_with_its_chart_and_a_clean_stop_
         await first.close()
         monkeypatch.undo()
         # the next start is another process (a start in this same process is a reload, not a death)
-        monkeypatch.setattr("polly.run_journal.os.getpid", lambda: 4242)
+        monkeypatch.setattr("polly.run_journal.PROCESS_ID", "second")
 
         second = create_bot(settings)
         await env.restart_bot(second)
@@ -52,7 +52,7 @@ async def test_a_run_that_died_is_reported_once_with_its_chart_and_a_clean_stop_
         assert len(reports(ops)) == 1  # delivered once
 
         await second.close()  # a clean stop this time
-        monkeypatch.setattr("polly.run_journal.os.getpid", lambda: 4343)
+        monkeypatch.setattr("polly.run_journal.PROCESS_ID", "third")
         third = create_bot(settings)
         await env.restart_bot(third)
         await env.advance_time(3 * 60)

@@ -97,7 +97,7 @@ async def test_runs_on_a_real_database_report_once_and_never_after_a_clean_stop(
     assert await first.begin(container(0), 95, 60) is None  # nothing known before: nothing to say
     sample = replace(make_sample(960), container=container(0))
     await first.note(sample, Trend(30.0, 5, 600, None), (), ())
-    monkeypatch.setattr("polly.run_journal.os.getpid", lambda: 99_999)  # the next start is another process
+    monkeypatch.setattr("polly.run_journal.PROCESS_ID", "next")  # the next start is another process
 
     second = journal()  # the first was killed (no stop): at 96 % of the limit, no kernel word
     report = await second.begin(container(0), 95, 60)
@@ -107,7 +107,7 @@ async def test_runs_on_a_real_database_report_once_and_never_after_a_clean_stop(
     assert await store.firing() == []  # a report is not an alert that fires: nothing to restore
 
     await second.stop()  # :quit
-    monkeypatch.setattr("polly.run_journal.os.getpid", lambda: 100_000)
+    monkeypatch.setattr("polly.run_journal.PROCESS_ID", "third")
     third = journal()
     assert await third.begin(container(1), 95, 60) is None  # stopped cleanly: nothing, whatever the counter
     assert len(await store.undelivered()) == 1
@@ -120,3 +120,15 @@ async def test_a_reload_of_the_same_process_is_not_a_death(db):
     again = RunJournal(store, "bot-1", lambda: T0)  # the stop mark was refused (database down at unload)
     assert await again.begin(None, 95, 60) is None
     assert await store.undelivered() == []
+
+
+async def test_a_container_restart_is_a_death_though_pid_and_host_are_the_same(db):
+    """In a container the bot is pid 1 of the same host name every run: a restart is still a death."""
+    import os
+    import socket
+
+    store = AlertStore(db, 100, "bot-1")
+    dead = replace(last_run(), host=socket.gethostname(), pid=os.getpid(), process="an-earlier-container-run")
+    await store.set_setting("run:bot-1", dead.to_json())
+    report = await RunJournal(store, "bot-1", lambda: T0).begin(container(0), 95, 60)
+    assert report is not None and report.verdict is Verdict.UNCLEAN
