@@ -24,14 +24,16 @@ PLOT = (43, 45, 49)
 GRID = (70, 73, 80)
 TEXT = (220, 221, 222)
 MUTED = (150, 153, 160)
-RSS = (88, 166, 255)
-BAND = (54, 86, 128)
-LIMIT = (237, 66, 69)
-THRESHOLD = (250, 166, 26)
-FIRED = (237, 66, 69)
-RESOLVED = (87, 242, 135)
-CHECKPOINT = (190, 140, 255)
-CLEANUP = (64, 224, 208)
+# Okabe-Ito colours, told apart with any colour vision (tests/polly/test_chart.py simulates the
+# three dichromacies): limit, alert line, fired and resolved were red, orange, red and green.
+RSS = (86, 180, 233)  # sky blue
+BAND = (40, 80, 112)
+LIMIT = (213, 94, 0)  # vermillion
+THRESHOLD = (240, 228, 66)  # yellow
+FIRED = (204, 121, 167)  # reddish purple
+RESOLVED = (0, 158, 115)  # bluish green
+CHECKPOINT = (230, 159, 0)  # orange
+CLEANUP = (200, 200, 200)
 GAP = (60, 50, 50)
 
 

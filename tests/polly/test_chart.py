@@ -118,6 +118,39 @@ def test_a_rising_trend_toward_a_far_threshold_keeps_the_axis_on_the_data():
     assert "80 % in 5.0 d" in caption  # the crossing time is said in the caption
 
 
+# Machado et al. (2009), severity 1: protanopia, deuteranopia, tritanopia, on linear RGB.
+DICHROMACIES = (
+    ((0.152286, 1.052583, -0.204868), (0.114503, 0.786281, 0.099216), (-0.003882, -0.048116, 1.051998)),
+    ((0.367322, 0.860646, -0.227968), (0.280085, 0.672501, 0.047413), (-0.011820, 0.042940, 0.968881)),
+    ((1.255528, -0.076749, -0.178779), (-0.078411, 0.930809, 0.147602), (0.004733, 0.691367, 0.303900)),
+)
+
+
+def seen_as(rgb: tuple[int, int, int], matrix) -> tuple[float, ...]:
+    def linear(c: float) -> float:
+        c /= 255
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+    def encoded(c: float) -> float:
+        c = min(1.0, max(0.0, c))
+        return 255 * (12.92 * c if c <= 0.0031308 else 1.055 * c ** (1 / 2.4) - 0.055)
+
+    values = [linear(c) for c in rgb]
+    return tuple(encoded(sum(m * v for m, v in zip(row, values, strict=True))) for row in matrix)
+
+
+def test_the_levels_and_alert_markers_are_told_apart_with_any_colour_vision():
+    """Limit and "alert fired" shared one red; red against green is what most colour-blind readers lose."""
+    import itertools
+    import math
+
+    colours = {"limit": chart_png.LIMIT, "alert line": chart_png.THRESHOLD, "fired": chart_png.FIRED}
+    colours |= {"resolved": chart_png.RESOLVED, "plot": chart_png.PLOT}
+    for matrix in (((1, 0, 0), (0, 1, 0), (0, 0, 1)), *DICHROMACIES):
+        for (a, ca), (b, cb) in itertools.combinations(colours.items(), 2):
+            assert math.dist(seen_as(ca, matrix), seen_as(cb, matrix)) > 45, (a, b, matrix)
+
+
 class TestHistoryRecorder:
     async def test_samples_fold_into_5_minute_buckets_written_when_they_close(self, db):
         recorder = HistoryRecorder(db, retention_hours=1)
