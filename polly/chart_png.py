@@ -37,6 +37,10 @@ CLEANUP = (200, 200, 200)
 GAP = (60, 50, 50)
 
 
+def _overlap(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
 def nice_step(span: float, ticks: int = 5) -> float:
     raw = span / max(1, ticks)
     magnitude = 10 ** int(f"{raw:e}".split("e")[1])
@@ -61,6 +65,27 @@ class Canvas:
         self.x0, self.x1 = spec["start"], spec["end"]
         self.y0, self.y1 = spec["y_min"], spec["y_max"]
         self._corner_lines = 0
+        self.labels: list[tuple[str, tuple[float, float, float, float]]] = []  # every text drawn, and where
+
+    def text(
+        self,
+        xy: tuple[float, float],
+        text: str,
+        font: Any,
+        fill: tuple[int, int, int],
+        anchor: str = "la",
+        nudges: tuple[tuple[float, float], ...] = (),
+    ) -> bool:
+        """Draw `text` where it overlaps no label drawn before: at `xy`, else at the first of `xy`
+        moved by each nudge that is free; not at all when none is (labels never overlap)."""
+        for dx, dy in ((0.0, 0.0), *nudges):
+            at = (xy[0] + dx, xy[1] + dy)
+            box = self.draw.textbbox(at, text, font=font, anchor=anchor)
+            if not any(_overlap(box, other) for _, other in self.labels):
+                self.draw.text(at, text, font=font, fill=fill, anchor=anchor)
+                self.labels.append((text, box))
+                return True
+        return False
 
     def x(self, t: float) -> float:
         return self.left + (t - self.x0) / max(1e-9, self.x1 - self.x0) * (self.right - self.left)
@@ -83,12 +108,12 @@ class Canvas:
         spec = self.spec
         d = self.draw
         d.rectangle([self.left, self.top, self.right, self.bottom], fill=PLOT)
-        d.text((self.left, 10 * SCALE), spec["title"], font=self.title_font, fill=TEXT)
+        self.text((self.left, 10 * SCALE), spec["title"], self.title_font, TEXT)
         self._axes()
         for start, end in spec["gaps"]:
             d.rectangle([self.x(start), self.top, self.x(end), self.bottom], fill=GAP)
             label_x = (self.x(start) + self.x(end)) / 2
-            d.text((label_x, self.bottom - 6 * SCALE), "no data", font=self.small, fill=MUTED, anchor="mb")
+            self.text((label_x, self.bottom - 6 * SCALE), "no data", self.small, MUTED, "mb")
         self._level(spec.get("limit"), LIMIT, spec.get("limit_label", ""), dashed=False)
         self._level(spec.get("threshold"), THRESHOLD, spec.get("threshold_label", ""), dashed=True)
         for segment in spec["segments"]:
@@ -97,12 +122,13 @@ class Canvas:
         if projection:
             a, b = projection
             self.dashed((self.x(a[0]), self.y(a[1])), (self.x(b[0]), self.y(b[1])), RSS, 3 * SCALE)
-            d.text(
+            self.text(  # below the line's end, else above it (never over the axis or a level's label)
                 (self.x(b[0]) - 4 * SCALE, self.y(b[1]) + 6 * SCALE),
                 spec.get("eta_label", ""),
-                font=self.small,
-                fill=RSS,
-                anchor="ra",
+                self.small,
+                RSS,
+                "ra",
+                nudges=tuple((0.0, -k * 22 * SCALE) for k in range(2, 8)),
             )
         for marker in spec["markers"]:
             self._marker(marker)
@@ -122,7 +148,7 @@ class Canvas:
         while value < self.y1:
             y = self.y(value)
             d.line([(self.left, y), (self.right, y)], GRID, SCALE)
-            d.text((self.left - 8 * SCALE, y), format_bytes(int(value)), font=self.small, fill=MUTED, anchor="rm")
+            self.text((self.left - 8 * SCALE, y), format_bytes(int(value)), self.small, MUTED, "rm")
             value += step
         span = self.x1 - self.x0
         hour = 3600.0
@@ -135,15 +161,9 @@ class Canvas:
             when = datetime.fromtimestamp(t, UTC)
             midnight = when.hour == 0 and when.minute == 0
             label = when.strftime("%a %d %H:%M") if step_t >= 24 * hour or midnight else when.strftime("%H:%M")
-            d.text((x, self.bottom + 6 * SCALE), label, font=self.small, fill=MUTED, anchor="mt")
+            self.text((x, self.bottom + 6 * SCALE), label, self.small, MUTED, "mt")  # skipped if it would overlap
             t += step_t
-        d.text(
-            (self.left - 8 * SCALE, self.bottom + 6 * SCALE),
-            spec["axis_note"],
-            font=self.small,
-            fill=MUTED,
-            anchor="ra",
-        )
+        self.text((self.left - 8 * SCALE, self.bottom + 6 * SCALE), spec["axis_note"], self.small, MUTED, "ra")
 
     def _level(self, value: float | None, colour: tuple[int, int, int], label: str, *, dashed: bool) -> None:
         if value is None:
@@ -152,14 +172,16 @@ class Canvas:
             where = "above the chart" if value > self.y1 else "below the chart"
             y: float = (6 + 24 * self._corner_lines) * SCALE
             self._corner_lines += 1
-            self.draw.text((self.right, y), f"{label}: {where}", font=self.small, fill=colour, anchor="ra")
+            self.text((self.right, y), f"{label}: {where}", self.small, colour, "ra")
             return
         y = self.y(value)
         if dashed:
             self.dashed((self.left, y), (self.right, y), colour, 2 * SCALE)
         else:
             self.draw.line([(self.left, y), (self.right, y)], colour, 2 * SCALE)
-        self.draw.text((self.left + 8 * SCALE, y - 4 * SCALE), label, font=self.small, fill=colour, anchor="lb")
+        # above its line, else below it, else further up (two levels close together)
+        nudges = ((0.0, 26 * SCALE), (0.0, -22 * SCALE), (0.0, 48 * SCALE), (0.0, -44 * SCALE))
+        self.text((self.left + 8 * SCALE, y - 4 * SCALE), label, self.small, colour, "lb", nudges)
 
     def _segment(self, points: list[list[float]]) -> None:
         if len(points) == 1:
@@ -211,7 +233,7 @@ class Canvas:
             if x + width > self.w:  # wrap onto a second row
                 x, y = 16 * SCALE, y + 26 * SCALE
             self.draw.rectangle([x, y - 6 * SCALE, x + 12 * SCALE, y + 6 * SCALE], fill=colour)
-            self.draw.text((x + 16 * SCALE, y), label, font=self.small, fill=TEXT, anchor="lm")
+            self.text((x + 16 * SCALE, y), label, self.small, TEXT, "lm")
             x += width
 
 

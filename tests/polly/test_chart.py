@@ -253,3 +253,36 @@ async def test_a_week_s_merged_points_are_not_gaps_and_a_real_stop_is_one(db):
         gap_start < (run_start + timedelta(hours=2)).timestamp()
         and gap_end > (run_start + timedelta(hours=3)).timestamp()
     )
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["levels close together", "eta at the bottom", "a week with gaps", "levels above the chart"],
+)
+def test_labels_never_overlap_on_the_drawn_chart(case):
+    """Measured on the renderer's own layout (every text's box as drawn), not by eye: the ETA label
+    used to be printed over the x-axis labels, and two close levels' labels over each other."""
+    import itertools
+
+    buckets = day_of_buckets(slope_mib=0.3)
+    if case == "levels close together":  # limit 1 GiB, alert at 97 %: the two lines 30 MiB apart
+        spec, _ = spec_of(buckets, threshold=97.0, slope=3.6, eta=40 * 3600.0)
+        spec["y_max"] = 1100 * MIB
+    elif case == "eta at the bottom":
+        spec, _ = spec_of(buckets, slope=0.2, eta=2000 * 3600.0)
+        spec["y_min"] = spec["projection"][1][1] - 1 * MIB
+    elif case == "a week with gaps":
+        spec, _ = spec_of(day_of_buckets(gap_hours=(20, 14)), slope=3.6)
+        spec["start"] -= 6 * 24 * 3600
+    else:
+        spec, _ = spec_of(buckets, threshold=90.0, slope=None, eta=None)
+        spec["y_max"] = 500 * MIB  # both levels said in the header
+    canvas = chart_png.Canvas(spec)
+    canvas.render()
+    boxes = canvas.labels
+    for (a, box_a), (b, box_b) in itertools.combinations(boxes, 2):
+        assert not chart_png._overlap(box_a, box_b), (a, b)
+    drawn = [text for text, _ in boxes]
+    if spec.get("eta_label"):
+        assert spec["eta_label"] in drawn  # moved, not dropped
+    assert any(spec["threshold_label"] in text for text in drawn) and any(spec["limit_label"] in t for t in drawn)
