@@ -279,6 +279,13 @@ def growth_conditions(
     ]
 
 
+def hours_to_threshold(sample: MemorySample, threshold_percent: float, slope_mib_per_hour: float) -> float:
+    """When RSS reaches `threshold_percent` of the limit at this slope: the leak alert's ETA, and the
+    projection of the chart attached to it (one computation, so both say the same)."""
+    headroom_mib = (sample.limit * threshold_percent / 100 - sample.rss) / MIB
+    return max(0.0, headroom_mib / slope_mib_per_hour) if slope_mib_per_hour > 0 else math.inf
+
+
 LEAK_FOR_CHECKS = 5  # a cache step can look like a leak for a few checks (alert-quality benchmark)
 
 
@@ -295,7 +302,7 @@ def leak_conditions(
     headroom_mib = (sample.limit * t.memory_percent / 100 - sample.rss) / MIB
 
     def eta_h(slope: float) -> float:
-        return max(0.0, headroom_mib / slope) if slope > 0 else math.inf
+        return hours_to_threshold(sample, t.memory_percent, slope)
 
     minimum = t.leak_min_mib_per_hour
     firing = [w for w, hours in judged if w.sustained(minimum) and eta_h(w.slope_mib_per_hour or 0) <= hours]

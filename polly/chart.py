@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from polly.alerts import hours_to_threshold
 from polly.formatting import format_bytes, format_duration
 from polly.history import BUCKET, MAX_HOURS, ChartError, HistoryBucket, bucket_start, merged_step
 
@@ -178,30 +179,40 @@ async def gather_markers(cycle: MonitorCycle, since: datetime, buckets: list[His
     return sorted(markers, key=lambda m: m.at)
 
 
-async def memory_chart(cycle: MonitorCycle, hours: float, title: str) -> Chart:
+async def memory_chart(cycle: MonitorCycle, hours: float, title: str, slope_mib_per_hour: float | None = None) -> Chart:
     """The chart of the last `hours`: ChartError when there is no history yet or drawing fails."""
     if not 0 < hours <= MAX_HOURS:
         raise ChartError(f"A chart spans 1 to {MAX_HOURS} hours, not {hours:g}.")
     ensure_drawable()
-    payload, caption = await _chart_payload(cycle, hours, title)
+    payload, caption = await _chart_payload(cycle, hours, title, slope_mib_per_hour)
     # Only bytes stay alive while the child draws (a few hundred ms): the buckets and the spec
     # died young, so the collector does not promote them, and no full collection follows.
     return Chart(await render_png(payload), caption)
 
 
-async def _chart_payload(cycle: MonitorCycle, hours: float, title: str) -> tuple[bytes, str]:
+async def _chart_payload(
+    cycle: MonitorCycle, hours: float, title: str, slope_mib_per_hour: float | None = None
+) -> tuple[bytes, str]:
+    """`slope_mib_per_hour`: an alert's own slope (a leak alert's window), projected as its text says;
+    else the monitor's trend."""
     now = cycle.monitor.clock()
     since = now - timedelta(hours=hours)
     buckets = await cycle.history.load(since)
     trend = cycle.trend()
+    threshold_percent = cycle.engine.thresholds.memory_percent
+    slope, eta_s = trend.slope_mib_per_hour, trend.seconds_to_threshold
+    latest = cycle.monitor.latest
+    if slope_mib_per_hour is not None and latest is not None:
+        hours_left = hours_to_threshold(latest, threshold_percent, slope_mib_per_hour)
+        slope, eta_s = slope_mib_per_hour, (hours_left * 3600 if hours_left != float("inf") else None)
     spec, caption = chart_spec(
         buckets,
         await gather_markers(cycle, since, buckets),
         now=now,
         hours=hours,
-        threshold_percent=cycle.engine.thresholds.memory_percent,
-        slope_mib_per_hour=trend.slope_mib_per_hour,
-        seconds_to_threshold=trend.seconds_to_threshold,
+        threshold_percent=threshold_percent,
+        slope_mib_per_hour=slope,
+        seconds_to_threshold=eta_s,
         title=title,
     )
     return json.dumps(spec).encode(), caption

@@ -58,6 +58,7 @@ class ChannelSink:
         self.channel: discord.abc.Messageable | None = None
         self._chart: Chart | None = None
         self._chart_drawn = False
+        self._chart_slope: float | None = None
 
     async def open(self) -> None:
         try:
@@ -74,7 +75,8 @@ class ChannelSink:
         embed = alert_render.alert_embed(alert.transition, self.cycle.trend(), self.settings.instance())
         transition = alert.transition
         if transition.rule in CHARTED_RULES and transition.kind != Transition.RESOLVED and self.settings.alert_charts:
-            chart = await self.chart()
+            # a leak alert's chart projects the alert's own slope: its text and chart say one ETA
+            chart = await self.chart(transition.value if transition.rule is Rule.LEAK_TREND else None)
             if chart is not None:
                 from polly.ext.chart_reply import chart_file, show_chart
 
@@ -98,14 +100,15 @@ class ChannelSink:
         listing = discord.File(io.BytesIO(complete.encode()), filename=alert_render.SUMMARY_FILENAME)
         await self.channel.send(note, embed=embed, file=listing, nonce=nonce)
 
-    async def chart(self) -> Chart | None:
-        if self._chart_drawn:
+    async def chart(self, slope_mib_per_hour: float | None = None) -> Chart | None:
+        if self._chart_drawn and self._chart_slope == slope_mib_per_hour:
             return self._chart
-        self._chart_drawn = True
+        self._chart_drawn, self._chart_slope, self._chart = True, slope_mib_per_hour, None
         from polly.ext.chart_reply import make_chart  # charts: loaded with the first alert that wants one
 
         try:
-            self._chart = await make_chart(self.cycle, ALERT_CHART_HOURS, self.settings.instance())
+            instance = self.settings.instance()
+            self._chart = await make_chart(self.cycle, ALERT_CHART_HOURS, instance, slope_mib_per_hour)
         except ChartError as exc:
             log.info("No chart for the alert: %s", exc)
         except Exception:

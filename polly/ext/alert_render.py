@@ -156,9 +156,13 @@ def alert_embed(transition: AlertTransition, trend: Trend | None, instance: str 
         shown = format_duration(lasted) if lasted >= 0 else "unknown (the clock went back since it fired)"
         add_field(embed, "Lasted", shown, inline=True)
     else:
-        if trend is not None and trend.slope_mib_per_hour is not None:
-            spark = sparkline(trend.recent_rss)
-            add_field(embed, "RSS trend", f"{trend.slope_mib_per_hour:+.1f} MiB/h `{spark}`")
+        # a leak alert's own slope (its window's), so the field, the text and the chart agree
+        slope = (
+            transition.value if transition.rule is Rule.LEAK_TREND else (trend.slope_mib_per_hour if trend else None)
+        )
+        if slope is not None:
+            spark = sparkline(trend.recent_rss) if trend is not None else ""
+            add_field(embed, "RSS trend", f"{slope:+.1f} MiB/h" + (f" `{spark}`" if spark else ""))
         add_field(embed, "What to do", transition.hint)
     embed.timestamp = transition.at
     if instance:

@@ -18,9 +18,12 @@ def chart_title(instance: str, hours: float) -> str:
     return f"RSS of {instance} · last {hours:g} h"
 
 
-async def make_chart(cycle: MonitorCycle, hours: float, instance: str) -> Chart:
-    """ChartError (a domain error: answered as one line) when there is none to show yet."""
-    return await memory_chart(cycle, hours, chart_title(instance, hours))
+async def make_chart(
+    cycle: MonitorCycle, hours: float, instance: str, slope_mib_per_hour: float | None = None
+) -> Chart:
+    """ChartError (a domain error: answered as one line) when there is none to show yet;
+    `slope_mib_per_hour`: an alert's own slope, projected as the alert says."""
+    return await memory_chart(cycle, hours, chart_title(instance, hours), slope_mib_per_hour)
 
 
 def chart_file(chart: Chart) -> discord.File:

@@ -165,3 +165,17 @@ class TestAlertCharts:
         assert len(alerts) == 1
         assert not alerts[0].attachments and alerts[0].embeds[0].image.url is None
         assert any("could not be attached" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_leak_alert_s_chart_projects_the_alert_s_own_slope_and_eta(world, simcord_env, simcord_bot):
+    """An alert said "80 % in 2.5 h" while its chart said 5.3 h: one slope, one ETA now."""
+    from polly.alerts import hours_to_threshold
+    from polly.chart import _chart_payload
+    from polly.formatting import format_duration
+
+    await simcord_env.advance_time(30 * 60)  # history for a chart
+    cycle = memory_cog(simcord_bot).cycle
+    latest = cycle.monitor.latest
+    _, caption = await _chart_payload(cycle, 24, "t", slope_mib_per_hour=30.0)
+    eta = format_duration(hours_to_threshold(latest, cycle.engine.thresholds.memory_percent, 30.0) * 3600)
+    assert f"trend **+30.0 MiB/h**: 80 % in {eta}" in caption
