@@ -109,7 +109,41 @@ def alert_quality() -> list[Result]:
                     + (f"; {early} alert(s) before the onset" if early else ""),
                 )
             )
-    return results + flapping() + container_signals() + prometheus_rules()
+    return results + from_the_start() + flapping() + container_signals() + prometheus_rules()
+
+
+FROM_START_RATES = (30.0, 60.0)
+FROM_START_BUDGET_MIN = 45  # at 1 GiB (issue 25); the others are reported
+
+
+def from_the_start() -> list[Result]:
+    """Leaks present from the first minute of a process, under its warm-up: found within the grace."""
+    results = []
+    for limit in LIMITS_MIB:
+        base = healthy_trace(limit, 2.5, seed=7 + limit, step_after_h=LEAK_TRACE_STEP_AFTER_H)
+        for rate in FROM_START_RATES:
+            trace = with_leak(base, rate, 0.0)
+            assert trace.leak_onset is not None
+            fired = [f for f in _fired(_run(trace)) if f.transition.rule is Rule.LEAK_TREND]
+            early = sum(trace.leak_onset - 60 <= f.minute < trace.leak_onset for f in fired)
+            after = [f.minute - trace.leak_onset for f in fired if f.minute >= trace.leak_onset]
+            found = after[0] if after else None
+            budget = FROM_START_BUDGET_MIN if limit == 1024 else None
+            results.append(
+                Result(
+                    f"leak {rate:g} MiB/h from the first minute toward {_limit_name(limit)}: detected after",
+                    float(found) if found is not None else float("nan"),
+                    0,
+                    "min",
+                    f"≤ {budget} min" if budget else "reported",
+                    early == 0 and (budget is None or (found is not None and found <= budget)),
+                    None,
+                    "under the warm-up (65 % -> 100 %, time constant 12 min)"
+                    + ("" if found is not None else "; not within 6 h")
+                    + (f"; {early} alert(s) before the start" if early else ""),
+                )
+            )
+    return results
 
 
 # Leaks that move in steps or under a saw-tooth: (name, trace maker). Found once, never flapping.

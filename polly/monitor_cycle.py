@@ -34,6 +34,7 @@ from polly.run_journal import RunJournal
 from polly.samples import MemorySample
 from polly.sqlite_file import FileIncident
 from polly.trend import LeakWatch, LeakWindows, Trend
+from polly.warmup_leak import warmup_leak_evidence
 
 if TYPE_CHECKING:
     from polly.fleet import Fleet, Heartbeat
@@ -274,7 +275,14 @@ class MonitorCycle:
         not_before = max(warm_at, self.leak_resolved_at) if self.leak_resolved_at else warm_at
         fired = next((a.since for a in self.engine.active() if a.rule is Rule.LEAK_TREND), None)
         fired_at = fired.timestamp() if fired is not None else None
-        return self.leak_watch.windows(self.monitor.history, not_before.timestamp(), fired_at)
+        windows = self.leak_watch.windows(self.monitor.history, not_before.timestamp(), fired_at)
+        if self.started_at is not None and windows.fast.slope_mib_per_hour is None:
+            # in the warm-up (and until the short window is judged after it): a rise that does not
+            # saturate is a leak from the first minute
+            early = warmup_leak_evidence(self.monitor.history, self.started_at.timestamp())
+            if early is not None:
+                return replace(windows, fast=early)
+        return windows
 
     def note_types(self, growth: Iterable[TypeGrowth], counts: dict[str, int] | None) -> None:
         """Remember the latest checkpoint's growing and most common types (for suggestions)."""

@@ -135,7 +135,7 @@ def leak_evidence(points: Sequence[RssPoint], window_s: float, not_before: float
     t0 = segment[0][0]
     xs = [(p[0] - t0) / 3600 for p in segment]  # hours
     ys = [p[1] / MIB for p in segment]
-    ys = _running_median(ys, SPIKE_FILTER)
+    ys = running_median(ys, SPIKE_FILTER)
     n = len(xs)
     mean_x, mean_y = sum(xs) / n, sum(ys) / n
     sxx = sum((x - mean_x) ** 2 for x in xs)
@@ -163,7 +163,7 @@ def _best_step_residual(ys: Sequence[float]) -> float:
     return best
 
 
-def _running_median(values: Sequence[float], width: int) -> list[float]:
+def running_median(values: Sequence[float], width: int) -> list[float]:
     half = width // 2
     n = len(values)
     edge = [
