@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,15 +43,20 @@ class Transcript:
         """What the command prints for the script (stdout, then what it logged), as a reader sees it."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(OWN_SETTINGS)}
         env.update(ENVIRONMENT, PYTHONPATH=str(REPO_ROOT))
-        result = subprocess.run(
-            [sys.executable, *self.command.split()[1:]],
-            input=self.script,
-            cwd=REPO_ROOT / self.folder,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        with tempfile.TemporaryDirectory(prefix="polly-transcript-") as scratch:
+            # an example bot runs in a copy of its folder: its database and files stay out of the repository
+            cwd = REPO_ROOT if self.folder == "." else Path(scratch) / "bot"
+            if self.folder != ".":
+                shutil.copytree(REPO_ROOT / self.folder, cwd, ignore=shutil.ignore_patterns("*.db", "__pycache__"))
+            result = subprocess.run(
+                [sys.executable, *self.command.split()[1:]],
+                input=self.script,
+                cwd=cwd,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
         if result.returncode != 0:
             raise RuntimeError(f"{self.command} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
         return result.stdout.rstrip("\n") + "\n"
