@@ -155,19 +155,14 @@ class ContainerReader:
     def __init__(self, cgroup: CgroupReader | None = None, proc_pressure: Path = Path("/proc/pressure/memory")) -> None:
         self.cgroup = cgroup or CgroupReader()
         self.proc_pressure = proc_pressure
-        self._dir: CgroupDir | bool | None = False  # False: not looked for yet
-        self._base = ""  # the folder as a string: path joins are most of a reading's cost otherwise
+        # found once: a process does not change cgroups (the limit is read once too)
+        self._dir = self.cgroup.memory_dir()
+        self._base = str(self._dir.path) if self._dir is not None else ""  # path joins cost more than reads
         self._absent: set[str] = set()  # files found missing once: a cgroup does not grow files
-
-    def _memory_dir(self) -> CgroupDir | None:
-        if self._dir is False:
-            self._dir = self.cgroup.memory_dir()
-            self._base = str(self._dir.path) if isinstance(self._dir, CgroupDir) else ""
-        return self._dir if isinstance(self._dir, CgroupDir) else None
 
     def read(self) -> ContainerMemory:
         missing: list[str] = []
-        found = self._memory_dir()
+        found = self._dir
         pressure = self._pressure(found, missing)
         if found is None:
             missing.append("cgroup: this process is in no memory cgroup")

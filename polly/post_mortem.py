@@ -95,10 +95,8 @@ def judge(
             )
             return PostMortem(Verdict.KILLED, evidence, previous)
         why = "its counter did not grow" if container.path == previous.cgroup else "this run is in another cgroup"
-    elif previous.oom_kills is None or now_kills is None:
+    else:  # no cgroup, or one whose counter this kernel does not keep
         why = "the kernel's OOM-kill counter is not readable here"
-    else:
-        why = "no cgroup to ask"
     eta = previous.seconds_to_limit
     if previous.percent is not None and previous.percent >= critical_percent:
         evidence = (
