@@ -242,7 +242,9 @@ class Database:
 
     async def open_tables(self, metadata: MetaData) -> None:
         """Create a host's own missing tables (`metadata`: Polly's own bot's polls and votes)."""
-        await self._run_ddl(metadata.create_all)
+        from polly.migrations import create_host_tables
+
+        await self._run_ddl(create_host_tables(metadata))
 
     async def _run_ddl(self, ddl: Callable[[Connection], object]) -> None:
         path = self.settings.sqlite_path() if self.owns_engine else None

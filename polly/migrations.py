@@ -114,12 +114,28 @@ def current_version(conn: Connection) -> int:
     return conn.execute(select(schema_version.c.version)).scalar() or 0
 
 
+def lock_schema(conn: Connection) -> None:
+    """On PostgreSQL, hold the schema lock until this transaction ends: two processes' CREATE TABLE
+    of one missing table is not safe against itself ("relation already exists")."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+
+
+def create_host_tables(host_metadata: MetaData) -> Callable[[Connection], None]:
+    """The DDL creating a host's own missing tables, under the schema lock."""
+
+    def create(conn: Connection) -> None:
+        lock_schema(conn)
+        host_metadata.create_all(conn, checkfirst=True)
+
+    return create
+
+
 def upgrade(conn: Connection) -> list[int]:
     """Run the steps this database has not had, in order, on this connection's transaction; return
     the versions applied. Tables registered on Polly's metadata after the last step (the fleet's,
     loaded only on PostgreSQL) are created too: creating a missing table is not a schema change."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+    lock_schema(conn)
     _version_metadata.create_all(conn, checkfirst=True)
     version = current_version(conn)
     applied = []
