@@ -77,6 +77,8 @@ def fmt_value(value: float, unit: str) -> str:
         return f"{value:.1f} ms"
     if unit == "%":
         return f"{value:.4f} %"
+    if unit == "x":
+        return f"{value:.2f}x"
     return f"{value:g} {unit}"
 
 

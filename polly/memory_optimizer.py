@@ -15,6 +15,7 @@ import gc
 import logging
 from collections import deque
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -119,17 +120,21 @@ class MemoryMonitor:
         return effective_limit(self._cgroup_limit, self.settings.memory_limit_mb, total)
 
     def sample(self, loop_lag_ms: float | None = None, *, count_objects: bool = False) -> MemorySample:
-        """Read everything once, append it to the history and return it."""
+        """Read everything once, append it to the history and return it (USS/PSS unread: see
+        `with_private_memory`)."""
         sample = self.read(loop_lag_ms, count_objects=count_objects)
         self._latest = sample
         self.history.append((sample.at.timestamp(), sample.rss))
         return sample
 
-    def read(self, loop_lag_ms: float | None = None, *, count_objects: bool = False) -> MemorySample:
-        """One sample, not recorded in the history."""
+    def read(
+        self, loop_lag_ms: float | None = None, *, count_objects: bool = False, private: bool = False
+    ) -> MemorySample:
+        """One sample, not recorded in the history; with USS/PSS when `private` (their read grows
+        with the process, so a tick leaves them out)."""
         proc = self.process
         with proc.oneshot():
-            mem, uss, pss, swap = self._process_memory()
+            mem = self._process_memory(private)
             threads = proc.num_threads()
             try:
                 fds: int | None = proc.num_fds()
@@ -145,10 +150,13 @@ class MemoryMonitor:
             at=at,
             rss=mem.rss,
             vms=mem.vms,
-            uss=uss,
-            pss=pss,
-            swap=swap,
-            peak_rss=peak_rss(),
+            uss=mem.uss,
+            pss=mem.pss,
+            swap=mem.swap,
+            peak_rss=mem.peak if mem.peak is not None else peak_rss(),
+            rss_anon=mem.anon,
+            rss_file=mem.file,
+            rss_shmem=mem.shmem,
             threads=threads,
             open_fds=fds,
             system_total=vm.total,
@@ -186,16 +194,28 @@ class MemoryMonitor:
             log.exception("Counting discord.py's caches failed")
             return None
 
-    def _process_memory(self) -> tuple[ProcessMemory, int | None, int | None, int | None]:
-        if not self._full_info_denied:
+    def with_private_memory(self, sample: MemorySample) -> MemorySample:
+        """`sample` with USS and PSS, read now if it lacks them (once per sample: the latest
+        sample is replaced by the completed one, so the next reader reuses it)."""
+        if sample.uss is not None or self._full_info_denied:
+            return sample
+        full = self._process_memory(private=True)
+        if full.uss is None:
+            return sample
+        completed = replace(sample, uss=full.uss, pss=full.pss, swap=full.swap)
+        if sample is self._latest:
+            self._latest = completed
+        return completed
+
+    def _process_memory(self, private: bool) -> ProcessMemory:
+        if private and not self._full_info_denied:
             try:
-                full = self.process.memory_full_info()
-                return full, full.uss, full.pss, full.swap
+                return self.process.memory_full_info()
             except AccessDenied:
                 # Some hardened hosts forbid /proc/<pid>/smaps; RSS is still readable.
                 self._full_info_denied = True
-                log.warning("USS/PSS/swap are not readable here (access denied); reporting RSS only")
-        return self.process.memory_info(), None, None, None
+                log.warning("USS/PSS are not readable here (access denied); reporting RSS only")
+        return self.process.memory_info()
 
     def trend(self, threshold_percent: float | None = None) -> Trend:
         """The RSS trend over MEMORY_TREND_WINDOW_MINUTES, towards `threshold_percent` of the limit
@@ -246,7 +266,7 @@ class MemoryMonitor:
             label = checked_label(label)
             if await self.checkpoints.exists(label):
                 raise DuplicateLabelError(label)
-        sample = self.read(self.latest.loop_lag_ms if self.latest else None, count_objects=True)
+        sample = self.read(self.latest.loop_lag_ms if self.latest else None, count_objects=True, private=True)
         found = await asyncio.to_thread(allocations.allocation_summary) if self.tracing else None
         if label is not None:
             return await self._store(Checkpoint(label, sample.at, automatic, sample, found))
@@ -322,7 +342,7 @@ class MemoryMonitor:
     # -- the /health/memory payload
 
     def stats_dict(self, threshold_percent: float | None = None) -> dict[str, Any]:
-        sample = self.latest or self.sample()
+        sample = self.with_private_memory(self.latest or self.sample())
         return memory_stats_payload(sample, self.trend(threshold_percent), self.checkpoints_count)
 
 

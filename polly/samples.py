@@ -53,6 +53,9 @@ class MemorySample:
     discord_caches: CacheCensus | None = None
     type_counts: dict[str, int] | None = None  # at checkpoints only: the most common types
     container: ContainerMemory | None = None  # the memory cgroup and pressure, as far as readable
+    rss_anon: int | None = None  # RSS split (Linux /proc/self/status): anonymous pages,
+    rss_file: int | None = None  # file-backed pages (code, libraries, mapped files)
+    rss_shmem: int | None = None  # and shared memory
 
     @property
     def percent_of_limit(self) -> float:

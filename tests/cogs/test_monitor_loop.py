@@ -142,7 +142,7 @@ async def test_process_reading_failures_back_off_say_so_once_and_recover(
     def refuse():
         raise OSError("simulated /proc read failure")
 
-    monkeypatch.setattr(memory_cog(simcord_bot).monitor.process, "memory_full_info", refuse)
+    monkeypatch.setattr(memory_cog(simcord_bot).monitor.process, "memory_info", refuse)
     errors = memory_cog(simcord_bot).cycle.health.errors
     await simcord_env.advance_time(3 * 60)  # three failing ticks: back off
     assert memory_cog(simcord_bot).cycle.health.errors - errors == 3

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import os
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -29,6 +30,7 @@ from polly.models import memory_checkpoints
 from polly.process_stats import AccessDenied, LinuxProcess
 from tests.clocks import START, FakeClock
 from tests.conftest import STATS_KEYS
+from tests.opened_files import opened_files
 from tests.settings import make_settings
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "cgroup"
@@ -56,13 +58,36 @@ def test_sample_reads_the_real_process(tmp_path):
     sample = monitor.sample(loop_lag_ms=1.5)
     real = psutil.Process().memory_info().rss
     assert abs(sample.rss - real) < 64 * MIB
-    assert sample.uss is not None and 0 < sample.uss <= sample.rss
     assert sample.peak_rss is not None and sample.peak_rss >= sample.rss * 0.9
     assert sample.threads >= 1 and sample.open_fds is not None and sample.open_fds > 0
     assert sample.system_total >= sample.system_available > 0
     assert [(s.name, s.size, s.limit) for s in sample.structures] == [("things", 4, 10)]
     assert sample.loop_lag_ms == 1.5
     assert monitor.latest is sample
+    # The tick's split of RSS (one read of /proc/self/status) adds up; USS/PSS come when shown.
+    assert sample.rss_anon and sample.rss_file is not None and sample.rss_shmem is not None
+    assert sample.rss_anon + sample.rss_file + sample.rss_shmem == sample.rss
+    assert sample.uss is None and sample.pss is None
+    completed = monitor.with_private_memory(sample)
+    assert completed.uss is not None and 0 < completed.uss <= completed.rss and completed.pss
+    assert (completed.at, completed.rss) == (sample.at, sample.rss)
+    assert monitor.latest is completed and monitor.with_private_memory(completed) is completed
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/smaps_rollup"), reason="needs Linux's smaps_rollup")
+def test_a_tick_does_not_walk_the_mappings_and_a_shown_sample_walks_them_once(tmp_path):
+    """smaps_rollup's read grows with the process (5 ms at 700 MiB): the tick reads status only."""
+    monitor = MemoryMonitor(make_settings(tmp_path), structures=StructureRegistry())
+    with opened_files() as opened:
+        for _ in range(3):
+            monitor.sample()
+    assert not [p for p in opened if "smaps" in p]
+    assert any(p.endswith("status") for p in opened)
+    with opened_files() as opened:
+        for _ in range(5):  # /mem stats, /health/memory and three scrapes of the same sample
+            monitor.with_private_memory(monitor.latest)
+        monitor.stats_dict()
+    assert [p for p in opened if "smaps" in p] == ["/proc/self/smaps_rollup"]
 
 
 def test_access_denied_on_full_info_falls_back_to_rss(tmp_path):
@@ -72,7 +97,8 @@ def test_access_denied_on_full_info_falls_back_to_rss(tmp_path):
 
     monitor = MemoryMonitor(make_settings(tmp_path), structures=StructureRegistry(), process=HardenedProcess())
     sample = monitor.sample()
-    assert sample.rss > 0 and sample.uss is None and sample.swap is None
+    assert monitor.with_private_memory(sample) is sample
+    assert sample.rss > 0 and sample.uss is None and sample.pss is None
 
 
 def test_history_is_a_bounded_ring(tmp_path):

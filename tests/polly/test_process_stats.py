@@ -13,6 +13,7 @@ import pytest
 from polly.formatting import MIB
 from polly.process_stats import AccessDenied, LinuxProcess, PsutilProcess, current_process, process_rss
 from tests.conftest import REPO_ROOT
+from tests.opened_files import opened_files
 
 linux_only = pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs Linux /proc")
 
@@ -74,8 +75,28 @@ def test_figures_from_fixture_files(tmp_path):
     assert (host.total, host.available, host.percent) == (1000 * 1024, 250 * 1024, 75.0)
 
 
+def test_memory_from_status_one_read_for_every_figure(tmp_path):
+    """Linux 4.5+: RSS, its split, VMS, swap and peak from /proc/self/status; inside oneshot() the
+    file is read once for memory and threads."""
+    (tmp_path / "status").write_text(
+        "Name:\tpython3\nVmPeak:\t  900 kB\nVmSize:\t  800 kB\nVmHWM:\t   700 kB\nVmRSS:\t   600 kB\n"
+        "RssAnon:\t  400 kB\nRssFile:\t  150 kB\nRssShmem:\t   50 kB\nVmSwap:\t   30 kB\nThreads:\t4\n"
+    )
+    reader = LinuxProcess(tmp_path, tmp_path)
+    with opened_files() as opened, reader.oneshot():
+        memory, threads = reader.memory_info(), reader.num_threads()
+    assert opened == [str(tmp_path / "status")]
+    kib = 1024
+    assert (memory.rss, memory.vms, memory.peak, memory.swap) == (600 * kib, 800 * kib, 700 * kib, 30 * kib)
+    assert (memory.anon, memory.file, memory.shmem, memory.uss) == (400 * kib, 150 * kib, 50 * kib, None)
+    assert threads == 4
+    (tmp_path / "status").write_text("Name:\tpython3\nThreads:\t5\n")  # read afresh outside oneshot()
+    assert reader.num_threads() == 5
+
+
 def test_old_kernels_without_smaps_rollup_sum_the_mappings(tmp_path):
     (tmp_path / "statm").write_text("10 5 0 0 0 0 0\n")
+    (tmp_path / "status").write_text("Name:\tpython\nThreads:\t1\n")  # before 4.5: no RSS split
     (tmp_path / "smaps").write_text(
         "a-b r-xp\nPss: 10 kB\nPrivate_Clean: 4 kB\nPrivate_Dirty: 0 kB\nSwap: 0 kB\n"
         "c-d rw-p\nPss: 20 kB\nPrivate_Clean: 0 kB\nPrivate_Dirty: 16 kB\nSwap: 8 kB\n"
@@ -92,6 +113,7 @@ def test_a_refused_smaps_read_is_access_denied(tmp_path):
             raise PermissionError(13, "Permission denied", str(self.proc / "smaps_rollup"))
 
     (tmp_path / "statm").write_text("10 5 0 0 0 0 0\n")
+    (tmp_path / "status").write_text("Name:\tpython\n")
     reader = Hardened(tmp_path, tmp_path)
     with pytest.raises(AccessDenied, match="smaps_rollup"):
         reader.memory_full_info()
