@@ -65,7 +65,7 @@ async def idle(kind: str) -> dict[str, float]:
         at_1000 = rss_mib()
         await env.advance_time(interval * 1000)
         at_2000 = rss_mib()
-        ticks = memory_cog(bot).cycle.health.ticks
+        ticks = memory_cog(bot).cycle.health.ticks if kind != "without-cog" else 0  # unloaded: no cog
         await bot.close()
     return {"rss_1000_mib": at_1000, "rss_2000_mib": at_2000, "ticks": ticks}
 

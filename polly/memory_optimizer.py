@@ -48,6 +48,7 @@ from polly.stats_payload import memory_stats_payload
 from polly.trend import RssPoint, Trend, rss_trend
 
 if TYPE_CHECKING:
+    from polly.breakdown_reader import BreakdownReader
     from polly.container import ContainerSource
 
 log = logging.getLogger(__name__)
@@ -106,6 +107,8 @@ class MemoryMonitor:
         self.checkpoints_count = 0
         self._latest: MemorySample | None = None
         self._full_info_denied = False
+        self._breakdown: BreakdownReader | None = None
+        self._completed: MemorySample | None = None
         self._cgroup_limit = self.cgroup.limit()  # a container's limit does not change at runtime
         self._trend_cache: tuple[tuple[int, float], Trend] | None = None
 
@@ -121,20 +124,17 @@ class MemoryMonitor:
 
     def sample(self, loop_lag_ms: float | None = None, *, count_objects: bool = False) -> MemorySample:
         """Read everything once, append it to the history and return it (USS/PSS unread: see
-        `with_private_memory`)."""
+        `with_details`)."""
         sample = self.read(loop_lag_ms, count_objects=count_objects)
         self._latest = sample
         self.history.append((sample.at.timestamp(), sample.rss))
         return sample
 
-    def read(
-        self, loop_lag_ms: float | None = None, *, count_objects: bool = False, private: bool = False
-    ) -> MemorySample:
-        """One sample, not recorded in the history; with USS/PSS when `private` (their read grows
-        with the process, so a tick leaves them out)."""
+    def read(self, loop_lag_ms: float | None = None, *, count_objects: bool = False) -> MemorySample:
+        """One sample, not recorded in the history: what a tick needs (see `with_details`)."""
         proc = self.process
         with proc.oneshot():
-            mem = self._process_memory(private)
+            mem = self._process_memory(private=False)
             threads = proc.num_threads()
             try:
                 fds: int | None = proc.num_fds()
@@ -194,17 +194,23 @@ class MemoryMonitor:
             log.exception("Counting discord.py's caches failed")
             return None
 
-    def with_private_memory(self, sample: MemorySample) -> MemorySample:
-        """`sample` with USS and PSS, read now if it lacks them (once per sample: the latest
-        sample is replaced by the completed one, so the next reader reuses it)."""
-        if sample.uss is not None or self._full_info_denied:
+    def with_details(self, sample: MemorySample) -> MemorySample:
+        """`sample` with what a tick leaves out, read now: USS/PSS (smaps_rollup) and where the RSS
+        is (`polly.rss_breakdown`). Once per sample: the latest is replaced by the completed one,
+        so the next reader (the next scrape, /mem stats) reuses it."""
+        if sample is self._completed or sample.breakdown is not None:
             return sample
-        full = self._process_memory(private=True)
-        if full.uss is None:
-            return sample
-        completed = replace(sample, uss=full.uss, pss=full.pss, swap=full.swap)
+        if self._breakdown is None:
+            from polly.breakdown_reader import BreakdownReader  # loaded when first shown
+
+            self._breakdown = BreakdownReader()
+        completed = replace(sample, breakdown=self._breakdown.read(sample))
+        if sample.uss is None and not self._full_info_denied:
+            full = self._process_memory(private=True)
+            completed = replace(completed, uss=full.uss, pss=full.pss, swap=full.swap)
         if sample is self._latest:
             self._latest = completed
+        self._completed = completed  # also when a part could not be read: not read again for it
         return completed
 
     def _process_memory(self, private: bool) -> ProcessMemory:
@@ -266,7 +272,7 @@ class MemoryMonitor:
             label = checked_label(label)
             if await self.checkpoints.exists(label):
                 raise DuplicateLabelError(label)
-        sample = self.read(self.latest.loop_lag_ms if self.latest else None, count_objects=True, private=True)
+        sample = self.with_details(self.read(self.latest.loop_lag_ms if self.latest else None, count_objects=True))
         found = await asyncio.to_thread(allocations.allocation_summary) if self.tracing else None
         if label is not None:
             return await self._store(Checkpoint(label, sample.at, automatic, sample, found))
@@ -342,7 +348,7 @@ class MemoryMonitor:
     # -- the /health/memory payload
 
     def stats_dict(self, threshold_percent: float | None = None) -> dict[str, Any]:
-        sample = self.with_private_memory(self.latest or self.sample())
+        sample = self.with_details(self.latest or self.sample())
         return memory_stats_payload(sample, self.trend(threshold_percent), self.checkpoints_count)
 
 

@@ -91,7 +91,7 @@ class MetricsRenderer:
         tick), so a thousand concurrent scrapes cost one rendering and a thousand byte copies.
         Only the CPU time is read per scrape, as the standard process collector does."""
         monitor, health = self.cycle.monitor, self.cycle.health
-        sample = monitor.with_private_memory(monitor.latest or monitor.sample())
+        sample = monitor.with_details(monitor.latest or monitor.sample())
         key = (sample, health.ticks, health.errors)
         cached = self._cached_key
         if cached is None or cached[0] is not sample or cached[1:] != key[1:]:

@@ -302,7 +302,7 @@ class MonitorCycle:
         """The sample commands show: the latest, unless the loop has not produced one within its
         (backed-off) interval, then a fresh one; discord.py's caches are counted now (O(guilds))."""
         max_age = self.settings.memory_check_interval_seconds * self.health.backoff_factor
-        sample = self.monitor.with_private_memory(self.monitor.fresh_sample(max_age))
+        sample = self.monitor.with_details(self.monitor.fresh_sample(max_age))
         census = self.monitor.count_caches()
         return sample if census is None else replace(sample, discord_caches=census)
 

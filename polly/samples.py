@@ -7,12 +7,15 @@ import resource
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from polly.caches import CacheCensus
 from polly.container import ContainerMemory
 from polly.enhanced_database import PoolStatus
 from polly.registry import StructureStat
+
+if TYPE_CHECKING:
+    from polly.rss_breakdown import RssBreakdown
 
 
 async def measure_loop_lag() -> float:
@@ -56,6 +59,7 @@ class MemorySample:
     rss_anon: int | None = None  # RSS split (Linux /proc/self/status): anonymous pages,
     rss_file: int | None = None  # file-backed pages (code, libraries, mapped files)
     rss_shmem: int | None = None  # and shared memory
+    breakdown: RssBreakdown | None = None  # where the RSS is: read when shown, not at every tick
 
     @property
     def percent_of_limit(self) -> float:
@@ -69,6 +73,7 @@ class MemorySample:
         data["pool"] = None if self.pool is None else self.pool.as_dict()
         data["discord_caches"] = None if self.discord_caches is None else self.discord_caches.as_dict()
         data["container"] = None if self.container is None else self.container.to_dict()
+        data["breakdown"] = None if self.breakdown is None else self.breakdown.to_dict()
         return data
 
     @classmethod
@@ -87,6 +92,10 @@ class MemorySample:
             values["discord_caches"] = CacheCensus.from_dict(values["discord_caches"])
         if values.get("container") is not None:
             values["container"] = ContainerMemory.from_dict(values["container"])
+        if values.get("breakdown") is not None:
+            from polly.rss_breakdown import RssBreakdown
+
+            values["breakdown"] = RssBreakdown.from_dict(values["breakdown"])
         return cls(**values)
 
 

@@ -68,10 +68,12 @@ def test_sample_reads_the_real_process(tmp_path):
     assert sample.rss_anon and sample.rss_file is not None and sample.rss_shmem is not None
     assert sample.rss_anon + sample.rss_file + sample.rss_shmem == sample.rss
     assert sample.uss is None and sample.pss is None
-    completed = monitor.with_private_memory(sample)
+    completed = monitor.with_details(sample)
     assert completed.uss is not None and 0 < completed.uss <= completed.rss and completed.pss
     assert (completed.at, completed.rss) == (sample.at, sample.rss)
-    assert monitor.latest is completed and monitor.with_private_memory(completed) is completed
+    assert monitor.latest is completed and monitor.with_details(completed) is completed
+    assert completed.breakdown is not None and completed.breakdown.rss == sample.rss
+    assert completed.breakdown.bytes_of("python_objects")
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/smaps_rollup"), reason="needs Linux's smaps_rollup")
@@ -85,7 +87,7 @@ def test_a_tick_does_not_walk_the_mappings_and_a_shown_sample_walks_them_once(tm
     assert any(p.endswith("status") for p in opened)
     with opened_files() as opened:
         for _ in range(5):  # /mem stats, /health/memory and three scrapes of the same sample
-            monitor.with_private_memory(monitor.latest)
+            monitor.with_details(monitor.latest)
         monitor.stats_dict()
     assert [p for p in opened if "smaps" in p] == ["/proc/self/smaps_rollup"]
 
@@ -96,9 +98,10 @@ def test_access_denied_on_full_info_falls_back_to_rss(tmp_path):
             raise AccessDenied("smaps_rollup: permission denied")
 
     monitor = MemoryMonitor(make_settings(tmp_path), structures=StructureRegistry(), process=HardenedProcess())
-    sample = monitor.sample()
-    assert monitor.with_private_memory(sample) is sample
+    sample = monitor.with_details(monitor.sample())
     assert sample.rss > 0 and sample.uss is None and sample.pss is None
+    assert sample.breakdown is not None  # the allocators' statistics do not need smaps
+    assert monitor.with_details(sample) is sample
 
 
 def test_history_is_a_bounded_ring(tmp_path):

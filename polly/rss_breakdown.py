@@ -1,0 +1,225 @@
+"""Where the RSS is: Python objects, the allocators' free space, native memory, mapped files.
+
+The parts, named as in `/metrics` (`polly_memory_breakdown_bytes{part=...}`) and `/health/memory`:
+
+- `python_objects`: bytes in pymalloc blocks in use (Python's objects of up to 512 bytes);
+- `python_free`: the rest of pymalloc's arenas (an arena goes back to the OS only when empty);
+- `malloc_used`: glibc's chunks in use: Python objects over 512 bytes and native allocations;
+- `malloc_free`: freed chunks glibc keeps (what `malloc_trim` may return);
+- `file_mapped`: file-backed and shared pages (code, libraries, mapped files);
+- `other`: anonymous RSS no counter explains (thread stacks, direct mmaps, other allocators).
+
+The allocators count what they hold, touched or not; RSS counts touched pages. So the free parts
+are upper bounds: when the counted parts exceed the anonymous RSS, the free parts are cut to fit
+(python_free first: an arena's pages are touched as its pools are first used) and marked "at
+most". Pure: the readings come in (`polly.allocator_stats`), a breakdown and a verdict come out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from polly.allocator_stats import Allocator, MallocStats, PymallocStats, Unavailable
+from polly.formatting import MIB, format_bytes
+
+PARTS = ("python_objects", "python_free", "malloc_used", "malloc_free", "file_mapped", "other")
+LABELS = {
+    "python_objects": "Python objects",
+    "python_free": "Python free space",
+    "malloc_used": "malloc in use",
+    "malloc_free": "malloc free space",
+    "file_mapped": "mapped files",
+    "other": "unexplained",
+}
+FREE_PARTS = ("python_free", "malloc_free")
+# A change smaller than this (or than 2 % of RSS) is page noise, not a part that grew.
+GROWTH_FLOOR = 8 * MIB
+# Free space above this share of RSS (and GROWTH_FLOOR) is worth saying: fragmentation.
+FRAGMENTED_SHARE = 0.3
+
+
+@dataclass(frozen=True)
+class Part:
+    name: str
+    bytes: int | None  # None: unavailable (see `why`)
+    why: str | None = None
+    at_most: bool = False  # free space counted beyond the resident pages it could occupy was cut
+
+    @property
+    def label(self) -> str:
+        return LABELS[self.name]
+
+
+@dataclass(frozen=True)
+class RssBreakdown:
+    rss: int
+    parts: tuple[Part, ...]
+    malloc: str  # the allocator behind malloc ("glibc 2.36", "jemalloc (LD_PRELOAD)")
+    python: str  # where Python's small objects come from ("pymalloc")
+
+    def part(self, name: str) -> Part:
+        return next(p for p in self.parts if p.name == name)
+
+    def bytes_of(self, name: str) -> int | None:
+        return self.part(name).bytes
+
+    @property
+    def free(self) -> int:
+        """Free space the allocators keep (the parts that are readable)."""
+        return sum(self.bytes_of(name) or 0 for name in FREE_PARTS)
+
+    def largest(self) -> Part:
+        return max((p for p in self.parts if p.bytes is not None), key=lambda p: p.bytes or 0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rss": self.rss, "malloc": self.malloc, "python": self.python, "parts": [asdict(p) for p in self.parts]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RssBreakdown:
+        parts = tuple(Part(**p) for p in data["parts"] if p.get("name") in LABELS)
+        return cls(data["rss"], parts, data.get("malloc", "?"), data.get("python", "?"))
+
+
+def compose(
+    rss: int,
+    anon: int | None,
+    file: int | None,
+    shmem: int | None,
+    pymalloc: PymallocStats | Unavailable,
+    malloc: MallocStats | Unavailable,
+    allocator: Allocator,
+) -> RssBreakdown:
+    """The six parts of `rss` from the process's status split and the allocators' statistics."""
+    file_mapped = (
+        Part("file_mapped", file + shmem)
+        if file is not None and shmem is not None
+        else Part("file_mapped", None, "the kernel does not split RSS here (/proc/self/status: Linux 4.5 or later)")
+    )
+    if isinstance(pymalloc, Unavailable):
+        python = [Part("python_objects", None, pymalloc.why), Part("python_free", None, pymalloc.why)]
+    else:
+        python = [Part("python_objects", pymalloc.allocated), Part("python_free", pymalloc.free)]
+    if isinstance(malloc, Unavailable):
+        native = [Part("malloc_used", None, malloc.why), Part("malloc_free", None, malloc.why)]
+    else:
+        native = [Part("malloc_used", malloc.in_use), Part("malloc_free", malloc.free)]
+    anonymous = anon if anon is not None else rss - (file_mapped.bytes or 0)
+    counted = _fit([*python, *native], anonymous)
+    other = max(0, anonymous - sum(p.bytes or 0 for p in counted))
+    return RssBreakdown(rss, (*counted, file_mapped, Part("other", other)), allocator.malloc, allocator.python)
+
+
+def _fit(parts: list[Part], anonymous: int) -> list[Part]:
+    """Cut the free parts (python_free, then malloc_free) by what the parts count beyond `anonymous`."""
+    excess = sum(p.bytes or 0 for p in parts) - anonymous
+    fitted = []
+    for part in parts:
+        if excess > 0 and part.name in FREE_PARTS and part.bytes:
+            cut = min(excess, part.bytes)
+            excess -= cut
+            part = replace(part, bytes=part.bytes - cut, at_most=True)
+        fitted.append(part)
+    return fitted
+
+
+@dataclass(frozen=True)
+class PartChange:
+    name: str
+    before: int
+    after: int
+
+    @property
+    def change(self) -> int:
+        return self.after - self.before
+
+    @property
+    def label(self) -> str:
+        return LABELS[self.name]
+
+
+def changes(before: RssBreakdown, after: RssBreakdown) -> list[PartChange]:
+    """Each part readable at both times, the largest growth first."""
+    found = []
+    for name in PARTS:
+        a, b = before.bytes_of(name), after.bytes_of(name)
+        if a is not None and b is not None:
+            found.append(PartChange(name, a, b))
+    return sorted(found, key=lambda c: c.change, reverse=True)
+
+
+def grown_part(before: RssBreakdown, after: RssBreakdown) -> PartChange | None:
+    """The part that grew most, when its growth is more than noise (GROWTH_FLOOR and 2 % of RSS)."""
+    ordered = changes(before, after)
+    if not ordered:
+        return None
+    top = ordered[0]
+    return top if top.change >= max(GROWTH_FLOOR, 0.02 * after.rss) else None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    part: str  # the part the verdict is about
+    sentence: str  # one sentence for /mem stats
+    advice: str  # what to do, for /mem explain
+
+
+def verdict(now: RssBreakdown, before: RssBreakdown | None = None) -> Verdict:
+    """One sentence an operator can act on: the part that grew since `before` when one did,
+    else large free space (fragmentation), else where most of RSS is."""
+    grown = grown_part(before, now) if before is not None else None
+    if grown is not None:
+        flat_python = _python_flat(before, now) if before is not None else True
+        return _about(grown.name, now, f"{grown.label} grew by {format_bytes(grown.change)}", flat_python)
+    free = now.free
+    if free >= GROWTH_FLOOR and free >= FRAGMENTED_SHARE * now.rss:
+        part = max(FREE_PARTS, key=lambda name: now.bytes_of(name) or 0)
+        return _about(part, now, f"{format_bytes(free)} of RSS ({100 * free / now.rss:.0f} %) is free space")
+    largest = now.largest()
+    share = 100 * (largest.bytes or 0) / now.rss if now.rss else 0.0
+    return _about(largest.name, now, f"Most of RSS is {largest.label.lower()} ({share:.0f} %)")
+
+
+def _python_flat(before: RssBreakdown, now: RssBreakdown) -> bool:
+    a, b = before.bytes_of("python_objects"), now.bytes_of("python_objects")
+    return a is None or b is None or abs(b - a) < max(GROWTH_FLOOR, 0.02 * now.rss)
+
+
+def _about(part: str, now: RssBreakdown, fact: str, python_flat: bool = True) -> Verdict:
+    if part == "python_objects":
+        return Verdict(
+            part,
+            f"{fact}: live Python objects, the growing types say which.",
+            "Compare checkpoints (`/mem checkpoint`) for the types that grow, then `/mem inspect type:<name>` "
+            "for who holds them.",
+        )
+    if part in FREE_PARTS:
+        return Verdict(
+            part,
+            f"{fact} kept by the allocators: fragmentation, not a leak.",
+            "pymalloc returns an arena only when all of it is free, glibc keeps freed chunks: new objects reuse "
+            "this space, so it does not grow without a burst. `/mem cleanup` runs `malloc_trim` and says what "
+            "came back; with many threads, `MALLOC_ARENA_MAX=2` bounds glibc's per-thread arenas.",
+        )
+    if part == "malloc_used":
+        what = "native memory or large objects" if python_flat else "large Python objects or native memory"
+        return Verdict(
+            part,
+            f"{fact}: {what}, outside pymalloc.",
+            "Objects over 512 bytes (long strings, bytes, big lists and dicts) and C extensions allocate from "
+            "malloc: `/mem trace` shows the Python call paths that allocate; memory a C library allocates "
+            "itself is seen by no Python tool (memray's native mode finds it).",
+        )
+    if part == "file_mapped":
+        return Verdict(
+            part,
+            f"{fact}: mapped files, not the heap.",
+            "Code, shared libraries and memory-mapped files: the kernel drops clean file pages under pressure; "
+            "a growing figure is a file mapped and read (mmap) or shared memory.",
+        )
+    return Verdict(
+        part,
+        f"{fact}: memory no allocator statistic explains.",
+        f"Thread stacks, direct mmaps or an allocator Polly cannot read (malloc: {now.malloc}); "
+        "compare the thread count, and `/mem trace` for Python's own allocations.",
+    )
