@@ -24,6 +24,7 @@ from polly.checkpoints import Checkpoint, CheckpointComparison, compare_checkpoi
 from polly.config import Settings
 from polly.enhanced_database import Database, PoolStatus
 from polly.gc_tools import CleanupReport
+from polly.heap_types import TypeGrowth
 from polly.memory_optimizer import MemoryMonitor
 from polly.monitor_cycle import MonitorCycle
 from polly.monitor_health import MonitorHealth
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from polly.fleet_cleanup import CleanupAnswer, FleetCleanup
     from polly.heap_inspect import Inspection
     from polly.post_mortem import PostMortem
+    from polly.rss_breakdown import RssBreakdown
 
 RECENT_ALERT_EVENTS = 10
 
@@ -49,6 +51,19 @@ class StatsView:
     tracing: bool
     threshold_percent: float
     previous_run: PostMortem | None = None  # how the previous run ended, when it did not stop cleanly
+
+
+@dataclass(frozen=True)
+class ExplainView:
+    """Where the RSS is now (`sample.breakdown`), against a checkpoint's when it has one."""
+
+    sample: MemorySample
+    before: Checkpoint | None  # compared with: `compare_to`, else the newest automatic checkpoint
+    growing: tuple[TypeGrowth, ...]  # types grown between the two newest automatic checkpoints
+
+    @property
+    def before_breakdown(self) -> RssBreakdown | None:
+        return None if self.before is None else self.before.sample.breakdown
 
 
 @dataclass(frozen=True)
@@ -134,6 +149,16 @@ class MemoryOps:
             engine.thresholds.memory_percent,
             self.cycle.runs.previous if self.cycle.runs is not None else None,
         )
+
+    async def explain(self, compare_to: str | None) -> ExplainView:
+        """Where the RSS is now and what changed since `compare_to` (default: the newest automatic
+        checkpoint); an unknown label is a CheckpointError."""
+        before = await self.monitor.compare_target(compare_to)
+        if before is None:
+            newest = await self.monitor.list_checkpoints(automatic=True, limit=1)
+            before = newest[0] if newest else None
+        sample = self.cycle.current_sample()  # with its details: the breakdown read now, once
+        return ExplainView(sample, before, (await self.monitor.automatic_growth())[1])
 
     async def checkpoint(self, label: str | None, compare_to: str | None, trace: bool | None) -> CheckpointResult:
         """Store a checkpoint (tracing switched first when `trace` says so) and compare it with

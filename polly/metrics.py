@@ -117,6 +117,14 @@ class MetricsRenderer:
         ):
             if value is not None:
                 yield family(name, "gauge", doc, self._one(value))
+        if s.breakdown is not None:
+            parts = [p for p in s.breakdown.parts if p.bytes is not None]  # an unreadable part is absent
+            yield family(
+                "polly_memory_breakdown_bytes",
+                "gauge",
+                "Where the RSS is: python_objects, python_free, malloc_used, malloc_free, file_mapped, other",
+                [({INSTANCE_LABEL: self.instance, "part": p.name}, p.bytes or 0) for p in parts],
+            )
         yield from self._limits(s)
         yield family(
             "polly_memory_limit_used_percent", "gauge", "RSS as a percent of the limit", self._one(s.percent_of_limit)

@@ -177,7 +177,7 @@ def verdict(now: RssBreakdown, before: RssBreakdown | None = None) -> Verdict:
         return _about(part, now, f"{format_bytes(free)} of RSS ({100 * free / now.rss:.0f} %) is free space")
     largest = now.largest()
     share = 100 * (largest.bytes or 0) / now.rss if now.rss else 0.0
-    return _about(largest.name, now, f"Most of RSS is {largest.label.lower()} ({share:.0f} %)")
+    return _about(largest.name, now, f"Most of RSS is {largest.label} ({share:.0f} %)")
 
 
 def _python_flat(before: RssBreakdown, now: RssBreakdown) -> bool:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from polly.formatting import MIB
 from polly.samples import MemorySample
 from polly.trend import Trend
+
+if TYPE_CHECKING:
+    from polly.rss_breakdown import RssBreakdown
 
 
 def memory_stats_payload(sample: MemorySample, trend: Trend, checkpoints_count: int) -> dict[str, Any]:
@@ -46,4 +49,19 @@ def memory_stats_payload(sample: MemorySample, trend: Trend, checkpoints_count: 
         "loop_lag_ms": sample.loop_lag_ms,
         "threads": sample.threads,
         "open_fds": sample.open_fds,
+        "breakdown": None if sample.breakdown is None else breakdown_payload(sample.breakdown),
+    }
+
+
+def breakdown_payload(breakdown: RssBreakdown) -> dict[str, Any]:
+    """Where the RSS is: each part in MiB (None: unavailable, with why), and the verdict."""
+    from polly.rss_breakdown import verdict
+
+    return {
+        "parts": {p.name: None if p.bytes is None else round(p.bytes / MIB, 1) for p in breakdown.parts},
+        "unavailable": {p.name: p.why for p in breakdown.parts if p.bytes is None},
+        "at_most": [p.name for p in breakdown.parts if p.at_most],
+        "malloc": breakdown.malloc,
+        "python": breakdown.python,
+        "verdict": verdict(breakdown).sentence,
     }

@@ -242,6 +242,18 @@ class MemoryCog(MemoryCogBackground, commands.Cog):
         labels = await self.ops.checkpoint_labels(current)
         return [app_commands.Choice(name=label[:100], value=label) for label in labels]
 
+    @mem.command(name="explain", description="Where the RSS is: Python objects, free space, native memory, files")
+    @app_commands.describe(compare_to="Checkpoint to compare with (default: the newest automatic one)")
+    async def explain(self, interaction: discord.Interaction, compare_to: str | None = None) -> None:
+        """Break RSS down by who holds it, say which part grew and what to do about it."""
+        from polly.ext import breakdown_render  # renderers load with the first command
+
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        view = await self.ops.explain(compare_to)
+        await reply(interaction, embed=breakdown_render.explain_embed(view))
+
+    explain.autocomplete("compare_to")(_checkpoint_labels)
+
     @mem.command(name="inspect", description="Count a type's live objects, estimate their size, show who holds one")
     @app_commands.describe(type="A type name, e.g. Message or discord.message.Message (suggestions: what grew)")
     async def inspect(self, interaction: discord.Interaction, type: app_commands.Range[str, 1, 200]) -> None:

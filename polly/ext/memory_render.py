@@ -157,6 +157,10 @@ def stats_embed(
         f"swap {format_bytes(sample.swap)} · peak RSS {format_bytes(sample.peak_rss)} · "
         f"{sample.threads} threads · {sample.open_fds if sample.open_fds is not None else 'n/a'} fds",
     )
+    if sample.breakdown is not None:
+        from polly.ext.breakdown_render import breakdown_field
+
+        add_field(embed, "Where the RSS is", breakdown_field(sample.breakdown))
     add_field(
         embed,
         "Limit",

@@ -76,6 +76,14 @@ async def test_health_memory_renders_the_same_sample_as_mem_stats(simcord_env, s
     assert format_bytes(sample.rss) in stats_text
     assert metrics["polly_memory_rss_bytes"][0].value == sample.rss
     assert metrics["polly_memory_limit_bytes"][0].labels["source"] == sample.limit_source
+    # One breakdown, the same in both: the latest sample completed once, its parts adding up to RSS.
+    breakdown = memory_cog(simcord_bot).monitor.latest.breakdown
+    assert breakdown is not None and breakdown.rss == sample.rss
+    parts = {e.labels["part"]: e.value for e in metrics["polly_memory_breakdown_bytes"]}
+    assert parts == {p.name: p.bytes for p in breakdown.parts if p.bytes is not None}
+    assert set(parts) >= {"python_objects", "file_mapped", "other"} and sum(parts.values()) <= sample.rss
+    assert data["breakdown"]["parts"]["python_objects"] == round(parts["python_objects"] / MIB, 1)
+    assert data["breakdown"]["verdict"] and data["breakdown"]["python"] == "pymalloc"
 
 
 async def test_health_memory_is_warning_while_an_alert_fires_and_503_when_critical(simcord_env, simcord_bot):
@@ -127,6 +135,7 @@ async def test_metrics_parse_with_names_and_labels(simcord_env, simcord_bot):
         "process_resident_memory_bytes",
         "polly_discord_cache_entries",
         "polly_tracked_structure_estimated_bytes",
+        "polly_memory_breakdown_bytes",
     ):
         assert name in samples, name
     for name, entries in samples.items():

@@ -24,6 +24,7 @@ SUBCOMMANDS = {
     "mem profile": {},
     "mem chart": {},
     "mem fleet": {},
+    "mem explain": {},
 }
 
 
