@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from polly.alerts import (
     Condition,
@@ -19,6 +20,9 @@ from polly.heap_types import TypeGrowth
 from polly.samples import MemorySample
 from polly.trend import LeakWindows
 
+if TYPE_CHECKING:
+    from polly.rss_breakdown import PartChange
+
 
 def evaluate_rules(
     sample: MemorySample,
@@ -29,15 +33,17 @@ def evaluate_rules(
     window_start: ContainerMark | None = None,
     checkpoint_growth_percent: float | None = None,
     growing_types: Sequence[TypeGrowth] = (),
+    grown_part: PartChange | None = None,
 ) -> list[Condition]:
-    """Every rule's conditions for one sample; `growing_types` are named in the growth and
-    leak-trend details; `window_start` is the container's reading ALERT_FOR_CHECKS checks ago."""
+    """Every rule's conditions for one sample; `growing_types` and `grown_part` (of RSS, between
+    the last two automatic checkpoints) are named in the growth and leak-trend details;
+    `window_start` is the container's reading ALERT_FOR_CHECKS checks ago."""
     return [
         *memory_conditions(sample, thresholds),
         *pool_conditions(sample, previous, thresholds),
         *structure_conditions(sample, thresholds),
-        *growth_conditions(checkpoint_growth_percent, thresholds, growing_types),
-        *leak_conditions(sample, leak, thresholds, growing_types),
+        *growth_conditions(checkpoint_growth_percent, thresholds, growing_types, grown_part),
+        *leak_conditions(sample, leak, thresholds, growing_types, grown_part),
         *throttle_conditions(sample, window_start, thresholds),
         *pressure_conditions(sample, thresholds),
     ]

@@ -10,6 +10,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from polly.config import SETTING_SPECS, Settings
 from polly.formatting import MIB, format_bytes, format_duration
@@ -17,6 +18,9 @@ from polly.heap_types import TypeGrowth
 from polly.samples import MemorySample
 from polly.settings_spec import hysteresis_conflict
 from polly.trend import LeakWindows
+
+if TYPE_CHECKING:
+    from polly.rss_breakdown import PartChange
 
 
 class Rule(enum.StrEnum):
@@ -253,18 +257,20 @@ def structure_conditions(sample: MemorySample, t: Thresholds) -> list[Condition]
     return out
 
 
-def growing_text(growing: Sequence[TypeGrowth]) -> str:
-    """`; growing: Message +600, Member +300, User +300` (empty without type counts)."""
-    return "; growing: " + ", ".join(g.short() for g in growing) if growing else ""
+def growing_text(growing: Sequence[TypeGrowth], part: PartChange | None = None) -> str:
+    """`; grew: Python objects +45.2 MiB; growing: Message +600, Member +300, User +300` (the part
+    of RSS that grew between the checkpoints, then the types; each left out when unknown)."""
+    grew = f"; grew: {part.label} {format_bytes(part.change, signed=True)}" if part is not None else ""
+    return grew + ("; growing: " + ", ".join(g.short() for g in growing) if growing else "")
 
 
 def growth_conditions(
-    growth_percent: float | None, t: Thresholds, growing: Sequence[TypeGrowth] = ()
+    growth_percent: float | None, t: Thresholds, growing: Sequence[TypeGrowth] = (), part: PartChange | None = None
 ) -> list[Condition]:
     if growth_percent is None:
         return []
     active, clear = _band(growth_percent, t.checkpoint_growth_percent, t.hysteresis_percent)
-    detail = f"RSS grew {growth_percent:+.1f} % between the last two automatic checkpoints{growing_text(growing)}"
+    detail = f"RSS grew {growth_percent:+.1f} % between the last two automatic checkpoints{growing_text(growing, part)}"
     return [
         Condition(
             Rule.CHECKPOINT_GROWTH,
@@ -290,7 +296,11 @@ LEAK_FOR_CHECKS = 5  # a cache step can look like a leak for a few checks (alert
 
 
 def leak_conditions(
-    sample: MemorySample, leak: LeakWindows | None, t: Thresholds, growing: Sequence[TypeGrowth] = ()
+    sample: MemorySample,
+    leak: LeakWindows | None,
+    t: Thresholds,
+    growing: Sequence[TypeGrowth] = (),
+    part: PartChange | None = None,
 ) -> list[Condition]:
     """A leak: RSS rising steadily, far above the noise, toward the memory threshold: over the
     short window within ALERT_LEAK_HORIZON_HOURS (a fast leak), over the long one within
@@ -333,7 +343,7 @@ def leak_conditions(
             minimum,
             bool(firing),
             clear,
-            detail + growing_text(growing),
+            detail + growing_text(growing, part),
             hold,
             clear_for_checks=hold,
         )

@@ -6,7 +6,7 @@ import unicodedata
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.engine import Row
@@ -17,6 +17,9 @@ from polly.enhanced_database import Database
 from polly.heap_types import TypeGrowth, type_growth
 from polly.models import memory_checkpoints as table
 from polly.samples import MemorySample
+
+if TYPE_CHECKING:
+    from polly.rss_breakdown import PartChange
 
 LABEL_MAX_LENGTH = 100
 
@@ -63,6 +66,32 @@ class CheckpointComparison:
     @property
     def elapsed_s(self) -> float:
         return (self.after.created_at - self.before.created_at).total_seconds()
+
+
+@dataclass(frozen=True)
+class AutomaticGrowth:
+    """Between the two newest automatic checkpoints: RSS growth, growing types, the part that grew."""
+
+    percent: float | None
+    types: tuple[TypeGrowth, ...]
+    part: PartChange | None = None
+
+
+def automatic_growth(newest_two: list[Checkpoint], since: datetime | None = None) -> AutomaticGrowth:
+    """RSS growth in percent between two automatic checkpoints (newest first), the types that grew
+    most and the part of RSS that grew; nothing when the older one was taken before `since` (the
+    end of the warm-up after a start: growth across a start or a warm-up is no leak)."""
+    if len(newest_two) < 2 or (since is not None and newest_two[1].created_at < since):
+        return AutomaticGrowth(None, ())
+    newer, older = newest_two[0].sample, newest_two[1].sample
+    part = None
+    if older.breakdown is not None and newer.breakdown is not None:
+        from polly.rss_breakdown import grown_part  # loaded with the first breakdown
+
+        part = grown_part(older.breakdown, newer.breakdown)
+    return AutomaticGrowth(
+        percent_change(older.rss, newer.rss), type_growth(older.type_counts, newer.type_counts), part
+    )
 
 
 def percent_change(before: float | None, after: float | None) -> float | None:

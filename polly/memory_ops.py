@@ -158,7 +158,7 @@ class MemoryOps:
             newest = await self.monitor.list_checkpoints(automatic=True, limit=1)
             before = newest[0] if newest else None
         sample = self.cycle.current_sample()  # with its details: the breakdown read now, once
-        return ExplainView(sample, before, (await self.monitor.automatic_growth())[1])
+        return ExplainView(sample, before, (await self.monitor.automatic_growth()).types)
 
     async def checkpoint(self, label: str | None, compare_to: str | None, trace: bool | None) -> CheckpointResult:
         """Store a checkpoint (tracing switched first when `trace` says so) and compare it with

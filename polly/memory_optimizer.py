@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from polly import allocations
 from polly.caches import CacheCensus
 from polly.checkpoints import (
+    AutomaticGrowth,
     Checkpoint,
     CheckpointComparison,
     CheckpointError,
@@ -29,17 +30,17 @@ from polly.checkpoints import (
     DatabaseCheckpointStore,
     DuplicateLabelError,
     MemoryCheckpointStore,
+    automatic_growth,
     checked_label,
     compare_checkpoints,
     lone_surrogate,
-    percent_change,
 )
 from polly.clock import now as clock_now
 from polly.config import Settings
 from polly.container import ContainerMemory, ContainerReader
 from polly.decorators import ProfileStats, memory_profile, profile_table
 from polly.enhanced_database import Database
-from polly.heap_types import TypeGrowth, count_types, type_counts, type_growth
+from polly.heap_types import count_types, type_counts
 from polly.memory_limit import CgroupReader, MemoryLimit, effective_limit
 from polly.process_stats import AccessDenied, ProcessMemory, ProcessStats, current_process
 from polly.registry import StructureRegistry, registry
@@ -52,6 +53,8 @@ if TYPE_CHECKING:
     from polly.container import ContainerSource
 
 log = logging.getLogger(__name__)
+
+
 TREND_MIN_SPAN_S = 600.0  # no trend figure from less than 10 minutes of samples
 
 DEFAULT_LABEL_ATTEMPTS = 100  # " #2" … " #100" within one second
@@ -331,19 +334,13 @@ class MemoryMonitor:
                 return candidate
         return None
 
-    async def automatic_growth(self, since: datetime | None = None) -> tuple[float | None, tuple[TypeGrowth, ...]]:
-        """RSS growth in percent between the two newest automatic checkpoints, and the types
-        that grew most between them; nothing when the older one was taken before `since` (the
-        end of the warm-up after a start: growth across a start or a warm-up is no leak)."""
-        pair = await self.checkpoints.newest(automatic=True, limit=2)
-        if len(pair) < 2 or (since is not None and pair[1].created_at < since):
-            return None, ()
-        newer, older = pair[0].sample, pair[1].sample
-        return percent_change(older.rss, newer.rss), type_growth(older.type_counts, newer.type_counts)
+    async def automatic_growth(self, since: datetime | None = None) -> AutomaticGrowth:
+        """Between the two newest automatic checkpoints (see `checkpoints.automatic_growth`)."""
+        return automatic_growth(await self.checkpoints.newest(automatic=True, limit=2), since)
 
     async def automatic_growth_percent(self) -> float | None:
         """RSS growth between the two newest automatic checkpoints, in percent."""
-        return (await self.automatic_growth())[0]
+        return (await self.automatic_growth()).percent
 
     # -- the /health/memory payload
 

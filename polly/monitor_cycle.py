@@ -38,6 +38,7 @@ from polly.warmup_leak import warmup_leak_evidence
 
 if TYPE_CHECKING:
     from polly.fleet import Fleet, Heartbeat
+    from polly.rss_breakdown import PartChange
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -98,6 +99,7 @@ class MonitorCycle:
         self.growth_percent: float | None = None
         self.leak_resolved_at: datetime | None = None  # the leak windows' evidence starts after it
         self.growing_types: tuple[TypeGrowth, ...] = ()  # since the previous automatic checkpoint
+        self.grown_part: PartChange | None = None  # the part of RSS that grew most in that time
         # For /mem inspect's suggestions: the latest comparison's growth, the latest counts.
         self._grown_type_names: tuple[str, ...] = ()
         self._common_type_names: tuple[str, ...] = ()
@@ -180,6 +182,7 @@ class MonitorCycle:
             window_start=self._container_window(sample),
             checkpoint_growth_percent=self.growth_percent,
             growing_types=self.growing_types[:GROWING_TYPES_NAMED],
+            grown_part=self.grown_part,
         )
         if self.fleet is not None:
             conditions += await self._isolated("fleet rules", failed, self.fleet.conditions(sample.at), [])
@@ -221,7 +224,8 @@ class MonitorCycle:
 
     async def _automatic_checkpoint(self) -> Checkpoint:
         checkpoint = await self.monitor.checkpoint(automatic=True)  # unique "auto <UTC time>" label
-        self.growth_percent, self.growing_types = await self.monitor.automatic_growth(since=self.warm_at)
+        growth = await self.monitor.automatic_growth(since=self.warm_at)
+        self.growth_percent, self.growing_types, self.grown_part = growth.percent, growth.types, growth.part
         self.note_types(self.growing_types, checkpoint.sample.type_counts)
         return checkpoint
 

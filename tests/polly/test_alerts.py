@@ -316,3 +316,13 @@ def test_leak_and_growth_alerts_name_the_top_growing_types():
     assert details[Rule.LEAK_TREND].endswith("; growing: Message +600, Member +300")
     assert "growing: Message +600, Member +300" in details[Rule.CHECKPOINT_GROWTH]
     assert "growing" not in evaluate_rules(make_sample(), rising, T)[-1].detail
+    # With the part of RSS that grew between the same checkpoints: named first.
+    from polly.rss_breakdown import PartChange
+
+    part = PartChange("malloc_used", 20 * MIB, 95 * MIB)
+    conditions = evaluate_rules(
+        make_sample(), rising, T, checkpoint_growth_percent=35.0, growing_types=growing, grown_part=part
+    )
+    details = {c.rule: c.detail for c in conditions}
+    assert details[Rule.LEAK_TREND].endswith("; grew: malloc in use +75.0 MiB; growing: Message +600, Member +300")
+    assert "; grew: malloc in use +75.0 MiB; growing:" in details[Rule.CHECKPOINT_GROWTH]
