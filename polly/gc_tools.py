@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import ctypes
 import gc
 import logging
-import platform
-import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from polly.heap_trim import TrimReport, malloc_trim
 from polly.process_stats import process_rss
 from polly.registry import CleanupRow, StructureRegistry, registry
+
+if TYPE_CHECKING:
+    from polly.rss_breakdown import RssBreakdown
 
 log = logging.getLogger(__name__)
 
@@ -27,25 +28,11 @@ class GCReport:
     trimmed: bool
 
 
-def _load_malloc_trim() -> Callable[[int], int] | None:
-    if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
-        return None
-    try:
-        trim = ctypes.CDLL("libc.so.6").malloc_trim
-    except (OSError, AttributeError):
-        return None
-    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
-    return trim
-
-
-_malloc_trim = _load_malloc_trim()
-
-
-def force_garbage_collection(generation: int = 2) -> GCReport:
-    """Collect `generation`, then give freed heap back to the OS (glibc only).
+def force_garbage_collection(generation: int = 2, *, trim: bool = True) -> GCReport:
+    """Collect `generation`, then (`trim`) give freed heap back to the OS (glibc only).
 
     A full collection (generation 2) blocks the event loop for as long as it takes; the report's
-    `pause_ms` makes that visible.
+    `pause_ms` makes that visible. The monitor trims apart, off the loop (`polly.heap_trim`).
     """
     if generation not in (0, 1, 2):
         raise ValueError(f"generation must be 0, 1 or 2, not {generation}")
@@ -53,8 +40,8 @@ def force_garbage_collection(generation: int = 2) -> GCReport:
     start = time.perf_counter()
     collected = gc.collect(generation)
     trimmed = False
-    if _malloc_trim is not None:
-        _malloc_trim(0)
+    if trim and malloc_trim is not None:
+        malloc_trim(0)
         trimmed = True
     pause_ms = (time.perf_counter() - start) * 1000
     return GCReport(generation, collected, pause_ms, rss_before, process_rss(), trimmed)
@@ -67,6 +54,9 @@ class CleanupReport:
     dry_run: bool
     rss_before: int | None = None  # around the whole cleanup; None for a dry run
     rss_after: int | None = None
+    trim: TrimReport | None = None  # malloc_trim after the collection (manual cleanups)
+    # Where the RSS was before the cleanup, after the collection and after the trim (manual cleanups).
+    breakdowns: tuple[RssBreakdown | None, ...] = ()
 
     @property
     def removed(self) -> int:
@@ -79,15 +69,17 @@ def cleanup_background_tasks_memory(
     gc_generation: int | None = 2,
     target_registry: StructureRegistry | None = None,
     now: float | None = None,
+    trim: bool = True,
 ) -> CleanupReport:
-    """Clean every tracked structure by its own limits, then collect garbage.
+    """Clean every tracked structure by its own limits, then collect garbage (and `trim`).
 
     `dry_run` reports what would be removed and changes nothing (no GC either).
     `gc_generation=None` skips the collection.
     """
     rss_before = None if dry_run else process_rss()
     rows = (target_registry or registry).cleanup(now=now, dry_run=dry_run)
-    report = None if dry_run or gc_generation is None else force_garbage_collection(gc_generation)
+    collect = not dry_run and gc_generation is not None
+    report = force_garbage_collection(gc_generation, trim=trim) if collect and gc_generation is not None else None
     removed = sum(row.removed for row in rows)
     if dry_run:
         return CleanupReport(rows, None, dry_run=True)

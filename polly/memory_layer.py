@@ -133,7 +133,7 @@ class MemoryLayer:
             )
 
     async def _clean_for_the_fleet(self, who: str) -> CleanupReport:
-        return await self.cycle.manual_cleanup(who, dry_run=False)
+        return await self.cycle.cleanups.manual(who, dry_run=False)
 
     async def close(self) -> None:
         """Release everything `open()` and the constructor took; safe to call more than once."""

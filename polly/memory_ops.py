@@ -190,7 +190,7 @@ class MemoryOps:
 
     def ensure_cleanup_possible(self) -> None:
         """Raise CleanupRunningError (saying who started it) while a cleanup runs."""
-        self.cycle.ensure_no_cleanup_running()
+        self.cycle.cleanups.ensure_none_running()
 
     async def cleanup(self, who: str, *, dry_run: bool, fleet: bool) -> CleanupResult:
         """Clean this process, or (`fleet`, not a dry run, on PostgreSQL) ask every process sharing
@@ -201,7 +201,7 @@ class MemoryOps:
             wait = self.settings.fleet_reply_seconds
             answers, missing = await asker.ask(who, members, wait)
             return CleanupResult(fleet_answers=tuple(answers), fleet_missing=tuple(missing), fleet_wait_s=wait)
-        report = await self.cycle.manual_cleanup(who, dry_run=dry_run)
+        report = await self.cycle.cleanups.manual(who, dry_run=dry_run)
         note = None
         if fleet:
             note = (

@@ -51,6 +51,7 @@ from polly.trend import RssPoint, Trend, rss_trend
 if TYPE_CHECKING:
     from polly.breakdown_reader import BreakdownReader
     from polly.container import ContainerSource
+    from polly.rss_breakdown import RssBreakdown
 
 log = logging.getLogger(__name__)
 
@@ -203,11 +204,7 @@ class MemoryMonitor:
         so the next reader (the next scrape, /mem stats) reuses it."""
         if sample is self._completed or sample.breakdown is not None:
             return sample
-        if self._breakdown is None:
-            from polly.breakdown_reader import BreakdownReader  # loaded when first shown
-
-            self._breakdown = BreakdownReader()
-        completed = replace(sample, breakdown=self._breakdown.read(sample))
+        completed = replace(sample, breakdown=self.breakdown_reader().read(sample))
         if sample.uss is None and not self._full_info_denied:
             full = self._process_memory(private=True)
             completed = replace(completed, uss=full.uss, pss=full.pss, swap=full.swap)
@@ -215,6 +212,17 @@ class MemoryMonitor:
             self._latest = completed
         self._completed = completed  # also when a part could not be read: not read again for it
         return completed
+
+    def breakdown_reader(self) -> BreakdownReader:
+        if self._breakdown is None:
+            from polly.breakdown_reader import BreakdownReader  # loaded when a breakdown is first shown
+
+            self._breakdown = BreakdownReader()
+        return self._breakdown
+
+    def breakdown_now(self) -> RssBreakdown | None:
+        """Where the RSS is at this moment (a cleanup's steps are measured with it; no smaps walk)."""
+        return self.breakdown_reader().read(self.read())
 
     def _process_memory(self, private: bool) -> ProcessMemory:
         if private and not self._full_info_denied:

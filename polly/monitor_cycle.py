@@ -6,7 +6,6 @@ due and keeps the loop's own health (errors, back-off), so it can be tested with
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
@@ -21,10 +20,11 @@ from polly.alert_store import AlertStore
 from polly.alerts import Rule, Transition
 from polly.allocations import TraceSlot
 from polly.checkpoints import Checkpoint
+from polly.cleanups import Cleanups
 from polly.config import Settings
 from polly.container import ContainerMark
 from polly.database_errors import log_failure
-from polly.gc_tools import CleanupReport, cleanup_background_tasks_memory, force_garbage_collection
+from polly.gc_tools import CleanupReport
 from polly.heap_types import TypeGrowth
 from polly.history import HistoryRecorder
 from polly.memory_optimizer import MemoryMonitor
@@ -45,10 +45,6 @@ T = TypeVar("T")
 
 MAX_BACKOFF_FACTOR = 16
 GROWING_TYPES_NAMED = 3  # in leak-trend and checkpoint-growth alerts
-
-
-class CleanupRunningError(RuntimeError):
-    """A cleanup is already running; the message says who started it and when."""
 
 
 @dataclass(frozen=True)
@@ -103,9 +99,9 @@ class MonitorCycle:
         # For /mem inspect's suggestions: the latest comparison's growth, the latest counts.
         self._grown_type_names: tuple[str, ...] = ()
         self._common_type_names: tuple[str, ...] = ()
-        self.cleanup_owner: tuple[str, datetime] | None = None
         self.traces = TraceSlot(monitor.clock, settings.memory_trace_frames)  # /mem trace, one at a time
         self.history = HistoryRecorder(monitor.db, settings.memory_chart_retention_hours)
+        self.cleanups = Cleanups(settings, self.structures, monitor, self.history)  # one at a time
         # Heartbeats and fleet rules only where several processes can share the database (PostgreSQL).
         shared = monitor.db is not None and not settings.is_sqlite
         self.fleet: Fleet | None = None
@@ -151,8 +147,8 @@ class MonitorCycle:
         cleanup = None
         if self._due(self.last_cleanup_at, self.settings.memory_cleanup_interval_minutes, now):
             self.last_cleanup_at = now
-            if self.cleanup_owner is None:  # a manual cleanup is running: skip this one
-                cleanup = self._isolated_now("automatic cleanup", failed, self._automatic_cleanup, now)
+            if self.cleanups.owner is None:  # a manual cleanup is running: skip this one
+                cleanup = await self._isolated("automatic cleanup", failed, self.cleanups.automatic(now), None)
         if self.last_size_estimate_at is None or self._due(
             self.last_size_estimate_at, self.settings.memory_size_estimate_minutes, now
         ):
@@ -216,11 +212,6 @@ class MonitorCycle:
         self.health.errors += 1
         failed.append(step)
         log_failure(log, error, "Monitor tick: the %s failed; the rest of the tick goes on", step)
-
-    def _automatic_cleanup(self, now: datetime) -> CleanupReport:
-        return cleanup_background_tasks_memory(
-            gc_generation=self.settings.memory_gc_generation, target_registry=self.structures, now=now.timestamp()
-        )
 
     async def _automatic_checkpoint(self) -> Checkpoint:
         checkpoint = await self.monitor.checkpoint(automatic=True)  # unique "auto <UTC time>" label
@@ -360,32 +351,3 @@ class MonitorCycle:
                 MAX_BACKOFF_FACTOR,
             )
         return BackoffChange(factor, interval, entering)
-
-    # -- manual cleanup, one at a time
-
-    def ensure_no_cleanup_running(self) -> None:
-        """Raise CleanupRunningError naming who started the running cleanup, if one runs."""
-        if self.cleanup_owner is not None:
-            owner, since = self.cleanup_owner
-            raise CleanupRunningError(
-                f"A cleanup is already running (started by {owner} at {since:%H:%M:%S} UTC): "
-                "wait for it to finish, then run /mem cleanup again."
-            )
-
-    async def manual_cleanup(self, who: str, *, dry_run: bool, gc_generation: int = 2) -> CleanupReport:
-        """Clean every tracked structure and collect garbage; one caller at a time."""
-        self.ensure_no_cleanup_running()
-        self.cleanup_owner = (who, self.monitor.clock())
-        try:
-            now = self.monitor.clock().timestamp()
-            report = cleanup_background_tasks_memory(
-                dry_run=dry_run, gc_generation=None, target_registry=self.structures, now=now
-            )
-            await asyncio.sleep(0)  # let the bot breathe between the cleanup and a full collection
-            if dry_run:
-                return report
-            collection = force_garbage_collection(gc_generation)
-            self.history.note_cleanup(self.monitor.clock(), manual=True)
-            return CleanupReport(report.rows, collection, False, report.rss_before, collection.rss_after)
-        finally:
-            self.cleanup_owner = None

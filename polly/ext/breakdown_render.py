@@ -5,7 +5,7 @@ from __future__ import annotations
 import discord
 
 from polly.ext.discord_limits import COLOR_INFO, COLOR_WARN, add_field, clip, code_table, fit_embed, new_embed
-from polly.formatting import format_bytes
+from polly.formatting import MIB, format_bytes
 from polly.memory_ops import ExplainView
 from polly.rss_breakdown import FREE_PARTS, RssBreakdown, changes, verdict
 
@@ -30,6 +30,16 @@ def breakdown_field(breakdown: RssBreakdown) -> str:
     """/mem stats: the parts on one line, the verdict on the next."""
     parts = " · ".join(f"{SHORT_LABELS[p.name]} {_size(breakdown, p.name)}" for p in breakdown.parts)
     return f"{parts}\n{verdict(breakdown).sentence} Details: /mem explain"
+
+
+def step_changes(before: RssBreakdown | None, after: RssBreakdown | None, shown: int = 3) -> str:
+    """What one cleanup step moved between parts: `Python objects -12.0 MiB, Python free +11.4 MiB`."""
+    if before is None or after is None:
+        return "parts not readable"
+    moved = sorted((c for c in changes(before, after) if abs(c.change) >= MIB // 10), key=lambda c: -abs(c.change))
+    if not moved:
+        return "no part changed by 0.1 MiB or more"
+    return ", ".join(f"{c.label} {format_bytes(c.change, signed=True)}" for c in moved[:shown])
 
 
 def explain_embed(view: ExplainView) -> discord.Embed:

@@ -189,7 +189,7 @@ class MemoryCog(MemoryCogBackground, commands.Cog):
     @app_commands.choices(scope=[app_commands.Choice(name=n, value=n) for n in ("process", "fleet")])
     async def cleanup(self, interaction: discord.Interaction, dry_run: bool = False, scope: str = "process") -> None:
         """Clean the tracked structures, collect garbage and trim the heap."""
-        from polly.ext import memory_render as render  # renderers load with the first command
+        from polly.ext import cleanup_render  # renderers load with the first command
 
         self.ops.ensure_cleanup_possible()  # refused at once, before the deferral
         await interaction.response.defer(ephemeral=True, thinking=True)
@@ -201,9 +201,9 @@ class MemoryCog(MemoryCogBackground, commands.Cog):
             embed = fleet_cleanup_embed(result.fleet_answers, result.fleet_missing, result.fleet_wait_s)
             await reply(interaction, embed=embed)
             return
-        await reply(interaction, result.note, embed=render.cleanup_embed(result.report))
+        await reply(interaction, result.note, embed=cleanup_render.cleanup_embed(result.report))
         if not dry_run:
-            await self._post_quietly(render.cleanup_announcement(who, result.report))
+            await self._post_quietly(cleanup_render.cleanup_announcement(who, result.report))
 
     @mem.command(name="pool", description="Database pool: limits, live figures and counters")
     async def pool(self, interaction: discord.Interaction) -> None:

@@ -25,7 +25,6 @@ from polly.ext.discord_limits import (
 )
 from polly.ext.heap_render import allocation_lines
 from polly.formatting import format_bytes, format_duration, format_size_estimate, sparkline
-from polly.gc_tools import CleanupReport
 from polly.memory_ops import CheckpointResult, StatsView
 from polly.samples import MemorySample
 from polly.shards import ShardState, usable_latency
@@ -221,50 +220,6 @@ def stats_embed(
     where = f"instance {instance} · " if instance else ""
     # The figures are the sample's (the last tick's, or one taken for this command): say how old.
     embed.set_footer(text=f"{where}Sample of {sample.at:%Y-%m-%d %H:%M:%S} UTC, {ago(sample.at, now)}")
-    return fit_embed(embed)
-
-
-# ---------------------------------------------------------------- /mem cleanup
-
-
-def rss_change(report: CleanupReport) -> str:
-    before, after = report.rss_before, report.rss_after
-    if before is None or after is None:
-        return "n/a"
-    return f"{format_bytes(before)} → {format_bytes(after)} ({format_bytes(after - before, signed=True)})"
-
-
-def cleanup_embed(report: CleanupReport) -> discord.Embed:
-    verb = "would remove" if report.dry_run else "removed"
-    title = "Cleanup dry run: nothing was changed" if report.dry_run else "Cleanup done"
-    embed = new_embed(title, f"{verb} **{report.removed:,}** entries in {len(report.rows)} structures")
-    rows = [
-        (short_name(r.name), f"{r.before:,}", f"{r.after:,}", f"{r.removed:,}")
-        for r in sorted(report.rows, key=lambda r: -r.removed)
-    ]
-    if rows:
-        add_field(embed, "Structures", code_table(rows, ("structure", "before", "after", "removed")))
-    if report.gc is not None:
-        gc = report.gc
-        trimmed = "heap trimmed" if gc.trimmed else "no heap trim on this platform"
-        add_field(
-            embed,
-            "Garbage collection",
-            f"gen {gc.generation}: {gc.collected:,} objects collected, paused {format_duration(gc.pause_ms / 1000)}; "
-            f"{trimmed}",
-        )
-    if report.dry_run:
-        embed.set_footer(text="Run /mem cleanup without dry_run to apply it.")
-    else:
-        add_field(embed, "RSS", rss_change(report))
-    return fit_embed(embed)
-
-
-def cleanup_announcement(who: str, report: CleanupReport) -> discord.Embed:
-    embed = new_embed(
-        f"🧹 Memory cleanup run by {clip(who, 100)}",
-        f"Removed {report.removed:,} entries; RSS {rss_change(report)}.",
-    )
     return fit_embed(embed)
 
 

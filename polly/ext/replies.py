@@ -13,11 +13,11 @@ from polly.alert_settings import NoAlertChannelError
 from polly.alerts import ThresholdError
 from polly.allocations import TraceRunningError
 from polly.checkpoints import CheckpointError
+from polly.cleanups import CleanupRunningError
 from polly.database_errors import is_database_outage
 from polly.ext.discord_limits import error_line
 from polly.heap_types import UnknownTypeError
 from polly.history import ChartError
-from polly.monitor_cycle import CleanupRunningError
 
 log = logging.getLogger(__name__)
 

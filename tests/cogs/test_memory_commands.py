@@ -77,12 +77,22 @@ async def test_cleanup_reports_per_structure_and_is_announced_in_the_alert_chann
     assert "Cleanup done" in text
     row = next(line for line in text.splitlines() if line.startswith("test_scratch_cache"))
     assert row.split() == ["test_scratch_cache", "30", "10", "20"]
-    assert "gen 2:" in text and "objects collected" in text and "heap trimmed" in text
+    assert "gen 2:" in text and "objects collected" in text
+    # Each step says what it moved or gave back, measured by the breakdown before and after it.
+    collection = next(f.value for f in last_reply(result).embeds[0].fields if f.name == "Garbage collection")
+    assert "; RSS " in collection.splitlines()[1]
+    trim = next(f.value for f in last_reply(result).embeds[0].fields if f.name == "Heap trim (malloc_trim)")
+    assert trim.startswith("off the event loop, ") and ": RSS " in trim
     assert "→" in text  # RSS before → after
     assert len(scratch_structure) == 10
     announcement = ops.last_message.embeds[0]
     assert "Memory cleanup run by olivia" in announcement.title
     assert "Removed 20 entries" in announcement.description
+    assert "(collection " in announcement.description and ", trim " in announcement.description
+    # A second cleanup within the minute does not trim again: it says so.
+    again = await operator.slash(ops, "mem cleanup")
+    trim = next(f.value for f in last_reply(again).embeds[0].fields if f.name == "Heap trim (malloc_trim)")
+    assert trim == "skipped: the last trim ran 0 ms ago; one runs at most every 1 min", trim
 
 
 async def test_cleanup_dry_run_reports_and_changes_nothing(world, scratch_structure):
@@ -97,11 +107,11 @@ async def test_cleanup_dry_run_reports_and_changes_nothing(world, scratch_struct
 async def test_second_cleanup_while_one_runs_is_told_at_once(world, simcord_bot, scratch_structure):
     """While another operator's cleanup holds the guard, a second /mem cleanup is refused immediately."""
     _, ops, operator = world
-    memory_cog(simcord_bot).cycle.cleanup_owner = ("bob", memory_cog(simcord_bot).monitor.clock())
+    memory_cog(simcord_bot).cycle.cleanups.owner = ("bob", memory_cog(simcord_bot).monitor.clock())
     try:
         result = await operator.slash(ops, "mem cleanup")
     finally:
-        memory_cog(simcord_bot).cycle.cleanup_owner = None
+        memory_cog(simcord_bot).cycle.cleanups.owner = None
     assert result.ephemeral
     assert "A cleanup is already running (started by bob" in result.response.content
     assert len(scratch_structure) == 30
@@ -111,14 +121,14 @@ async def test_concurrent_manual_cleanups_one_runs_the_other_is_refused(simcord_
     """Two cleanups started together in the bot's loop: exactly one runs."""
     import asyncio
 
-    from polly.monitor_cycle import CleanupRunningError
+    from polly.cleanups import CleanupRunningError
 
     async def run(who):
-        return await memory_cog(simcord_bot).cycle.manual_cleanup(who, dry_run=True)
+        return await memory_cog(simcord_bot).cycle.cleanups.manual(who, dry_run=True)
 
     results = await asyncio.gather(run("a"), run("b"), return_exceptions=True)
     assert sum(isinstance(r, CleanupRunningError) for r in results) == 1
-    assert memory_cog(simcord_bot).cycle.cleanup_owner is None
+    assert memory_cog(simcord_bot).cycle.cleanups.owner is None
 
 
 async def test_pool_shows_limits_live_figures_counters_and_status(world):
