@@ -183,6 +183,35 @@ def _mallinfo2() -> Callable[[], Any] | None:
     return cast("Callable[[], Any]", function)
 
 
+def malloc_arenas(allocator: Allocator) -> int | None:
+    """How many malloc arenas glibc has made (`malloc_info`'s heaps): one per thread that
+    allocated concurrently, up to `MALLOC_ARENA_MAX` (8 per core by default). None elsewhere."""
+    if not allocator.glibc:
+        return None
+    import ctypes
+
+    libc = ctypes.CDLL(None)
+    try:
+        open_memstream, malloc_info = libc.open_memstream, libc.malloc_info
+    except AttributeError:
+        return None
+    open_memstream.restype = ctypes.c_void_p
+    open_memstream.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_size_t)]
+    malloc_info.argtypes = [ctypes.c_int, ctypes.c_void_p]
+    libc.fclose.argtypes = [ctypes.c_void_p]
+    libc.free.argtypes = [ctypes.c_void_p]
+    buffer, size = ctypes.c_void_p(), ctypes.c_size_t()
+    stream = open_memstream(ctypes.byref(buffer), ctypes.byref(size))
+    if not stream:
+        return None
+    malloc_info(0, stream)
+    libc.fclose(stream)
+    try:
+        return ctypes.string_at(buffer.value, size.value).count(b'<heap nr="') if buffer.value else None
+    finally:
+        libc.free(buffer)
+
+
 def detect_allocator(environ: Mapping[str, str] | None = None, maps: Path = Path("/proc/self/maps")) -> Allocator:
     """glibc, musl, or an allocator in front of malloc (preloaded or linked: seen in the
     process's mappings); and whether Python's small objects come from pymalloc."""

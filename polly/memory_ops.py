@@ -24,6 +24,7 @@ from polly.checkpoints import Checkpoint, CheckpointComparison, compare_checkpoi
 from polly.config import Settings
 from polly.enhanced_database import Database, PoolStatus
 from polly.gc_tools import CleanupReport
+from polly.heap_trim import TrimReport
 from polly.heap_types import TypeGrowth
 from polly.memory_optimizer import MemoryMonitor
 from polly.monitor_cycle import MonitorCycle
@@ -60,6 +61,8 @@ class ExplainView:
     sample: MemorySample
     before: Checkpoint | None  # compared with: `compare_to`, else the newest automatic checkpoint
     growing: tuple[TypeGrowth, ...]  # types grown between the two newest automatic checkpoints
+    last_trim: TrimReport | None = None  # what the last heap trim gave back
+    malloc_arenas: int | None = None  # glibc's arenas now (MALLOC_ARENA_MAX bounds them)
 
     @property
     def before_breakdown(self) -> RssBreakdown | None:
@@ -158,7 +161,11 @@ class MemoryOps:
             newest = await self.monitor.list_checkpoints(automatic=True, limit=1)
             before = newest[0] if newest else None
         sample = self.cycle.current_sample()  # with its details: the breakdown read now, once
-        return ExplainView(sample, before, (await self.monitor.automatic_growth()).types)
+        from polly.allocator_stats import detect_allocator, malloc_arenas
+
+        growing = (await self.monitor.automatic_growth()).types
+        arenas = malloc_arenas(detect_allocator())
+        return ExplainView(sample, before, growing, self.cycle.cleanups.trimmer.last, arenas)
 
     async def checkpoint(self, label: str | None, compare_to: str | None, trace: bool | None) -> CheckpointResult:
         """Store a checkpoint (tracing switched first when `trace` says so) and compare it with

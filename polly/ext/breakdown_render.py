@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 import discord
 
 from polly.ext.discord_limits import COLOR_INFO, COLOR_WARN, add_field, clip, code_table, fit_embed, new_embed
-from polly.formatting import MIB, format_bytes
+from polly.formatting import MIB, format_bytes, format_duration
 from polly.memory_ops import ExplainView
 from polly.rss_breakdown import FREE_PARTS, RssBreakdown, changes, verdict
 
@@ -42,6 +44,10 @@ def step_changes(before: RssBreakdown | None, after: RssBreakdown | None, shown:
     return ", ".join(f"{c.label} {format_bytes(c.change, signed=True)}" for c in moved[:shown])
 
 
+def arena_max() -> str:
+    return os.environ.get("MALLOC_ARENA_MAX") or "unset: 8 per core"
+
+
 def explain_embed(view: ExplainView) -> discord.Embed:
     now, before = view.sample.breakdown, view.before_breakdown
     if now is None:
@@ -75,13 +81,24 @@ def explain_embed(view: ExplainView) -> discord.Embed:
         add_field(embed, "Compared with", compared)
     else:
         add_field(embed, "Compared with", "no automatic checkpoint yet: the change shows from the first one on")
+    if found.part in FREE_PARTS:
+        trim = view.last_trim
+        if trim is not None and trim.returned is not None:
+            add_field(
+                embed,
+                "Last heap trim",
+                f"gave back {format_bytes(trim.returned)} in {format_duration(trim.ms / 1000)} (/mem cleanup runs one)",
+            )
+        else:
+            add_field(embed, "Last heap trim", "none since the start: /mem cleanup runs one")
     if found.part == "python_objects" and view.growing:
         growing = ", ".join(f"`{g.name}` {g.change:+,}" for g in view.growing[:5])
         add_field(embed, "Types that grew (between the last automatic checkpoints)", growing)
     notes = [f"{p.label}: {p.why}" for p in now.parts if p.why]
     if any(p.at_most for p in now.parts):
         notes.append("≤: the allocators hold more than is resident; the part is cut to what RSS can hold")
-    notes.append(f"malloc: {now.malloc} · Python's small objects: {now.python} · {view.sample.threads} threads")
+    arenas = f" ({view.malloc_arenas} arenas; MALLOC_ARENA_MAX {arena_max()})" if view.malloc_arenas else ""
+    notes.append(f"malloc: {now.malloc}{arenas} · Python's small objects: {now.python} · {view.sample.threads} threads")
     add_field(embed, "Sources", "\n".join(notes))
     embed.set_footer(text=f"sample of {view.sample.at:%Y-%m-%d %H:%M:%S} UTC")
     return fit_embed(embed)

@@ -100,6 +100,8 @@ async def test_explain_names_the_part_that_holds_the_memory(
     table = next(f for f in embed.fields if f.name.startswith("RSS ")).value
     assert "since checkpoint" in table and part in table
     assert "`before`" in reply_text(result)
+    if state == "burst":  # free space: what the last heap trim gave back, or that none ran
+        assert any(f.name == "Last heap trim" for f in embed.fields)
     assert_within_discord_limits(last_reply(result).content, last_reply(result).embeds)
     # /mem stats shows the same breakdown in one field, with its verdict and the way to the details.
     field = next(f for f in last_reply(stats).embeds[0].fields if f.name == "Where the RSS is").value
@@ -115,6 +117,7 @@ async def test_explain_compares_with_the_newest_automatic_checkpoint_and_says_it
     assert f"`{newest.label}`" in text and "manual, not the default" not in text
     assert "Most of RSS is" in text or "free space" in text
     assert "malloc: glibc" in text and "Python's small objects: pymalloc" in text and "threads" in text
+    assert "arenas; MALLOC_ARENA_MAX" in text
 
 
 async def test_an_unknown_checkpoint_is_refused_with_what_is_allowed(simcord_env, simcord_bot):

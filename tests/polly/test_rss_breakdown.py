@@ -15,6 +15,7 @@ from polly.allocator_stats import (
     Unavailable,
     capture_fd2,
     detect_allocator,
+    malloc_arenas,
     parse_debugmallocstats,
     read_malloc,
     read_pymalloc,
@@ -108,6 +109,13 @@ def test_another_allocator_in_front_of_malloc_is_named_and_its_parts_unavailable
     maps.write_text("7f00-7f10 r-xp 00000000 08:01 42 /usr/lib/libmimalloc.so.2.1\n")
     assert detect_allocator({}, maps).malloc == "mimalloc (linked)"
     assert "glibc" in detect_allocator({}, tmp_path / "no-maps").malloc or not detect_allocator().glibc
+
+
+@glibc_only
+def test_glibcs_arenas_are_counted():
+    arenas = malloc_arenas(detect_allocator())
+    assert arenas is not None and arenas >= 1
+    assert malloc_arenas(Allocator("musl or another libc", "pymalloc", glibc=False, pymalloc=True)) is None
 
 
 def test_a_libc_without_mallinfo2_is_said(monkeypatch):
