@@ -105,21 +105,26 @@ class OfflineConsole:
         """Start the bot in a simulated Discord with the memory extension loaded (by the bot itself,
         or here); StartupError (after closing the bot) if either cannot start."""
         self.bot = self.make_bot()
-        self._run = simcord.run(self.bot, check_errors=False, settle_timeout=60)
-        try:
-            if self.prepare is not None:
-                await self.prepare(self.bot)
-            self.env = await self._run.__aenter__()
-            await self._load_memory_extension()
-        except (StartupError, commands.ExtensionError):
-            await self.bot.close()
-            raise
-        self.admin_guild_ids = list(memory_cog(self.bot).settings.memory_admin_guild_ids)
+        # What simcord.run does, in two steps: the world exists before the bot connects, so its
+        # first monitor tick finds #ops, and alerts a kept database (DATABASE_URL) still holds for
+        # it are posted there, not refused (SimCord's ids follow its clock: #ops keeps its id).
+        self.env = simcord.Env(self.bot, check_errors=False, settle_timeout=60)
         self.guild = self.env.create_guild("Polly offline")
         self.ops = self.guild.create_text_channel("ops")
         self.general = self.guild.create_text_channel("general")
         admins = self.guild.create_role("Admins", permissions=discord.Permissions(administrator=True))
         self.you = self.guild.add_member(self.env.create_user("you"), roles=[admins])
+        try:
+            if self.prepare is not None:
+                await self.prepare(self.bot)
+            await self.env.start()
+            self._virtual_time = self.env.time_context()
+            self._virtual_time.__enter__()
+            await self._load_memory_extension()
+        except (StartupError, commands.ExtensionError):
+            await self.bot.close()
+            raise
+        self.admin_guild_ids = list(memory_cog(self.bot).settings.memory_admin_guild_ids)
         self.bot.owner_ids = {self.you.id}  # you own this bot: an operator
         await self.you.slash(self.ops, "mem alerts", channel=self.ops)
         await self.env.settle()
@@ -136,7 +141,10 @@ class OfflineConsole:
 
     async def close(self) -> None:
         await self.bot.close()  # SimCord's teardown does not close the bot
-        await self._run.__aexit__(None, None, None)
+        try:
+            await self.env.shutdown()
+        finally:
+            self._virtual_time.__exit__(None, None, None)
 
     # -- running one line
 
