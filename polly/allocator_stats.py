@@ -158,21 +158,7 @@ def _mallinfo2() -> Callable[[], Any] | None:
     import ctypes
 
     class MallInfo2(ctypes.Structure):
-        _fields_ = [
-            (name, ctypes.c_size_t)
-            for name in (
-                "arena",
-                "ordblks",
-                "smblks",
-                "hblks",
-                "hblkhd",
-                "usmblks",
-                "fsmblks",
-                "uordblks",
-                "fordblks",
-                "keepcost",
-            )
-        ]
+        _fields_ = [(name, ctypes.c_size_t) for name in MALLINFO2_FIELDS]
 
     try:
         function = ctypes.CDLL(None).mallinfo2
