@@ -4,7 +4,6 @@ and who holds one, within a time budget. Names and numbers only: never contents 
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import random
 import time
@@ -14,7 +13,7 @@ from typing import Any
 
 from polly.heap_refs import RefChain, find_chain
 from polly.heap_sizes import deep_size
-from polly.heap_types import UnknownTypeError, count_types, type_name
+from polly.heap_types import UnknownTypeError, count_types_off_loop, instances_off_loop, type_name
 
 INSPECT_BUDGET_S = 3.0
 SIZE_SAMPLE = 50
@@ -81,15 +80,17 @@ async def inspect_type(
     one, giving up on what does not fit `budget_s` (the answer says so)."""
     started = time.perf_counter()
     deadline = started + budget_s
-    counts = count_types()
-    kind = _resolve(name.strip(), counts)
-    count = counts[kind]
-    del counts
-    await asyncio.sleep(0)
-    instances = [obj for obj in gc.get_objects() if type(obj) is kind]
+    objects = gc.get_objects()  # one snapshot of the heap; counted and searched off the loop
+    try:
+        counts = await count_types_off_loop(objects)
+        kind = _resolve(name.strip(), counts)
+        count = counts[kind]
+        del counts
+        instances = await instances_off_loop(objects, kind)
+    finally:
+        del objects
     sample = (rng or random.Random()).sample(instances, min(SIZE_SAMPLE, len(instances)))
     del instances
-    await asyncio.sleep(0)
     sizes = []
     for obj in sample:
         if time.perf_counter() > deadline:

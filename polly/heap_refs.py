@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+YIELD_S = 0.001
 MAX_DEPTH = 12
 SEQUENCES = (list, tuple, deque, set, frozenset)
 KEY_MAX_LENGTH = 40
@@ -160,6 +161,9 @@ async def find_chain(
     frontier: list[Any] = [target]
     seen = {id(target)}
     for level in range(1, max_depth + 1):
+        # One heap scan per level, each one block: before it, a real (1 ms) sleep lets the bot's due
+        # timers and I/O run; sleep(0) would let the next scan start before them.
+        await asyncio.sleep(YIELD_S)
         if time.perf_counter() > deadline:
             return RefChain((), level - 1, True)
         skip.add(id(frontier))
@@ -188,7 +192,6 @@ async def find_chain(
         if not found:
             return RefChain((), level, False)
         frontier = found
-        await asyncio.sleep(0)  # one heap scan per level: let the bot run between them
     return RefChain((), max_depth, False)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
@@ -40,7 +40,7 @@ from polly.config import Settings
 from polly.container import ContainerMemory, ContainerReader
 from polly.decorators import ProfileStats, memory_profile, profile_table
 from polly.enhanced_database import Database
-from polly.heap_types import count_types, type_counts
+from polly.heap_types import count_types_off_loop, type_counts
 from polly.memory_limit import CgroupReader, MemoryLimit, effective_limit
 from polly.process_stats import AccessDenied, ProcessMemory, ProcessStats, current_process
 from polly.registry import StructureRegistry, registry
@@ -126,15 +126,15 @@ class MemoryMonitor:
         total = host_total if host_total is not None else self.process.host_memory().total
         return effective_limit(self._cgroup_limit, self.settings.memory_limit_mb, total)
 
-    def sample(self, loop_lag_ms: float | None = None, *, count_objects: bool = False) -> MemorySample:
+    def sample(self, loop_lag_ms: float | None = None) -> MemorySample:
         """Read everything once, append it to the history and return it (USS/PSS unread: see
         `with_details`)."""
-        sample = self.read(loop_lag_ms, count_objects=count_objects)
+        sample = self.read(loop_lag_ms)
         self._latest = sample
         self.history.append((sample.at.timestamp(), sample.rss))
         return sample
 
-    def read(self, loop_lag_ms: float | None = None, *, count_objects: bool = False) -> MemorySample:
+    def read(self, loop_lag_ms: float | None = None, *, by_type: Counter[type] | None = None) -> MemorySample:
         """One sample, not recorded in the history: what a tick needs (see `with_details`)."""
         proc = self.process
         with proc.oneshot():
@@ -148,7 +148,6 @@ class MemoryMonitor:
         limit = self.limit(vm.total)
         pool = self.db.get_pool_status() if self.db is not None else None
         stats = gc.get_stats()
-        by_type = count_types() if count_objects else None
         at = self.clock()
         return MemorySample(
             at=at,
@@ -283,7 +282,9 @@ class MemoryMonitor:
             label = checked_label(label)
             if await self.checkpoints.exists(label):
                 raise DuplicateLabelError(label)
-        sample = self.with_details(self.read(self.latest.loop_lag_ms if self.latest else None, count_objects=True))
+        by_type = await count_types_off_loop()
+        sample = self.with_details(self.read(self.latest.loop_lag_ms if self.latest else None, by_type=by_type))
+        del by_type
         found = await asyncio.to_thread(allocations.allocation_summary) if self.tracing else None
         if label is not None:
             return await self._store(Checkpoint(label, sample.at, automatic, sample, found))

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import sys
 import time
-from collections import deque
+from collections import Counter, deque
 
 from polly.alert_engine import AlertEngine
 from polly.alerts import Thresholds
 from polly.bounded import BoundedDict
 from polly.heap_refs import find_chain, safe_key
 from polly.heap_sizes import deep_size, estimate_container_bytes
-from polly.heap_types import type_counts, type_growth
+from polly.heap_types import count_types_off_loop, instances_off_loop, type_counts, type_growth
 from polly.memory_optimizer import MemoryMonitor
 from polly.monitor_cycle import MonitorCycle
 from polly.registry import StructureRegistry
@@ -34,6 +35,40 @@ def test_type_counts_see_new_objects_and_growth_ranks_them():
     assert growth[0].name == f"{__name__}.Widget" and growth[0].change == 5000
     assert growth[0].short() == "Widget +5,000"
     assert len(held) == 5000
+
+
+async def test_types_are_counted_off_the_loop_in_pieces_the_same_as_in_one_pass(monkeypatch):
+    """A checkpoint's count runs in a worker thread, piece by piece, so the event loop gets the GIL
+    between pieces; what it counts is what one pass counts."""
+    import threading
+
+    from polly import heap_types
+
+    held = [Widget() for _ in range(25_000)]
+    objects = gc.get_objects()
+    pieces: list[tuple[int, threading.Thread]] = []
+    real_update = Counter.update
+
+    def noted_update(self, iterable=None, /, **kwds):
+        if iterable is None:  # Counter() itself
+            return real_update(self, **kwds)
+        items = list(iterable)
+        pieces.append((len(items), threading.current_thread()))
+        return real_update(self, items, **kwds)
+
+    monkeypatch.setattr(heap_types, "PIECE", 10_000)
+    monkeypatch.setattr(Counter, "update", noted_update)
+    try:
+        counted = await count_types_off_loop(objects)
+    finally:
+        monkeypatch.undo()
+    assert counted == Counter(map(type, objects))
+    assert counted[Widget] == 25_000
+    assert len(pieces) == -(-len(objects) // 10_000) and max(n for n, _ in pieces) == 10_000
+    assert all(thread is not threading.main_thread() for _, thread in pieces)
+    found = await instances_off_loop(objects, Widget)
+    assert len(found) == 25_000 and all(type(w) is Widget for w in found)
+    del held, objects, found
 
 
 def test_an_object_owns_its_attributes_but_not_the_objects_it_points_to():
@@ -83,6 +118,32 @@ async def test_a_chain_names_attributes_and_containers_and_hides_keys_that_could
     chain = await find_chain(target, named_roots={"bot": bot}, deadline=time.perf_counter() + 5)
     assert chain.text() == "bot → state → by_user (dict) → [<str key>] (deque) → Widget"
     assert safe_key("guild_id") == "guild_id" and safe_key(12) == "12" and safe_key("a b") == "<str key>"
+
+
+async def test_a_chain_search_lets_the_bots_due_timers_run_between_its_scans(monkeypatch):
+    """Each level is one heap scan (a block); between two, a timer already due must run first.
+    With sleep(0) it would not: the search's next step is queued ahead of expired timers."""
+    from polly import heap_refs
+
+    loop = asyncio.get_running_loop()
+    timers_run: list[int] = []
+    scans_before_their_timer: list[int] = []
+    real_scan = gc.get_referrers
+
+    def scan(*objects):
+        scans = len(timers_run) + len(scans_before_their_timer)
+        if len(timers_run) < scans:  # the timer set at the previous scan has not run yet
+            scans_before_their_timer.append(scans)
+        found = real_scan(*objects)
+        loop.call_later(0, timers_run.append, 1)  # due at once: the bot's next timer
+        return found
+
+    holder = {"a": {"b": {"c": Widget()}}}
+    monkeypatch.setattr(heap_refs.gc, "get_referrers", scan)
+    chain = await find_chain(holder["a"]["b"]["c"], named_roots={"holder": holder}, deadline=time.perf_counter() + 5)
+    monkeypatch.undo()
+    assert chain.found and chain.levels == 3 and len(timers_run) >= 2  # the last runs after the search
+    assert scans_before_their_timer == []
 
 
 async def test_a_chain_search_past_its_deadline_says_so():
