@@ -271,9 +271,10 @@ class MonitorCycle:
         fired = next((a.since for a in self.engine.active() if a.rule is Rule.LEAK_TREND), None)
         fired_at = fired.timestamp() if fired is not None else None
         windows = self.leak_watch.windows(self.monitor.history, not_before.timestamp(), fired_at)
-        if self.started_at is not None and windows.fast.slope_mib_per_hour is None:
+        if self.started_at is not None and self.leak_resolved_at is None and windows.fast.slope_mib_per_hour is None:
             # in the warm-up (and until the short window is judged after it): a rise that does not
-            # saturate is a leak from the first minute
+            # saturate is a leak from the first minute. Not after a leak alert resolved: the fit
+            # looks back to the start and would find the resolved rise again.
             early = warmup_leak_evidence(self.monitor.history, self.started_at.timestamp())
             if early is not None:
                 return replace(windows, fast=early)

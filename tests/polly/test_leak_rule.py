@@ -84,3 +84,15 @@ async def test_a_30_mib_per_hour_leak_toward_1_gib_is_caught_within_30_minutes(t
     assert first.transition.rule == Rule.LEAK_TREND
     assert 0 <= first.minute - trace.leak_onset <= 30
     assert "MiB/h" in first.transition.detail
+
+
+async def test_a_leak_that_stops_resolves_once_and_does_not_fire_again(tmp_path):
+    """The alert-quality trace that flapped: after the resolve, the early-leak fit (meant for the
+    warm-up) looked back over the whole run, found the old rise and fired again 5 minutes later."""
+    from benchmarks.alert_traces import with_stopping_leak
+    from benchmarks.bench_alerts import LEAK_TRACE_STEP_AFTER_H
+
+    base = healthy_trace(1024, 2.5, seed=7 + 1024, step_after_h=LEAK_TRACE_STEP_AFTER_H)
+    trace = with_stopping_leak(base, 30.0, 90, 2.5)
+    leak = [f.transition.kind for f in await replay(trace, tmp_path) if f.transition.rule is Rule.LEAK_TREND]
+    assert [k for k in leak if k is not Transition.REPEATED] == [Transition.FIRED, Transition.RESOLVED]
