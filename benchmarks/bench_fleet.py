@@ -83,7 +83,7 @@ async def _postgres_costs(url: str) -> tuple[float, float, int, float]:
         beats.append(time.perf_counter() - start)
     async with db.transaction() as conn:
         rows = await conn.scalar(select(func.count()).select_from(fleet_instances))
-        size = await conn.scalar(text("SELECT pg_total_relation_size('fleet_instances')"))
+        size = await conn.scalar(text("SELECT pg_total_relation_size(:table)"), {"table": fleet_instances.name})
         await conn.execute(fleet_instances.delete())
     await db.dispose()
     return statistics.median(beats), statistics.median(trips), int(rows or 0), float(size or 0) / max(1, int(rows or 1))
