@@ -1,13 +1,14 @@
 """Giving freed heap back to the OS: glibc's `malloc_trim`, off the event loop and rate-limited.
 
 `malloc_trim` walks every malloc arena and returns whole free pages (madvise); on a large heap
-that takes a while, so it runs in a thread of its own (ctypes releases the GIL for the call) and at
+that takes a while, so it runs in a worker thread (ctypes releases the GIL for the call) and at
 most once per `MIN_INTERVAL_S` of the process's clock, whoever asks (automatic and manual
 cleanups alike). What it returned is measured (RSS before and after), never assumed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import platform
 import sys
@@ -19,7 +20,6 @@ from datetime import datetime
 from polly import clock as process_clock
 from polly.formatting import format_duration
 from polly.process_stats import process_rss
-from polly.worker_thread import run_in_thread
 
 MIN_INTERVAL_S = 60.0
 
@@ -83,7 +83,7 @@ class HeapTrimmer:
                 )
         self.last_at = now  # before the await: a second caller meanwhile is refused
         before, started = process_rss(), time.perf_counter()
-        await run_in_thread(self._trim, 0)
+        await asyncio.to_thread(self._trim, 0)
         report = TrimReport(True, "", (time.perf_counter() - started) * 1000, before, process_rss())
         self.last = report
         return report
