@@ -1,4 +1,4 @@
-"""python -m benchmarks [--only NAME ...] [--json PATH]: run the figures, print the table, write JSON.
+"""python -m benchmarks [--only NAME ...] [--runs N] [--readme]: run the figures, print min/median/max.
 
 Every figure is measured against a baseline in the same run (interleaved, medians), because
 the machines here are shared and noisy: ratios hold where absolute times do not.
@@ -7,7 +7,6 @@ the machines here are shared and noisy: ratios hold where absolute times do not.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import platform
 import sys
@@ -25,10 +24,10 @@ from benchmarks import (
     bench_heap,
     bench_memory,
     bench_scrape,
+    spread,
 )
-from benchmarks._harness import Result, fmt_value
+from benchmarks._harness import ROOT, Result
 from polly.config import Settings
-from polly.formatting import draw_table
 
 FIGURES: dict[str, Callable[[], list[Result]]] = {
     "tick": lambda: bench_core.monitor_tick(Settings()),
@@ -46,51 +45,46 @@ FIGURES: dict[str, Callable[[], list[Result]]] = {
     "chart": bench_chart.chart_costs,
     "fleet": bench_fleet.fleet_costs,
 }
-DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "latest.json"
-
-
-def table(results: list[Result]) -> str:
-    rows = [
-        (
-            r.figure,
-            fmt_value(r.value, r.unit),
-            fmt_value(r.baseline, r.unit),
-            "" if r.ratio is None else f"{r.ratio:.2f}x",
-            r.budget,
-            "pass" if r.passed else "FAIL",
-        )
-        for r in results
-    ]
-    return draw_table(rows, ("figure", "median", "baseline", "ratio", "budget", "result"), markdown=True)
+DEFAULT_JSON = Path(__file__).resolve().parent / "record.json"  # tracked: the README is drawn from it
+README = ROOT / "README.md"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--only", nargs="+", choices=sorted(FIGURES), help="run only these figures")
-    parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"where to write results ({DEFAULT_JSON})")
+    parser.add_argument("--runs", type=int, default=1, help="run everything this many times (the README's: 3)")
+    parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"the record of every run ({DEFAULT_JSON})")
+    parser.add_argument("--readme", action="store_true", help="rewrite the README's table from the record")
     args = parser.parse_args(argv)
+    if args.runs < 1:
+        parser.error("--runs must be 1 or more")
     logging.basicConfig(level=logging.WARNING)
-    results: list[Result] = []
+    runs: list[list[Result]] = []
+    groups: dict[str, str] = {}
     started = time.perf_counter()
-    for name in args.only or FIGURES:
-        print(f"running {name} …", file=sys.stderr, flush=True)
-        results.extend(FIGURES[name]())
-    print(table(results))
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(
-        json.dumps(
-            {
-                "at": datetime.now(UTC).isoformat(),
-                "python": platform.python_version(),
-                "machine": platform.machine(),
-                "seconds": round(time.perf_counter() - started, 1),
-                "results": [r.to_dict() for r in results],
-            },
-            indent=2,
-        )
-    )
+    for number in range(1, args.runs + 1):
+        run: list[Result] = []
+        for name in args.only or FIGURES:
+            print(f"run {number}/{args.runs}: {name} …", file=sys.stderr, flush=True)
+            found = FIGURES[name]()
+            groups.update((r.figure, name) for r in found)
+            run.extend(found)
+        runs.append(run)
+    measured = spread.figures(runs, datetime.now(UTC).date().isoformat(), groups)
+    print(spread.table(measured))
+    record = spread.merge(spread.load(args.json), measured)
+    about = {
+        "at": datetime.now(UTC).isoformat(),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    spread.dump(args.json, record, about)
     print(f"\nwritten to {args.json}", file=sys.stderr)
-    return 0 if all(r.passed for r in results) else 1
+    if args.readme:
+        spread.rewrite_readme(README, record)
+        print(f"README table rewritten ({len(record)} figures)", file=sys.stderr)
+    return 0 if all(r.passed for run in runs for r in run) else 1
 
 
 if __name__ == "__main__":
