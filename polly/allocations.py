@@ -21,6 +21,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from polly.off_loop import off_loop
+
 if TYPE_CHECKING:
     import tracemalloc
 
@@ -231,7 +233,7 @@ class TraceSlot:
             self._timer = None
         if session is None:
             return None
-        return session, await asyncio.to_thread(session.finish)
+        return session, await off_loop(session.finish)
 
     def cancel(self) -> TraceSession | None:
         """Stop the running trace without results (the memory layer is closing); tracemalloc is

@@ -8,7 +8,6 @@ cleanups alike). What it returned is measured (RSS before and after), never assu
 
 from __future__ import annotations
 
-import asyncio
 import ctypes
 import platform
 import sys
@@ -19,6 +18,7 @@ from datetime import datetime
 
 from polly import clock as process_clock
 from polly.formatting import format_duration
+from polly.off_loop import off_loop
 from polly.process_stats import process_rss
 
 MIN_INTERVAL_S = 60.0
@@ -83,7 +83,7 @@ class HeapTrimmer:
                 )
         self.last_at = now  # before the await: a second caller meanwhile is refused
         before, started = process_rss(), time.perf_counter()
-        await asyncio.to_thread(self._trim, 0)
+        await off_loop(self._trim, 0)
         report = TrimReport(True, "", (time.perf_counter() - started) * 1000, before, process_rss())
         self.last = report
         return report

@@ -8,10 +8,11 @@ count itself is one line here, `Counter(map(type, gc.get_objects()))`, which run
 
 from __future__ import annotations
 
-import asyncio
 import gc
 from collections import Counter
 from dataclasses import dataclass
+
+from polly.off_loop import off_loop
 
 TYPES_KEPT = 300
 # Objects counted in one C call (~5 ms): the longest the event loop waits for the counting thread.
@@ -42,12 +43,12 @@ async def count_types_off_loop(objects: list[object] | None = None) -> Counter[t
     unavoidable block), the counting runs in a worker thread in pieces of PIECE objects, each a
     few milliseconds in C, between which the event loop gets the GIL back."""
     objects = gc.get_objects() if objects is None else objects
-    return await asyncio.to_thread(_count_in_pieces, objects)
+    return await off_loop(_count_in_pieces, objects)
 
 
 async def instances_off_loop(objects: list[object], kind: type) -> list[object]:
     """The objects of exactly `kind` in `objects`, filtered in a worker thread."""
-    return await asyncio.to_thread(_instances_in_pieces, objects, kind)
+    return await off_loop(_instances_in_pieces, objects, kind)
 
 
 def _count_in_pieces(objects: list[object]) -> Counter[type]:

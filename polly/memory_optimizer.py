@@ -10,7 +10,6 @@ names are re-exported from the modules that do each job.
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import logging
 from collections import Counter, deque
@@ -42,6 +41,7 @@ from polly.decorators import ProfileStats, memory_profile, profile_table
 from polly.enhanced_database import Database
 from polly.heap_types import count_types_off_loop, type_counts
 from polly.memory_limit import CgroupReader, MemoryLimit, effective_limit
+from polly.off_loop import off_loop
 from polly.process_stats import AccessDenied, ProcessMemory, ProcessStats, current_process
 from polly.registry import StructureRegistry, registry
 from polly.samples import MemorySample, measure_loop_lag, peak_rss
@@ -285,7 +285,7 @@ class MemoryMonitor:
         by_type = await count_types_off_loop()
         sample = self.with_details(self.read(self.latest.loop_lag_ms if self.latest else None, by_type=by_type))
         del by_type
-        found = await asyncio.to_thread(allocations.allocation_summary) if self.tracing else None
+        found = await off_loop(allocations.allocation_summary) if self.tracing else None
         if label is not None:
             return await self._store(Checkpoint(label, sample.at, automatic, sample, found))
         base = ("auto " if automatic else "") + self.clock().strftime("%Y-%m-%d %H:%M:%S UTC")
