@@ -82,9 +82,15 @@ def fmt_value(value: float, unit: str) -> str:
     return f"{value:g} {unit}"
 
 
-def run_child(module: str, *args: str, timeout: float = 900) -> dict[str, Any]:
+def run_child(module: str, *args: str, timeout: float = 900, env: dict[str, str] | None = None) -> dict[str, Any]:
     """Run `python -m module args` from a clean interpreter; its last stdout line is JSON."""
     out = subprocess.run(
-        [sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True, check=True, timeout=timeout
+        [sys.executable, "-m", module, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=timeout,
+        env=env,
     ).stdout
     return json.loads(out.strip().splitlines()[-1])
