@@ -25,13 +25,13 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
 from polly.alert_store import FLEET_OWNER, AlertStore, StoredAlertEvent
 from polly.alerts import AlertTransition, Rule
 from polly.database_errors import log_failure
+from polly.records import record
 
 if TYPE_CHECKING:
     from polly.monitor_health import MonitorHealth
@@ -53,7 +53,7 @@ class SinkUnavailable(Exception):
     """There is nowhere to post (no alert channel set): the alerts wait; not a failure."""
 
 
-@dataclass(frozen=True)
+@record
 class OutgoingAlert:
     """One alert to post: what changed, the nonce that makes a repeat harmless, and whether an
     earlier post of it was interrupted by a restart too long ago for the nonce to help."""
@@ -81,7 +81,7 @@ class AlertSink(Protocol):
         """Post many alerts as one message, saying `dropped` more were dropped unposted."""
 
 
-@dataclass(frozen=True)
+@record
 class AlertEventOut:
     """A transition queued for delivery, with its stored id (None when the database refused it)."""
 

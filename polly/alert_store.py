@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import and_, delete, func, insert, or_, select, true, update
@@ -23,6 +22,7 @@ from polly.alerts import AlertTransition, Rule, Transition
 from polly.enhanced_database import Database
 from polly.models import alert_events as events
 from polly.models import runtime_settings as settings_table
+from polly.records import record
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ DROPPED_PREFIX = "alerts_dropped:"  # + the instance: dropped undelivered events
 FIRING_KINDS = (Transition.FIRED.value, Transition.REPEATED.value)
 
 
-@dataclass(frozen=True)
+@record
 class StoredAlertEvent:
     id: int
     at: datetime

@@ -8,13 +8,14 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import fields, replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from polly.config import SETTING_SPECS, Settings
 from polly.formatting import MIB, format_bytes, format_duration
 from polly.heap_types import TypeGrowth
+from polly.records import record
 from polly.samples import MemorySample
 from polly.settings_spec import hysteresis_conflict
 from polly.trend import LeakWindows
@@ -80,7 +81,7 @@ class Transition(enum.StrEnum):
     REPORTED = "reported"  # a one-off report (a post-mortem): never firing, never resolved
 
 
-@dataclass(frozen=True)
+@record
 class Thresholds:
     """The alert thresholds in force; changeable at runtime with `updated()`. No defaults here:
     they are the ALERT_* settings' (`polly.config.Settings`, the single source), see `default()`."""
@@ -143,7 +144,7 @@ THRESHOLD_SETTINGS = {f.name: f"alert_{f.name}" for f in fields(Thresholds)}
 THRESHOLD_NAMES = tuple(THRESHOLD_SETTINGS)
 
 
-@dataclass(frozen=True)
+@record
 class Condition:
     """One rule's reading of one subject in one sample."""
 
@@ -161,7 +162,7 @@ class Condition:
     clear_for_checks: int = 1  # consecutive clear checks before a firing alert resolves
 
 
-@dataclass(frozen=True)
+@record
 class AlertTransition:
     kind: Transition
     rule: Rule
@@ -181,7 +182,7 @@ class AlertTransition:
         return RULE_HINTS[self.rule]
 
 
-@dataclass(frozen=True)
+@record
 class ActiveAlert:
     rule: Rule
     subject: str

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from polly.off_loop import off_loop
+from polly.records import record
 
 if TYPE_CHECKING:
     import tracemalloc
@@ -38,7 +39,7 @@ class TraceRunningError(RuntimeError):
     """A trace is already running; the message says when it ends."""
 
 
-@dataclass(frozen=True)
+@record
 class AllocationGrowth:
     where: str  # the call path (see the module docstring)
     size_change: int

@@ -16,9 +16,10 @@ import re
 import sys
 import tempfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, cast
+
+from polly.records import record
 
 OTHER_ALLOCATORS = ("jemalloc", "mimalloc", "tcmalloc")
 MALLINFO2_FIELDS = (
@@ -40,14 +41,14 @@ _STATS_LINE = re.compile(
 _NUMBER = re.compile(r"=\s*([\d,]+)\s*$")
 
 
-@dataclass(frozen=True)
+@record
 class Unavailable:
     """A source that could not be read, and why (said to the operator as is)."""
 
     why: str
 
 
-@dataclass(frozen=True)
+@record
 class PymallocStats:
     arenas: int  # arenas allocated now
     arena_bytes: int  # arenas times their size: what pymalloc holds from the OS (resident where touched)
@@ -59,7 +60,7 @@ class PymallocStats:
         return max(0, self.arena_bytes - self.allocated)
 
 
-@dataclass(frozen=True)
+@record
 class MallocStats:
     in_use: int  # uordblks + hblkhd: chunks in use in the heaps, and mmapped chunks
     free: int  # fordblks: freed chunks glibc keeps (malloc_trim can give back what is whole pages)
@@ -67,7 +68,7 @@ class MallocStats:
     releasable: int  # keepcost: the top chunk, what a plain trim of the main heap returns
 
 
-@dataclass(frozen=True)
+@record
 class Allocator:
     """Who serves malloc and Python's small objects here."""
 

@@ -6,9 +6,9 @@ The core never reads Discord objects (docs/ARCHITECTURE.md); `polly/ext/cache_ce
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
+from polly.records import record
 from polly.shards import ShardState
 
 # Display order; a cache discord.py does not have (or a newer discord.py renamed) is left out.
@@ -27,7 +27,7 @@ CACHE_NAMES = (
 )
 
 
-@dataclass(frozen=True)
+@record
 class CacheCensus:
     """Entries in each of discord.py's caches, and the settings that decide what they keep."""
 

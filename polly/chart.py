@@ -14,7 +14,6 @@ import itertools
 import json
 import os
 import sys
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from polly.alerts import hours_to_threshold
 from polly.formatting import format_bytes, format_duration
 from polly.history import BUCKET, MAX_HOURS, ChartError, HistoryBucket, bucket_start, merged_step
+from polly.records import record
 
 if TYPE_CHECKING:
     from polly.monitor_cycle import MonitorCycle
@@ -37,13 +37,13 @@ CHARTS_EXTRA = (
 __all__ = ["MAX_HOURS", "Chart", "ChartError", "Marker", "chart_spec", "memory_chart", "render_png"]
 
 
-@dataclass(frozen=True)
+@record
 class Chart:
     png: bytes
     caption: str
 
 
-@dataclass(frozen=True)
+@record
 class Marker:
     at: datetime
     kind: str  # fired, resolved, checkpoint, auto_checkpoint, cleanup, auto_cleanup

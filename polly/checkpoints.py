@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import unicodedata
 from collections import OrderedDict
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 
@@ -16,6 +15,7 @@ from polly.allocations import AllocationGrowth
 from polly.enhanced_database import Database
 from polly.heap_types import TypeGrowth, type_growth
 from polly.models import memory_checkpoints as table
+from polly.records import record
 from polly.samples import MemorySample
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ class CheckpointError(ValueError):
     """A checkpoint request that cannot be honoured; the message is one sentence for the operator."""
 
 
-@dataclass(frozen=True)
+@record
 class Checkpoint:
     label: str
     created_at: datetime
@@ -37,7 +37,7 @@ class Checkpoint:
     allocations: dict[str, list[int]] | None = None
 
 
-@dataclass(frozen=True)
+@record
 class StructureChange:
     name: str
     before: int | None
@@ -48,7 +48,7 @@ class StructureChange:
         return (self.after or 0) - (self.before or 0)
 
 
-@dataclass(frozen=True)
+@record
 class CheckpointComparison:
     before: Checkpoint
     after: Checkpoint
@@ -68,7 +68,7 @@ class CheckpointComparison:
         return (self.after.created_at - self.before.created_at).total_seconds()
 
 
-@dataclass(frozen=True)
+@record
 class AutomaticGrowth:
     """Between the two newest automatic checkpoints: RSS growth, growing types, the part that grew."""
 
@@ -181,7 +181,7 @@ def checked_label(label: str) -> str:
 INVISIBLE_CATEGORIES = frozenset({"Zs", "Zl", "Zp", "Cf", "Mn", "Me"})
 
 
-@dataclass(frozen=True)
+@record
 class CheckpointMark:
     at: datetime
     automatic: bool

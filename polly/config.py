@@ -15,12 +15,13 @@ import os
 import re
 import socket
 from collections.abc import Mapping
-from dataclasses import MISSING, dataclass, field, fields, replace
+from dataclasses import MISSING, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import make_url
 
+from polly.records import record
 from polly.settings_spec import (
     HYSTERESIS_BOUNDED,
     Secret,
@@ -52,7 +53,7 @@ class ConfigError(ValueError):
     """A setting has a value that is not allowed; the message is one line for the operator."""
 
 
-@dataclass(kw_only=True, frozen=True)
+@record(kw_only=True)
 class Settings:
     """All of Polly's settings, fixed once read (a change is a new Settings: `dataclasses.replace`).
     Field names are the environment variables, upper-cased; each default here is the only one."""

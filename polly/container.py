@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from polly.memory_limit import UNLIMITED_THRESHOLD, CgroupDir, CgroupReader
+from polly.records import record
 
 # memory.events counters that mean "the cgroup hit a ceiling and the kernel reclaimed" (throttling)
 THROTTLE_EVENTS = ("high", "max")
@@ -29,7 +30,7 @@ V1_STAT = {"anon": "total_rss", "file": "total_cache", "inactive_file": "total_i
 V1_FILES = {"kernel": "memory.kmem.usage_in_bytes", "sock": "memory.kmem.tcp.usage_in_bytes"}
 
 
-@dataclass(frozen=True)
+@record
 class Pressure:
     """Memory pressure stall information: the share of time some (or all) tasks waited for memory."""
 
@@ -40,7 +41,7 @@ class Pressure:
     full_avg60: float | None = None
 
 
-@dataclass(frozen=True)
+@record
 class ContainerMemory:
     """One reading of the memory cgroup and pressure; None where the host cannot say."""
 

@@ -16,7 +16,7 @@ import logging
 import urllib.parse
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import AsyncAdaptedQueuePool, Pool, QueuePool, StaticPool
 
 from polly.config import Settings
+from polly.records import record
 from polly.sqlite_file import DELETED, REPLACED, FileIncident, SqliteFileGuard
 from polly.startup_errors import StartupError
 
@@ -49,7 +50,7 @@ class DatabaseUnreachableError(RuntimeError):
     these as plain OSErrors, which SQLAlchemy does not wrap."""
 
 
-@dataclass(frozen=True)
+@record
 class PoolStatus:
     """The pool's class, configured limits, live figures and counters at one moment.
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -29,6 +28,7 @@ from polly.enhanced_database import Database
 from polly.fleet_tables import fleet_instances as table
 from polly.fleet_tables import fleet_leader as leader_table
 from polly.formatting import format_duration
+from polly.records import record
 
 if TYPE_CHECKING:
     from polly.alert_engine import AlertEngine
@@ -43,7 +43,7 @@ LEADER_LOCK = 0x706F6C6C79
 VERSION = "0.1.0"  # pyproject.toml's; importlib.metadata would cost the bot an import for one string
 
 
-@dataclass(frozen=True)
+@record
 class Heartbeat:
     instance: str
     host: str

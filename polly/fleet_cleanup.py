@@ -15,7 +15,6 @@ import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -26,6 +25,7 @@ from polly import clock
 from polly.enhanced_database import Database
 from polly.fleet_tables import fleet_cleanup_reports as table
 from polly.gc_tools import CleanupReport
+from polly.records import record
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def parse_request(payload: str) -> dict[str, str] | None:
     return {name: request[name] for name in REQUEST_FIELDS}
 
 
-@dataclass(frozen=True)
+@record
 class CleanupAnswer:
     instance: str
     removed: int

@@ -5,11 +5,11 @@ from __future__ import annotations
 import gc
 import logging
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from polly.heap_trim import TrimReport, malloc_trim
 from polly.process_stats import process_rss
+from polly.records import record
 from polly.registry import CleanupRow, StructureRegistry, registry
 
 if TYPE_CHECKING:
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@record
 class GCReport:
     generation: int
     collected: int
@@ -47,7 +47,7 @@ def force_garbage_collection(generation: int = 2, *, trim: bool = True) -> GCRep
     return GCReport(generation, collected, pause_ms, rss_before, process_rss(), trimmed)
 
 
-@dataclass(frozen=True)
+@record
 class CleanupReport:
     rows: tuple[CleanupRow, ...]
     gc: GCReport | None

@@ -8,12 +8,12 @@ import gc
 import random
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from polly.heap_refs import RefChain, find_chain
 from polly.heap_sizes import deep_size
 from polly.heap_types import UnknownTypeError, count_types_off_loop, instances_off_loop, type_name
+from polly.records import record
 
 INSPECT_BUDGET_S = 3.0
 SIZE_SAMPLE = 50
@@ -22,7 +22,7 @@ CHAIN_ATTEMPTS = 3  # instances tried when one is reachable from no root (held o
 UNTRACKED_BUILTINS = {"str", "int", "float", "bytes", "bool", "complex", "NoneType", "range"}
 
 
-@dataclass(frozen=True)
+@record
 class Inspection:
     type_name: str
     count: int

@@ -15,8 +15,9 @@ import time
 import types
 from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
+
+from polly.records import record
 
 YIELD_S = 0.001
 MAX_DEPTH = 12
@@ -24,7 +25,7 @@ SEQUENCES = (list, tuple, deque, set, frozenset)
 KEY_MAX_LENGTH = 40
 
 
-@dataclass(frozen=True)
+@record
 class RefChain:
     """`parts` from the root to the object, e.g. ("bot", "_connection", "_messages (deque)", "Message")."""
 

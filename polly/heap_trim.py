@@ -13,13 +13,13 @@ import platform
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 
 from polly import clock as process_clock
 from polly.formatting import format_duration
 from polly.off_loop import off_loop
 from polly.process_stats import process_rss
+from polly.records import record
 
 MIN_INTERVAL_S = 60.0
 
@@ -39,7 +39,7 @@ def load_malloc_trim() -> Callable[[int], int] | None:
 malloc_trim = load_malloc_trim()
 
 
-@dataclass(frozen=True)
+@record
 class TrimReport:
     ran: bool
     note: str = ""  # why it did not run

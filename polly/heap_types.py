@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import gc
 from collections import Counter
-from dataclasses import dataclass
 
 from polly.off_loop import off_loop
+from polly.records import record
 
 TYPES_KEPT = 300
 # Objects counted in one C call (~5 ms): the longest the event loop waits for the counting thread.
@@ -74,7 +74,7 @@ def type_counts(counts: Counter[type] | None = None, top: int = TYPES_KEPT) -> d
     return dict(named.most_common())
 
 
-@dataclass(frozen=True)
+@record
 class TypeGrowth:
     name: str
     before: int

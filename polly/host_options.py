@@ -8,8 +8,9 @@ extension reads the POLLY_ variables and keeps its own SQLite file.
 from __future__ import annotations
 
 import weakref
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from polly.records import record
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
     from polly.enhanced_database import Database
 
 
-@dataclass(frozen=True)
+@record
 class HostOptions:
     """Options for the memory cog of one bot (None: the extension's own)."""
 

@@ -6,22 +6,22 @@ container's limit. Paths are constructor parameters so tests read fixture files 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from polly.formatting import MIB
+from polly.records import record
 
 # cgroup v1 reports "no limit" as a huge number (page-rounded LONG_MAX); anything above this is none.
 UNLIMITED_THRESHOLD = 1 << 60
 
 
-@dataclass(frozen=True)
+@record
 class MemoryLimit:
     bytes: int
     source: str
 
 
-@dataclass(frozen=True)
+@record
 class CgroupDir:
     """This process's memory cgroup: its folder and the cgroup version that reads it."""
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -29,6 +28,7 @@ from polly.heap_types import TypeGrowth
 from polly.memory_optimizer import MemoryMonitor
 from polly.monitor_cycle import MonitorCycle
 from polly.monitor_health import MonitorHealth
+from polly.records import record
 from polly.samples import MemorySample
 from polly.trend import Trend
 
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 RECENT_ALERT_EVENTS = 10
 
 
-@dataclass(frozen=True)
+@record
 class StatsView:
     sample: MemorySample
     trend: Trend
@@ -54,7 +54,7 @@ class StatsView:
     previous_run: PostMortem | None = None  # how the previous run ended, when it did not stop cleanly
 
 
-@dataclass(frozen=True)
+@record
 class ExplainView:
     """Where the RSS is now (`sample.breakdown`), against a checkpoint's when it has one."""
 
@@ -69,7 +69,7 @@ class ExplainView:
         return None if self.before is None else self.before.sample.breakdown
 
 
-@dataclass(frozen=True)
+@record
 class CheckpointResult:
     stored: Checkpoint
     comparison: CheckpointComparison | None
@@ -78,7 +78,7 @@ class CheckpointResult:
     tracing_note: str | None = None  # why tracing is on although these checkpoints did not ask for it
 
 
-@dataclass(frozen=True)
+@record
 class CleanupResult:
     """A cleanup of this process (`report`, with `note` for a fleet dry run), or the fleet's answers."""
 
@@ -93,13 +93,13 @@ class CleanupResult:
         return self.report is None
 
 
-@dataclass(frozen=True)
+@record
 class PoolView:
     pool: PoolStatus
     overflow_alert_percent: float
 
 
-@dataclass(frozen=True)
+@record
 class FleetView:
     members: tuple[Heartbeat, ...]
     now: datetime
@@ -107,7 +107,7 @@ class FleetView:
     shared: bool  # several processes can share the database (PostgreSQL)
 
 
-@dataclass(frozen=True)
+@record
 class AlertsView:
     notes: tuple[str, ...]  # what the call changed, one line each
     channel_id: int | None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, TypeVar
 
@@ -29,6 +29,7 @@ from polly.heap_types import TypeGrowth
 from polly.history import HistoryRecorder
 from polly.memory_optimizer import MemoryMonitor
 from polly.monitor_health import MonitorHealth
+from polly.records import record
 from polly.registry import StructureRegistry
 from polly.run_journal import RunJournal
 from polly.samples import MemorySample
@@ -47,7 +48,7 @@ MAX_BACKOFF_FACTOR = 16
 GROWING_TYPES_NAMED = 3  # in leak-trend and checkpoint-growth alerts
 
 
-@dataclass(frozen=True)
+@record
 class TickResult:
     sample: MemorySample
     trend: Trend
@@ -57,7 +58,7 @@ class TickResult:
     database_incident: FileIncident | None = None
 
 
-@dataclass(frozen=True)
+@record
 class BackoffChange:
     """Returned by `record_failure`/`record_success` when the loop interval must change."""
 

@@ -5,12 +5,12 @@ alert outbox like every alert. Loaded only when there is something to judge or s
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 from datetime import datetime
 
 from polly.alerts import AlertTransition, Rule, Transition
 from polly.container import ContainerMemory
 from polly.formatting import format_bytes, format_duration
+from polly.records import record
 from polly.run_record import RunRecord
 
 
@@ -43,7 +43,7 @@ VERDICT_HINTS = {
 }
 
 
-@dataclass(frozen=True)
+@record
 class PostMortem:
     verdict: Verdict
     evidence: str

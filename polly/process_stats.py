@@ -15,11 +15,12 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
 from polly import clock
+from polly.records import record
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
@@ -28,7 +29,7 @@ class AccessDenied(PermissionError):
     """The host forbids reading a figure (hardened /proc); the others are still readable."""
 
 
-@dataclass(frozen=True)
+@record
 class ProcessMemory:
     """RSS and VMS always; the rest where the platform says it (None: not read or not readable).
 
@@ -46,7 +47,7 @@ class ProcessMemory:
     peak: int | None = None
 
 
-@dataclass(frozen=True)
+@record
 class HostMemory:
     total: int
     available: int

@@ -22,13 +22,14 @@ from polly.bounded import (
     entry_timestamp,
 )
 from polly.heap_sizes import estimate_container_bytes
+from polly.records import record
 
 log = logging.getLogger(__name__)
 
 R = TypeVar("R")
 
 
-@dataclass(frozen=True)
+@record
 class StructureStat:
     """One tracked structure as stats, alerts and metrics see it."""
 
@@ -47,7 +48,7 @@ class StructureStat:
         return None if not self.limit or self.failing else 100.0 * self.size / self.limit
 
 
-@dataclass(frozen=True)
+@record
 class CleanupRow:
     name: str
     before: int

@@ -17,11 +17,12 @@ most". Pure: the readings come in (`polly.allocator_stats`), a breakdown and a v
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from typing import Any
 
 from polly.allocator_stats import Allocator, MallocStats, PymallocStats, Unavailable
 from polly.formatting import MIB, format_bytes
+from polly.records import record
 
 PARTS = ("python_objects", "python_free", "malloc_used", "malloc_free", "file_mapped", "other")
 LABELS = {
@@ -39,7 +40,7 @@ GROWTH_FLOOR = 8 * MIB
 FRAGMENTED_SHARE = 0.3
 
 
-@dataclass(frozen=True)
+@record
 class Part:
     name: str
     bytes: int | None  # None: unavailable (see `why`)
@@ -51,7 +52,7 @@ class Part:
         return LABELS[self.name]
 
 
-@dataclass(frozen=True)
+@record
 class RssBreakdown:
     rss: int
     parts: tuple[Part, ...]
@@ -123,7 +124,7 @@ def _fit(parts: list[Part], anonymous: int) -> list[Part]:
     return fitted
 
 
-@dataclass(frozen=True)
+@record
 class PartChange:
     name: str
     before: int
@@ -157,7 +158,7 @@ def grown_part(before: RssBreakdown, after: RssBreakdown) -> PartChange | None:
     return top if top.change >= max(GROWTH_FLOOR, 0.02 * after.rss) else None
 
 
-@dataclass(frozen=True)
+@record
 class Verdict:
     part: str  # the part the verdict is about
     sentence: str  # one sentence for /mem stats

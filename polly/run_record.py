@@ -5,16 +5,17 @@ whether it stopped cleanly."""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
 from polly.formatting import MIB
+from polly.records import record
 
 RUN_KEY_PREFIX = "run:"
 
 
-@dataclass(frozen=True)
+@record
 class RunRecord:
     """What one run said of itself at its last tick, and whether it stopped cleanly."""
 

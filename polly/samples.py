@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import resource
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from polly.caches import CacheCensus
 from polly.container import ContainerMemory
 from polly.enhanced_database import PoolStatus
+from polly.records import record
 from polly.registry import StructureStat
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ async def measure_loop_lag() -> float:
     return (time.perf_counter() - started) * 1000
 
 
-@dataclass(frozen=True)
+@record
 class MemorySample:
     """One consistent reading of the process, the system and the bot's own structures."""
 

@@ -7,11 +7,13 @@ import ipaddress
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
+
+from polly.records import record
 
 # Accepted URL schemes, mapped to the async driver each one runs on.
 _SCHEME_DRIVERS = {
@@ -221,7 +223,7 @@ def read_log_level(value: Any) -> str:
     return level
 
 
-@dataclass(frozen=True)
+@record
 class Spec:
     """How one setting is read and what it allows."""
 

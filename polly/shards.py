@@ -4,12 +4,13 @@ when a shard has been down (from the bot's connect and disconnect events)."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from polly.records import record
 
-@dataclass(frozen=True)
+
+@record
 class ShardState:
     shard: int
     latency_s: float | None  # None until the first heartbeat is acknowledged

@@ -10,15 +10,16 @@ channel, /health answering 503 meanwhile.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+
+from polly.records import record
 
 DELETED = "deleted"
 REPLACED = "replaced"
 
 
-@dataclass(frozen=True)
+@record
 class FileIncident:
     """What happened to the database file, and what the bot did about it."""
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from polly.formatting import MIB
+from polly.records import record
 
 # A fall of this fraction between two samples (a restart, a big cleanup) starts a new trend segment.
 TREND_RESET_DROP = 0.10
@@ -29,7 +29,7 @@ MIN_SPAN_SHARE = 0.9  # a window is judged once samples cover this much of it
 MIN_WINDOW_SAMPLES = 6
 
 
-@dataclass(frozen=True)
+@record
 class Trend:
     """RSS trend over the recent window (the segment after the last big drop)."""
 
@@ -102,7 +102,7 @@ def rss_trend(
     return Trend(slope * 3600 / MIB, n, span, eta, recent)
 
 
-@dataclass(frozen=True)
+@record
 class LeakEvidence:
     """What one window says about a leak (see the module docstring)."""
 
@@ -174,7 +174,7 @@ def running_median(values: Sequence[float], width: int) -> list[float]:
     return [a[len(a) // 2] for a in head] + middle + [a[len(a) // 2] for a in tail]
 
 
-@dataclass(frozen=True)
+@record
 class LeakWindows:
     """The leak rule's two windows: short (fast leaks) and long (slow ones)."""
 

@@ -20,9 +20,11 @@ import logging
 import random
 import socket
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from http import HTTPStatus
 from typing import Any
+
+from polly.records import record
 
 log = logging.getLogger(__name__)
 
@@ -42,14 +44,14 @@ BACKLOG = 1024
 MAX_IN_FLIGHT = 64
 
 
-@dataclass(frozen=True)
+@record
 class Request:
     method: str
     path: str
     headers: Mapping[str, str]  # lower-case names; values decoded as latin-1, as HTTP allows
 
 
-@dataclass(frozen=True)
+@record
 class Response:
     status: int
     body: bytes = b""
