@@ -18,6 +18,7 @@ from pathlib import Path
 from benchmarks import (
     bench_alerts,
     bench_bot,
+    bench_breakdown,
     bench_chart,
     bench_core,
     bench_fleet,
@@ -39,6 +40,7 @@ FIGURES: dict[str, Callable[[], list[Result]]] = {
     "idle": bench_memory.idle_cog,
     "footprint": bench_memory.footprint,
     "what-grows": bench_heap.what_grows,
+    "rss-breakdown": bench_breakdown.rss_breakdown_states,
     "cache-defaults": bench_memory.cache_defaults,
     "alert-quality": bench_alerts.alert_quality,
     "scrape-load": bench_scrape.scrape_load,

@@ -5,65 +5,16 @@ as an operator would, so what the test process held earlier does not decide the 
 
 from __future__ import annotations
 
-import ctypes
-import mmap
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import pytest
 
+from benchmarks.rss_states import burst_then_one_in_twenty, live_python_objects, mapped_file, native_memory
 from polly.allocator_stats import detect_allocator
 from polly.ext.cog import memory_cog
-from polly.formatting import MIB
 from tests.cogs.helpers import add_ops_guild, assert_within_discord_limits, last_reply, reply_text
 
-SIZE = 200 * MIB
 linux_glibc = pytest.mark.skipif(
     not detect_allocator().glibc or not detect_allocator().pymalloc, reason="needs glibc and pymalloc"
 )
-
-
-@contextmanager
-def live_python_objects() -> Iterator[None]:
-    """~200 MiB of small live objects (64-byte tuples)."""
-    keep = [(i, i) for i in range(SIZE // 64)]
-    yield
-    del keep
-
-
-@contextmanager
-def burst_then_one_in_twenty() -> Iterator[None]:
-    """~2 million small objects, of which one in 20 stays alive: pymalloc keeps every arena."""
-    burst = [(i, i) for i in range(2_000_000)]
-    kept = burst[::20]
-    del burst
-    yield
-    del kept
-
-
-@contextmanager
-def native_memory() -> Iterator[None]:
-    """200 MiB from libc's malloc, touched (memset), outside Python's objects."""
-    libc = ctypes.CDLL(None)
-    libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
-    libc.free.argtypes = [ctypes.c_void_p]
-    block = libc.malloc(SIZE)
-    ctypes.memset(block, 7, SIZE)
-    try:
-        yield
-    finally:
-        libc.free(block)
-
-
-@contextmanager
-def mapped_file(folder) -> Iterator[None]:
-    """A 200 MiB file mapped and read through."""
-    path = folder / "mapped.bin"
-    with open(path, "wb") as f:
-        f.truncate(SIZE)
-    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-        sum(mapped[i] for i in range(0, SIZE, mmap.PAGESIZE))  # touch every page
-        yield
 
 
 @linux_glibc
