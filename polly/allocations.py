@@ -60,13 +60,14 @@ _started_here = False
 
 def request_tracing(requester: str, enabled: bool, frames: int = 1) -> None:
     """Ask for allocation tracing (keeping `frames` frames), or take the request back; tracemalloc
-    stops when the last request is taken back, unless it ran before Polly asked."""
-    import tracemalloc
-
+    stops when the last request is taken back, unless it ran before Polly asked. tracemalloc (72 KiB)
+    is imported only to start or stop it: a bot that never traces, closing, does not load it."""
     global _started_here
     if enabled:
         _requests.add(requester)
         if not is_tracing():
+            import tracemalloc
+
             tracemalloc.start(frames)
             _started_here = True
             log.warning("tracemalloc started (%d frames): allocations are slower until it is turned off", frames)
@@ -75,6 +76,8 @@ def request_tracing(requester: str, enabled: bool, frames: int = 1) -> None:
     if not _requests and _started_here:
         _started_here = False
         if is_tracing():
+            import tracemalloc
+
             tracemalloc.stop()
             log.info("tracemalloc stopped")
 
