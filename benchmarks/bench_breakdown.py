@@ -34,7 +34,7 @@ def rss_breakdown_states() -> list[Result]:
             passed = passed and abs(parts.get("python_objects", 0)) < FLAT
         results.append(
             Result(
-                f"/mem explain after {label}: {expected}'s growth",
+                f"/mem explain after {label}: growth of {expected}",
                 parts.get(expected, 0) / MIB,
                 growth / MIB,
                 "MiB",
