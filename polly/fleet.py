@@ -17,12 +17,14 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, func, select
 
 from polly.alerts import Condition, Rule
+from polly.clock import now as clock_now
 from polly.config import Settings
 from polly.enhanced_database import Database
 from polly.fleet_tables import fleet_instances as table
@@ -113,23 +115,32 @@ def live_twin(members: list[Heartbeat], instance: str, now: datetime, silent_aft
 
 
 class FleetStore:
-    """Heartbeats in the `fleet_instances` table (PostgreSQL)."""
+    """Heartbeats in the `fleet_instances` table (PostgreSQL), timed by the database's clock.
 
-    def __init__(self, db: Database, forget_hours: float) -> None:
+    A row's `last_seen` is the database's `now()` when the beat was written, so a process whose
+    clock runs ahead neither deletes the others' rows as forgotten nor, once dead, stays "seen in
+    the future" and never silent. Each process reads the rows back in its own clock's terms (a row
+    written a minute ago, by the database's clock, was seen a minute before this process's now),
+    so silence is measured by one clock whatever the processes' clocks say."""
+
+    def __init__(self, db: Database, forget_hours: float, clock: Callable[[], datetime] = clock_now) -> None:
         self.db = db
-        self.forget = timedelta(hours=forget_hours)
+        self.forget_s = forget_hours * 3600
+        self.clock = clock
 
     async def beat(self, beat: Heartbeat) -> None:
-        """Upsert this process's row; delete rows silent for longer than FLEET_FORGET_HOURS."""
+        """Upsert this process's row; delete rows silent for longer than FLEET_FORGET_HOURS. A beat
+        whose `last_seen` is behind this process's clock is stored that far behind the database's."""
         from sqlalchemy.dialects.postgresql import insert  # PostgreSQL only: loaded with the first beat
 
+        behind = max(0.0, (self.clock() - beat.last_seen).total_seconds())
         values = {
             "instance": beat.instance,
             "host": beat.host[:255],
             "pid": beat.pid,
             "shards": beat.shards[:200],
             "started_at": beat.started_at,
-            "last_seen": beat.last_seen,
+            "last_seen": func.now() - _seconds(behind),
             "rss": beat.rss,
             "limit_bytes": beat.limit,
             "percent": beat.percent,
@@ -141,11 +152,15 @@ class FleetStore:
         upsert = upsert.on_conflict_do_update(index_elements=[table.c.instance], set_=values)
         async with self.db.transaction() as conn:
             await conn.execute(upsert)
-            await conn.execute(delete(table).where(table.c.last_seen < beat.last_seen - self.forget))
+            await conn.execute(delete(table).where(table.c.last_seen < func.now() - _seconds(self.forget_s)))
 
     async def members(self) -> list[Heartbeat]:
+        """Every row, its `last_seen` in this process's clock's terms (see the class)."""
         async with self.db.transaction() as conn:
+            # now() is the transaction's start: the same instant for both statements.
+            database_now: datetime = _aware((await conn.execute(select(func.now()))).scalar_one())
             rows = await conn.execute(select(table))
+            here = self.clock()
             return [
                 Heartbeat(
                     r.instance,
@@ -153,7 +168,7 @@ class FleetStore:
                     r.pid,
                     r.shards,
                     _aware(r.started_at),
-                    _aware(r.last_seen),
+                    here - (database_now - _aware(r.last_seen)),
                     r.rss,
                     r.limit_bytes,
                     r.percent,
@@ -167,6 +182,11 @@ class FleetStore:
 
 def _aware(at: datetime) -> datetime:
     return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def _seconds(seconds: float) -> Any:
+    """A PostgreSQL interval of `seconds`."""
+    return func.make_interval(0, 0, 0, 0, 0, 0, seconds)
 
 
 def silent_conditions(members: list[Heartbeat], now: datetime, silent_after_s: float, me: str) -> list[Condition]:
@@ -206,7 +226,7 @@ class FleetLeader:
         """Take or renew the lease; whether this process holds it now."""
         from sqlalchemy.dialects.postgresql import insert  # PostgreSQL only
 
-        expires = func.now() + func.make_interval(0, 0, 0, 0, 0, 0, self.lease_s)
+        expires = func.now() + _seconds(self.lease_s)
         take = (
             insert(leader_table)
             .values(id=1, instance=self.instance, expires_at=expires)
@@ -229,9 +249,16 @@ class FleetLeader:
 class Fleet:
     """This process's part in the fleet: its heartbeat row, and the fleet rules while it leads."""
 
-    def __init__(self, db: Database, settings: Settings, engine: AlertEngine, alerts: AlertStore | None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        engine: AlertEngine,
+        alerts: AlertStore | None,
+        clock: Callable[[], datetime] = clock_now,
+    ) -> None:
         self.settings = settings
-        self.store = FleetStore(db, settings.fleet_forget_hours)
+        self.store = FleetStore(db, settings.fleet_forget_hours, clock)
         # The lease lasts two check intervals: a leader that misses two ticks is replaced.
         self.leader = FleetLeader(db, settings.instance(), 2 * settings.memory_check_interval_seconds)
         self.engine = engine

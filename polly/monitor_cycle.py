@@ -109,7 +109,7 @@ class MonitorCycle:
         if shared:
             from polly.fleet import Fleet  # a SQLite bot, its own fleet, never loads the fleet code
 
-            self.fleet = Fleet(monitor.db, settings, engine, store)  # type: ignore[arg-type]
+            self.fleet = Fleet(monitor.db, settings, engine, store, monitor.clock)  # type: ignore[arg-type]
         # PostgreSQL: keeps the fleet cleanup's LISTEN connection open (set by the memory layer).
         self.fleet_listener: Callable[[], Awaitable[None]] | None = None
         # Transitions go out through the outbox: stored (or kept in memory), then delivered.

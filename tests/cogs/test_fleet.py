@@ -25,7 +25,7 @@ async def fleet(simcord_env, simcord_bot):
     """The bot's fleet table, emptied of earlier runs, and a store to add other processes with."""
     async with simcord_bot.db.transaction() as conn:
         await conn.execute(fleet_instances.delete())
-    return FleetStore(simcord_bot.db, forget_hours=24)
+    return FleetStore(simcord_bot.db, forget_hours=24, clock=memory_cog(simcord_bot).monitor.clock)
 
 
 def other(name: str, now, *, rss_mib: int, limit_mib: int = 1024, silent_s: float = 0):

@@ -4,6 +4,7 @@ leader dies, and nothing fires twice."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -19,15 +20,16 @@ from polly.memory_optimizer import MemoryMonitor
 from polly.memory_utils import StructureRegistry
 from polly.models import alert_events
 from polly.monitor_cycle import MonitorCycle
-from tests.clocks import FakeClock
+from tests.clocks import START, FakeClock
 from tests.settings import make_settings
 
 
 class Process:
     """One bot process's monitor cycle on the shared database (its own connections and engine)."""
 
-    def __init__(self, tmp_path, url: str, name: str, clock: FakeClock) -> None:
-        self.settings = make_settings(tmp_path, database_url=url, instance_name=name, memory_check_interval_seconds=60)
+    def __init__(self, tmp_path, url: str, name: str, clock: FakeClock, **settings: object) -> None:
+        settings = {"memory_check_interval_seconds": 60, **settings}
+        self.settings = make_settings(tmp_path, database_url=url, instance_name=name, **settings)
         self.db = Database(self.settings)
         structures = StructureRegistry()
         self.store = AlertStore(self.db, 500, name)
@@ -75,7 +77,7 @@ async def fired_events(db: Database) -> list[tuple[str, str, str]]:
 
 async def test_one_silent_instance_fires_once_and_a_new_leader_takes_over(fleet_of_two):
     clock, first, second = fleet_of_two
-    dead = FleetStore(first.db, 24)
+    dead = FleetStore(first.db, 24, clock)
     now = clock()
     await dead.beat(heartbeat("ap-1", [], now - timedelta(hours=1), now - timedelta(seconds=600), 1, 2, None, 0))
 
@@ -124,3 +126,29 @@ async def test_a_hung_leader_loses_the_lead_when_its_lease_runs_out(tmp_path, po
     finally:
         await hung.release()
         await db.dispose()
+
+
+async def test_a_process_whose_clock_runs_ahead_neither_erases_the_others_nor_escapes_silence(tmp_path, postgres_url):
+    """Heartbeats are timed by the database's clock. A process two days ahead used to delete every
+    other row as forgotten (FLEET_FORGET_HOURS behind its own now) and, once dead, stayed "seen in
+    the future": never silent."""
+    quick = {"memory_check_interval_seconds": 1, "fleet_silent_checks": 1}
+    normal = Process(tmp_path, postgres_url, "eu-1", FakeClock(), **quick)
+    ahead = Process(tmp_path, postgres_url, "ahead-1", FakeClock(START + timedelta(days=2)), **quick)
+    await normal.db.create_tables()
+    async with normal.db.transaction() as conn:
+        await conn.execute(fleet_instances.delete())
+        await conn.execute(alert_events.delete())
+    try:
+        assert await normal.silent_transitions() == [] and await ahead.silent_transitions() == []
+        for process in (normal, ahead):  # both see both, whatever their clocks say
+            assert sorted(m.instance for m in await process.cycle.fleet_members()) == ["ahead-1", "eu-1"]
+        assert normal.cycle.fleet.leading  # type: ignore[union-attr]
+        await ahead.die()
+        await asyncio.sleep(1.5)  # past FLEET_SILENT_CHECKS intervals, by the database's clock
+        assert await normal.silent_transitions() == [("fired", "ahead-1")]
+    finally:
+        for process in (normal, ahead):
+            if process.cycle.fleet is not None:
+                await process.cycle.fleet.leader.release()
+            await process.db.dispose()

@@ -38,7 +38,7 @@ async def beat_as(settings, clock, *, host: str, pid: int, silent_s: float = 0) 
         beat = heartbeat("twin-1", [], now, now, 100, 1000, None, 0)
         seen = now.timestamp() - silent_s
         beat = dataclasses.replace(beat, host=host, pid=pid, last_seen=now.fromtimestamp(seen, now.tzinfo))
-        await FleetStore(db, forget_hours=24).beat(beat)
+        await FleetStore(db, forget_hours=24, clock=clock).beat(beat)
     finally:
         await db.dispose()
 
