@@ -29,7 +29,7 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool, Pool, QueuePool, StaticPool
 
 from polly.config import Settings
 from polly.records import record
-from polly.sqlite_file import DELETED, REPLACED, FileIncident, SqliteFileGuard
+from polly.sqlite_file import DELETED, REPLACED, FileIncident, SqliteFileGuard, held_sidecars, set_aside
 from polly.startup_errors import StartupError
 
 log = logging.getLogger(__name__)
@@ -279,14 +279,15 @@ class Database:
 
         Deleted: the pooled connection still has the old file open, so its content, with every
         write made since the deletion, is copied back to the path (VACUUM INTO) before reopening;
-        nothing is lost. Replaced: the new file is opened (and given any missing tables); what
-        was written to the old one since the replacement is not in it."""
+        nothing is lost. Replaced: transactions were refused since (`transaction`); every
+        connection is closed, the old file's -wal and -shm set aside (SQLite would replay that -wal
+        onto the new file), and the new file is opened on its own and given any missing tables."""
         guard = self.file_guard
         problem = guard.problem() if guard is not None else None
         if guard is None or problem is None:
             return None
-        lost = problem == REPLACED
-        outcome = "reopened the new file (writes to the old one since the replacement are not in it)"
+        lost = False
+        outcome = "switched to the new file; nothing of the old one is in it (commands were refused meanwhile)"
         if problem == DELETED:
             lost = not await self._copy_open_file_to(guard.path)
             outcome = (
@@ -294,8 +295,11 @@ class Database:
                 if lost
                 else "restored it from the copy the bot still had open: nothing was lost"
             )
+        old_sidecars = held_sidecars(guard.path) if problem == REPLACED else []
         await self.engine.dispose()  # every pooled connection still points at the old file
         self.monitor.pool = self.engine.sync_engine.pool  # dispose() made a new pool, same listeners
+        if (kept := set_aside(old_sidecars, now)) is not None:
+            outcome += f"; the old file's unwritten changes (its -wal) are kept as {kept.name}"
         await self.create_tables()
         incident = FileIncident(problem, guard.path, now, outcome, lost)
         log.warning("%s", incident.describe())
@@ -321,6 +325,10 @@ class Database:
         if loop_time < self._silent_until:
             # It did not answer a moment ago: fail fast instead of making every caller wait again.
             raise DatabaseUnreachableError(self._silent_reason)
+        guard = self.file_guard
+        if guard is not None and guard.problem() == REPLACED:
+            # Until the monitor switches files a write would reach the old file, or replay its -wal onto the new one.
+            raise DatabaseUnreachableError(f"{guard.explain(REPLACED)}; nothing is stored until then")
         try:
             async with self.engine.begin() as conn:
                 yield conn

@@ -60,3 +60,59 @@ class SqliteFileGuard:
     def explain(self, problem: str) -> str:
         """The /health reason while the problem lasts."""
         return f"SQLite file {self.path} was {problem}; the monitor recovers it at its next tick"
+
+
+Sidecar = tuple[Path, tuple[int, int]]
+
+
+def held_sidecars(path: Path) -> list[Sidecar]:
+    """The -wal and -shm beside `path` that this process holds open. Once `path` was replaced,
+    they are the old file's: SQLite would replay that -wal onto the new file (nothing in a -wal
+    says which database it belongs to). Where open files cannot be listed, every one present."""
+    held = _open_file_ids()
+    found = []
+    for suffix in ("-wal", "-shm"):
+        side = path.with_name(path.name + suffix)
+        try:
+            st = os.stat(side)
+        except OSError:
+            continue
+        identity = (st.st_dev, st.st_ino)
+        if held is None or identity in held:
+            found.append((side, identity))
+    return found
+
+
+def set_aside(sidecars: list[Sidecar], now: datetime) -> Path | None:
+    """Move the old file's -wal out of the new file's way (kept, renamed: it may hold the last
+    writes to the old file) and remove its -shm (an index, rebuilt). Call once no connection has
+    them open; a sidecar that is no longer the same file is left alone. The -wal's new path, if kept."""
+    kept = None
+    for side, identity in sidecars:
+        try:
+            st = os.stat(side)
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) != identity:
+            continue
+        if side.name.endswith("-wal") and st.st_size > 0:
+            kept = side.with_name(f"{side.name}.replaced-{now:%Y%m%dT%H%M%SZ}")
+            os.replace(side, kept)
+        else:
+            side.unlink()
+    return kept
+
+
+def _open_file_ids() -> set[tuple[int, int]] | None:
+    try:
+        fds = os.listdir("/proc/self/fd")
+    except OSError:
+        return None
+    ids = set()
+    for fd in fds:
+        try:
+            st = os.stat(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        ids.add((st.st_dev, st.st_ino))
+    return ids
