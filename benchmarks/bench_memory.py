@@ -12,8 +12,16 @@ IDLE_BUDGET_MIB = 5.0
 NO_GROWTH_TOLERANCE_MIB = 1.0  # RSS moves in pages and allocator arenas: "no growth" within 1 MiB
 
 
+def with_bytecode() -> dict[str, str]:
+    """The environment of a measuring process that loads compiled bytecode, as a deployed bot does:
+    compiling from source leaves the compiler's garbage in the heap, where two processes' imports
+    then differ by chance (PYTHONDONTWRITEBYTECODE in a fresh clone read Polly's footprint 0.4 MiB
+    lighter than with bytecode)."""
+    return {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
+
+
 def child(*args: str) -> dict[str, float]:
-    return run_child("benchmarks.soak", *args)
+    return run_child("benchmarks.soak", *args, env=with_bytecode())
 
 
 def leak_soak() -> list[Result]:
@@ -74,11 +82,7 @@ FOOTPRINT_RUNS = 5
 
 
 def footprint_child(*args: str) -> dict:
-    """A measuring process that loads compiled bytecode, as a deployed bot does: compiling from source
-    leaves the compiler's garbage in the heap, where the bare bot's and Polly's imports then differ by
-    chance (PYTHONDONTWRITEBYTECODE in a fresh clone read 0.4 MiB less for Polly than with bytecode)."""
-    env = {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
-    return run_child("benchmarks.footprint", *args, timeout=300, env=env)
+    return run_child("benchmarks.footprint", *args, timeout=300, env=with_bytecode())
 
 
 def footprint() -> list[Result]:

@@ -18,10 +18,10 @@ import logging
 import os
 import socket
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Interval, delete, func, literal, select
 
 from polly.alerts import Condition, Rule
 from polly.clock import now as clock_now
@@ -185,8 +185,8 @@ def _aware(at: datetime) -> datetime:
 
 
 def _seconds(seconds: float) -> Any:
-    """A PostgreSQL interval of `seconds`."""
-    return func.make_interval(0, 0, 0, 0, 0, 0, seconds)
+    """A PostgreSQL interval of `seconds` (a bound value: the planner can use last_seen's index)."""
+    return literal(timedelta(seconds=seconds), Interval())
 
 
 def silent_conditions(members: list[Heartbeat], now: datetime, silent_after_s: float, me: str) -> list[Condition]:

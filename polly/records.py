@@ -14,39 +14,47 @@ from __future__ import annotations
 import dataclasses
 import reprlib
 from collections.abc import Callable
+from operator import attrgetter
 from typing import Any, TypeVar, dataclass_transform, overload
 
 T = TypeVar("T")
 
-# Per class: the field names compared, hashed and shown (from `field(compare=, hash=, repr=)`).
-_names: dict[type, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {}
+Values = Callable[[object], tuple[Any, ...]]
+# Per class: the values compared and hashed (C-level getters), the names shown (from `field()`).
+_fields: dict[type, tuple[Values, Values, tuple[str, ...]]] = {}
 
 
-def _fields_of(cls: type) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
-    names = _names.get(cls)
-    if names is None:
+def _getter(names: tuple[str, ...]) -> Values:
+    """The named attributes' values as one tuple (`attrgetter` returns a bare value for one name)."""
+    if len(names) > 1:
+        return attrgetter(*names)
+    if names:
+        name = names[0]
+        return lambda record: (getattr(record, name),)
+    return lambda record: ()
+
+
+def _fields_of(cls: type) -> tuple[Values, Values, tuple[str, ...]]:
+    found = _fields.get(cls)
+    if found is None:
         fields = dataclasses.fields(cls)
-        names = _names[cls] = (
-            tuple(f.name for f in fields if f.compare),
-            tuple(f.name for f in fields if (f.compare if f.hash is None else f.hash)),
+        found = _fields[cls] = (
+            _getter(tuple(f.name for f in fields if f.compare)),
+            _getter(tuple(f.name for f in fields if (f.compare if f.hash is None else f.hash))),
             tuple(f.name for f in fields if f.repr),
         )
-    return names
-
-
-def _values(record: object, names: tuple[str, ...]) -> tuple[Any, ...]:
-    return tuple(getattr(record, name) for name in names)
+    return found
 
 
 def _eq(self: object, other: object) -> bool:
     if other.__class__ is not self.__class__:
         return NotImplemented
     compared = _fields_of(self.__class__)[0]
-    return _values(self, compared) == _values(other, compared)
+    return compared(self) == compared(other)
 
 
 def _hash(self: object) -> int:
-    return hash(_values(self, _fields_of(self.__class__)[1]))
+    return hash(_fields_of(self.__class__)[1](self))
 
 
 @reprlib.recursive_repr()

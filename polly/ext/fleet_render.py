@@ -46,7 +46,7 @@ def fleet_embed(members: Sequence[Heartbeat], *, now: datetime, silent_after_s: 
     ]
     table = code_table(rows, ("instance", "used", "RSS", "limit", "MiB/h", "alerts", "seen"), DESCRIPTION_LIMIT)
     embed = new_embed(f"Fleet: {len(members)} instance(s)", table, COLOR_WARN if silent else COLOR_OK)
-    live = [m for m in members if m not in silent]
+    live = [m for m in members if m.silent_for(now) <= silent_after_s]
     total_rss, total_limit = sum(m.rss for m in live), sum(m.limit for m in live)
     add_field(
         embed,
