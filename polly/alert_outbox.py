@@ -123,11 +123,12 @@ class AlertOutbox:
 
     # ------------------------------------------------------------ queueing
 
-    async def add(self, transition: AlertTransition) -> AlertEventOut:
-        """Store a transition for delivery; in memory when the database refuses it."""
+    async def add(self, transition: AlertTransition, *, ask_database: bool = True) -> AlertEventOut:
+        """Store a transition for delivery; in memory when the database refuses it (or, with
+        `ask_database=False`, has just refused another)."""
         level = logging.INFO if transition.kind == "resolved" else logging.WARNING
         log.log(level, "Alert %s: %s (%s): %s", transition.kind, transition.rule, transition.subject, transition.detail)
-        if self.store is not None:
+        if self.store is not None and ask_database:
             try:
                 return AlertEventOut(await self._record(transition), transition)
             except Exception as exc:
@@ -142,6 +143,16 @@ class AlertOutbox:
         event = AlertEventOut(None, transition)
         self.memory.append(event)
         return event
+
+    async def add_all(self, transitions: Iterable[AlertTransition]) -> tuple[AlertEventOut, ...]:
+        """`add` each, in order; once the database refused one, the rest wait in memory without
+        asking it again (a locked SQLite makes each try wait out its busy timeout: 5 s an event)."""
+        events: list[AlertEventOut] = []
+        refused = False
+        for transition in transitions:
+            events.append(await self.add(transition, ask_database=not refused))
+            refused = refused or (self.store is not None and events[-1].event_id is None)
+        return tuple(events)
 
     async def _record(self, transition: AlertTransition) -> int:
         assert self.store is not None

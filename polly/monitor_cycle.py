@@ -188,7 +188,7 @@ class MonitorCycle:
         for t in transitions:
             if t.rule is Rule.LEAK_TREND and t.kind is Transition.RESOLVED:
                 self.leak_resolved_at = t.at
-        events = tuple([await self.alerts.add(t) for t in transitions])
+        events = await self.alerts.add_all(transitions)
         if self.runs is not None and self.runs.judged:
             note = self.runs.note(sample, trend, self.growing_types, self.engine.active())
             await self._isolated("run record", failed, note, None)

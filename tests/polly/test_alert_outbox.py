@@ -3,6 +3,7 @@ every point between "stored" and "marked", restarts included. Exactly once, or s
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Sequence
 from datetime import timedelta
 
@@ -61,6 +62,7 @@ class FlakyStore(AlertStore):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.refuse = set()
+        self.asked: collections.Counter[str] = collections.Counter()  # each step's calls
 
     async def record(self, *args, **kwargs):
         self._maybe_refuse("record")
@@ -79,6 +81,7 @@ class FlakyStore(AlertStore):
         return await super().mark_delivered(*args, **kwargs)
 
     def _maybe_refuse(self, step: str) -> None:
+        self.asked[step] += 1
         if step in self.refuse:
             raise Refused(f"database refused {step}")
 
@@ -143,6 +146,22 @@ async def test_an_alert_the_database_refused_waits_in_memory_and_goes_out_once(s
     assert await outbox.deliver(sink) == 1
     assert sink.subjects() == ["in-memory"] and sink.posts[0].nonce  # kept in memory: still one nonce
     assert len(outbox.memory) == 0 and await outbox.deliver(FakeSink()) == 0
+
+
+async def test_a_flood_the_database_refuses_asks_it_once_and_waits_in_memory_in_order(store, clock):
+    """A locked SQLite makes each store wait out its busy timeout (5 s): 15 alerts fired together
+    used to take 75 s of one tick, past two check intervals. Once it refused one, the rest wait in
+    memory without asking, and all go out, in order, once the database takes them again."""
+    outbox = outbox_over(store, clock)
+    store.refuse = {"record"}
+    events = await outbox.add_all([fired(f"f{i:02d}", i) for i in range(15)])
+    assert store.asked["record"] == 1 and outbox.health.errors == 1
+    assert [e.event_id for e in events] == [None] * 15 and len(outbox.memory) == 15
+    store.refuse = set()
+    sink = FakeSink()
+    assert await outbox.deliver(sink) == 15
+    assert sink.subjects() == [f"f{i:02d}" for i in range(15)] and len(outbox.memory) == 0  # posts, summary
+    assert await outbox.add_all([fired("next", 20)]) and store.asked["record"] == 2  # asked again
 
 
 async def test_an_unreadable_queue_still_delivers_what_waits_in_memory(store, clock):
