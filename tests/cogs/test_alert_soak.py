@@ -2,7 +2,10 @@
 
 Each day provokes alerts (tracked structures filling and emptying, a flood of 15 at once) while
 posting fails with 5xx and 429 bursts, the alert channel is deleted and set anew, the bot loses
-the right to post, the SQLite file is locked by another connection, and the rules raise. Every
+the right to post, the SQLite file is locked by another connection (also while a flood is being
+posted: the posts go out, their "delivered" marks fail), the bot restarts in the middle of a 5xx
+burst with alerts waiting, two threshold changes arrive at once, the alert history keeps only 20
+events (less than a day's flood: restoring must not depend on it), and the rules raise. Every
 alert transition the monitor produced (recorded from its ticks) must reach a channel exactly
 once, individually or in a summary; nothing fires that was not provoked; the loop lives; the
 bot's own structures stay bounded. The figures are logged (and quoted in the README).
@@ -100,9 +103,37 @@ def record_transitions(monkeypatch, ledger: Ledger) -> None:
     monkeypatch.setattr(monitor_cycle.MonitorCycle, "tick", tick)
 
 
+async def restart(env, bot, settings, ledger: Ledger, fault: str):
+    """A new process on the same database (SimCord keeps the guild, channels and messages)."""
+    await bot.close()
+    bot = create_bot(settings)
+    await env.restart_bot(bot)
+    ledger.faults[fault] += 1
+    return bot
+
+
+def hold_write_lock(settings) -> sqlite3.Connection:
+    locker = sqlite3.connect(settings.sqlite_path(), timeout=1)
+    locker.execute("BEGIN EXCLUSIVE")
+    return locker
+
+
+async def two_threshold_changes_at_once(day: int, bot, ledger: Ledger) -> None:
+    """Two operators' `/mem alerts threshold:` at once (discord.py runs each interaction as its own
+    task; SimCord's test user sends one at a time, so the two calls the cog makes run together):
+    both apply and stay in force, the second not computed from the thresholds the first replaced."""
+    import asyncio
+
+    wanted = {"pool_overflow_percent": 40.0 + day, "checkpoint_growth_percent": 25.0 + day}
+    ops = memory_cog(bot).ops
+    await asyncio.gather(*(ops.alerts(threshold=name, value=value) for name, value in wanted.items()))
+    thresholds = memory_cog(bot).cycle.engine.thresholds
+    assert {name: getattr(thresholds, name) for name in wanted} == wanted
+    ledger.faults["concurrent threshold changes"] += 1
+
+
 async def one_day(day: int, env, bot, ops, operator, settings, ledger: Ledger, monkeypatch):
-    """One simulated day of alerts and faults; returns the alert channel at its end."""
-    cog = bot.get_cog("MemoryCog")
+    """One simulated day of alerts and faults; returns the alert channel and the bot at its end."""
     path = f"/channels/{ops.id}/messages"
     midnight = env.now().replace(hour=0, minute=0, second=0, microsecond=0)
 
@@ -116,6 +147,9 @@ async def one_day(day: int, env, bot, ops, operator, settings, ledger: Ledger, m
     await until(2.5)
     env.inject_error("POST", path, status=503, times=None)  # a 5xx burst on posting
     ledger.faults["5xx minutes"] += 60
+    if day % 3 == 1:  # the bot restarts while the day's first alerts wait to be posted
+        await until(3)
+        bot = await restart(env, bot, settings, ledger, "restarts mid-post")
     await until(3.5)
     env.backend.faults.clear()
     await until(4)
@@ -134,9 +168,19 @@ async def one_day(day: int, env, bot, ops, operator, settings, ledger: Ledger, m
     await until(8)
     for name in flood:
         fill(name, ledger)
+    if day % 3 == 2:  # the flood fires (two checks) and is posted while the database is locked
+        await until(8 + 7 / 60)
+        locker = hold_write_lock(settings)
+        ledger.faults["database locked while posting checks"] += 3
+        await env.advance_time(3 * 300)
+        locker.rollback()
+        locker.close()
     await until(9)
     for name in flood:
         empty(name)
+
+    await until(10)
+    await two_threshold_changes_at_once(day, bot, ledger)
 
     await until(11)
     collect_posts(ops, ledger)
@@ -161,8 +205,7 @@ async def one_day(day: int, env, bot, ops, operator, settings, ledger: Ledger, m
 
     if day in (2, 5):  # another connection holds the SQLite write lock for three checks
         await until(17)
-        locker = sqlite3.connect(settings.sqlite_path(), timeout=1)
-        locker.execute("BEGIN EXCLUSIVE")
+        locker = hold_write_lock(settings)
         ledger.faults["database locked checks"] += 3
         fill(f"soak_{day}_d", ledger)
         await env.advance_time(3 * 300)
@@ -187,11 +230,12 @@ async def one_day(day: int, env, bot, ops, operator, settings, ledger: Ledger, m
     registry.unregister("soak_unmeasurable")
 
     await until(23.9)
+    cog = bot.get_cog("MemoryCog")
     assert cog.monitor_loop.is_running() and not cog.monitor_loop.failed()
     assert memory_cog(bot).cycle.health.backoff_factor == 1
     assert len(memory_cog(bot).cycle.alerts.memory) <= alert_outbox.MEMORY_QUEUE_SIZE
     assert len(memory_cog(bot).monitor.history) <= settings.memory_history_size
-    return ops
+    return ops, bot
 
 
 async def soak(days: int, settings, ledger: Ledger, monkeypatch) -> None:
@@ -201,12 +245,11 @@ async def soak(days: int, settings, ledger: Ledger, monkeypatch) -> None:
         _, ops, operator = add_ops_guild(env, bot)
         await operator.slash(ops, "mem alerts", channel=ops)
         for day in range(days):
-            ops = await one_day(day, env, bot, ops, operator, settings, ledger, monkeypatch)
+            ops, bot = await one_day(day, env, bot, ops, operator, settings, ledger, monkeypatch)
             await until_midnight(env)
-            await bot.close()  # a restart: a new process on the same database
-            bot = create_bot(settings)
-            await env.restart_bot(bot)
-            ledger.faults["restarts"] += 1
+            bot = await restart(env, bot, settings, ledger, "restarts")  # a new process, same database
+            thresholds = memory_cog(bot).cycle.engine.thresholds  # the day's changes were stored
+            assert (thresholds.pool_overflow_percent, thresholds.checkpoint_growth_percent) == (40 + day, 25 + day)
             if day > 0:
                 empty(f"soak_{day - 1}_e")
         await env.advance_time(2 * 3600)  # the last day's alerts resolve and go out
@@ -230,6 +273,7 @@ def soak_settings(tmp_path):
         alert_for_checks=2,
         alert_hysteresis_percent=5,
         alert_repeat_minutes=240,
+        alert_history_size=20,  # less than a day's flood: restoring must not depend on the history
         # Checks every 5 minutes (288 a day): a week of them costs a minute or two of real time.
         memory_check_interval_seconds=300,
     )
