@@ -94,3 +94,24 @@ def run_child(module: str, *args: str, timeout: float = 900, env: dict[str, str]
         env=env,
     ).stdout
     return json.loads(out.strip().splitlines()[-1])
+
+
+class GcPauses:
+    """The collector's pauses (installed in `gc.callbacks`), so a lag probe can tell the work it measures
+    from a collection, whose length is a property of the whole heap, not of what triggered it."""
+
+    def __init__(self) -> None:
+        self.total_ms = 0.0
+        self.full = 0
+        self.longest_full_ms = 0.0
+        self._started = 0.0
+
+    def record(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        pause = (time.perf_counter() - self._started) * 1000
+        self.total_ms += pause
+        if info["generation"] == 2:
+            self.full += 1
+            self.longest_full_ms = max(self.longest_full_ms, pause)

@@ -15,7 +15,7 @@ import sys
 import time
 from datetime import timedelta
 
-from benchmarks._harness import Result
+from benchmarks._harness import GcPauses, Result
 from benchmarks.bench_bot import _scratch_settings, unconnected_layer
 from benchmarks.footprint import rss_mib
 from polly.ext.chart_reply import make_chart
@@ -98,27 +98,6 @@ async def _chart_costs() -> dict[str, object]:
         "longest_full_ms": pauses.longest_full_ms,
         "objects": len(gc.get_objects()),
     }
-
-
-class GcPauses:
-    """The collector's pauses, so the lag probe can tell the chart's own work from a collection
-    (whose length is a property of the whole heap, not of what triggered it)."""
-
-    def __init__(self) -> None:
-        self.total_ms = 0.0
-        self.full = 0
-        self.longest_full_ms = 0.0
-        self._started = 0.0
-
-    def record(self, phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            self._started = time.perf_counter()
-            return
-        pause = (time.perf_counter() - self._started) * 1000
-        self.total_ms += pause
-        if info["generation"] == 2:
-            self.full += 1
-            self.longest_full_ms = max(self.longest_full_ms, pause)
 
 
 def chart_costs() -> list[Result]:
