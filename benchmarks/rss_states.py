@@ -57,9 +57,9 @@ def native_memory() -> Iterator[None]:
 @contextmanager
 def mapped_file(folder: Path) -> Iterator[None]:
     path = folder / "mapped.bin"
-    with open(path, "wb") as f:
-        f.truncate(SIZE)
-    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+    with open(path, "wb") as created:
+        created.truncate(SIZE)
+    with open(path, "rb") as reading, mmap.mmap(reading.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
         sum(mapped[i] for i in range(0, SIZE, mmap.PAGESIZE))  # touch every page
         yield
 
