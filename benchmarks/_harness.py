@@ -115,3 +115,15 @@ class GcPauses:
         if info["generation"] == 2:
             self.full += 1
             self.longest_full_ms = max(self.longest_full_ms, pause)
+
+
+def operator_in_ops(env: Any, bot: Any) -> tuple[Any, Any]:
+    """In a SimCord world: a guild with #ops and an administrator who is the bot's owner (an operator)."""
+    import discord
+
+    guild = env.create_guild()
+    ops = guild.create_text_channel("ops")
+    admins = guild.create_role("admins", permissions=discord.Permissions(administrator=True))
+    operator = guild.add_member(env.create_user("you"), roles=[admins])
+    bot.owner_ids = {operator.id}
+    return ops, operator

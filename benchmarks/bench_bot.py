@@ -12,7 +12,7 @@ from pathlib import Path
 import discord
 from discord import app_commands
 
-from benchmarks._harness import Result
+from benchmarks._harness import Result, operator_in_ops
 from bot.app import create_bot
 from polly.alert_engine import AlertEngine
 from polly.alerts import Thresholds
@@ -52,11 +52,7 @@ async def _stats_round_trip() -> tuple[float, float]:
 
     bot.tree.add_command(ok)
     async with simcord.run(bot) as env:
-        guild = env.create_guild()
-        channel = guild.create_text_channel("ops")
-        role = guild.create_role("Admins", permissions=discord.Permissions(administrator=True))
-        operator = guild.add_member(env.create_user("bench"), roles=[role])
-        bot.owner_ids = {operator.id}
+        channel, operator = operator_in_ops(env, bot)
         calls = 40
 
         async def timed(name: str) -> float:

@@ -65,9 +65,9 @@ def mapped_file(folder: Path) -> Iterator[None]:
 
 
 async def _explain(state: str, folder: Path) -> dict[str, object]:
-    import discord
     import simcord
 
+    from benchmarks._harness import operator_in_ops
     from bot.app import create_bot
     from polly.config import load_settings
     from polly.ext.cog import memory_cog
@@ -82,11 +82,7 @@ async def _explain(state: str, folder: Path) -> dict[str, object]:
         "mapped": lambda: mapped_file(folder),
     }
     async with simcord.run(bot) as env:
-        guild = env.create_guild()
-        ops = guild.create_text_channel("ops")
-        admins = guild.create_role("admins", permissions=discord.Permissions(administrator=True))
-        you = guild.add_member(env.create_user("you"), roles=[admins])
-        bot.owner_ids = {you.id}
+        ops, you = operator_in_ops(env, bot)
         await env.advance_time(settings.memory_check_interval_seconds)
         monitor = memory_cog(bot).monitor
         await you.slash(ops, "mem checkpoint", label="before")
