@@ -35,6 +35,7 @@ class Rule(enum.StrEnum):
     THROTTLED = "memory_throttled"
     PRESSURE = "memory_pressure"
     PREVIOUS_RUN = "previous_run"  # a post-mortem, reported once at a start (polly/post_mortem.py)
+    BOT_OBJECTS = "bot_objects_growing"  # tasks, views, sessions, survivors (polly/bot_rules.py)
 
 
 RULE_TITLES = {
@@ -48,6 +49,7 @@ RULE_TITLES = {
     Rule.THROTTLED: "Memory throttled by the container",
     Rule.PRESSURE: "Memory pressure",
     Rule.PREVIOUS_RUN: "The previous run did not stop cleanly",
+    Rule.BOT_OBJECTS: "Bot objects growing",
 }
 
 RULE_HINTS = {
@@ -67,6 +69,11 @@ RULE_HINTS = {
         "processes), free memory or raise the limit before the OOM killer acts."
     ),
     Rule.PREVIOUS_RUN: "See the last figures and the chart; /mem checkpoint shows what grows now.",
+    Rule.BOT_OBJECTS: (
+        "/mem tasks names where the tasks wait and who holds a survivor. Give tasks an end (a timeout on "
+        "wait_for), views a timeout (or stop them), open one HTTP session per bot and close it, and remove "
+        "listeners in cog_unload."
+    ),
 }
 
 
@@ -98,6 +105,8 @@ class Thresholds:
     hysteresis_percent: float
     throttled_events: int
     memory_pressure_percent: float
+    bot_growth_minutes: float
+    bot_growth_objects: int
 
     @classmethod
     def default(cls) -> Thresholds:
@@ -119,6 +128,8 @@ class Thresholds:
             hysteresis_percent=settings.alert_hysteresis_percent,
             throttled_events=settings.alert_throttled_events,
             memory_pressure_percent=settings.alert_memory_pressure_percent,
+            bot_growth_minutes=settings.alert_bot_growth_minutes,
+            bot_growth_objects=settings.alert_bot_growth_objects,
         )
 
     def updated(self, name: str, value: float) -> Thresholds:

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 
 from polly.allocations import AllocationGrowth
+from polly.bot_census import census_growth
 from polly.enhanced_database import Database
 from polly.heap_types import TypeGrowth, type_growth
 from polly.models import memory_checkpoints as table
@@ -62,6 +63,7 @@ class CheckpointComparison:
     top_allocations: tuple[AllocationGrowth, ...] = ()
     caches: tuple[StructureChange, ...] = ()  # discord.py's caches, where both samples counted them
     types: tuple[TypeGrowth, ...] = ()  # the types that grew most (checkpoints count them)
+    bot: tuple[TypeGrowth, ...] = ()  # the bot's tasks, views, sessions, survivors that grew
 
     @property
     def elapsed_s(self) -> float:
@@ -132,6 +134,7 @@ def compare_checkpoints(before: Checkpoint, after: Checkpoint, top: int = 10) ->
         top_allocations=allocations,
         caches=caches,
         types=type_growth(a.type_counts, b.type_counts, top),
+        bot=census_growth(a.bot, b.bot, top),
     )
 
 

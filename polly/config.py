@@ -154,6 +154,9 @@ class Settings:
         10, "events over the last ALERT_FOR_CHECKS checks, 1-1000000", 1, high=1_000_000
     )
     alert_memory_pressure_percent: float = percent(10.0)
+    # Bot objects growing (polly/bot_rules.py): a kind rising this much without a fall for this long
+    alert_bot_growth_minutes: float = number(30.0, "minutes, 5 to 1440", 5, high=1440)
+    alert_bot_growth_objects: int = whole(20, "objects, a whole number 1-1000000", 1, high=1_000_000)
     alert_hysteresis_percent: float = number(
         5.0, "percentage points, 0 to 50, below every percent threshold", 0, high=50
     )

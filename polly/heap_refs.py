@@ -111,6 +111,8 @@ def render_chain(path: list[Any], root_name: str, *, module_root: bool = False) 
             label = f"[{_key_of(parent, node)}]"
         elif isinstance(parent, SEQUENCES):
             label = ""  # the container's part already names it
+        elif isinstance(parent, types.MethodType) and parent.__self__ is node:
+            label = f"{parent.__func__.__name__}.__self__"  # a bound method: who it is bound to
         elif isinstance(getattr(parent, "__dict__", None), dict) and _key_of(parent.__dict__, node) != "?":
             label = _key_of(parent.__dict__, node)  # 3.11+ instances refer to attribute values directly
         elif hasattr(type(parent), "__slots__"):

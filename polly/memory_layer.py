@@ -19,6 +19,7 @@ from polly.alert_settings import AlertSettings
 from polly.alert_store import AlertStore
 from polly.alerts import Thresholds
 from polly.allocations import set_tracing
+from polly.bot_watch import BotSource, BotWatch
 from polly.caches import CacheCensus
 from polly.clock import install_clock, remove_clock
 from polly.config import Settings
@@ -51,6 +52,7 @@ class MemoryLayer:
         engine: AsyncEngine | None = None,
         clock: Callable[[], datetime],
         census: Callable[[], CacheCensus] | None = None,
+        bot: BotSource | None = None,
         structures: StructureRegistry = registry,
     ) -> None:
         self.clock = clock
@@ -66,7 +68,8 @@ class MemoryLayer:
         self.settings = database.settings
         self.db = database
         settings = self.settings
-        self.monitor = MemoryMonitor(settings, self.db, structures=structures, clock=clock, census=census)
+        watch = BotWatch(bot) if bot is not None else None
+        self.monitor = MemoryMonitor(settings, self.db, structures=structures, clock=clock, census=census, bot=watch)
         self.store = AlertStore(self.db, settings.alert_history_size, settings.instance())
         self.cycle = MonitorCycle(
             settings, self.monitor, AlertEngine(Thresholds.from_settings(settings)), self.store, structures

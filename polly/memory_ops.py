@@ -33,6 +33,7 @@ from polly.samples import MemorySample
 from polly.trend import Trend
 
 if TYPE_CHECKING:
+    from polly.bot_census import BotCensus
     from polly.fleet import Heartbeat
     from polly.fleet_cleanup import CleanupAnswer, FleetCleanup
     from polly.heap_inspect import Inspection
@@ -67,6 +68,21 @@ class ExplainView:
     @property
     def before_breakdown(self) -> RssBreakdown | None:
         return None if self.before is None else self.before.sample.breakdown
+
+
+@record
+class TasksView:
+    """The bot census taken now (heap parts included), against the newest automatic checkpoint's."""
+
+    census: BotCensus
+    before: Checkpoint | None
+    rss: int  # the bot's own RSS, beside its children's
+
+    @property
+    def grown(self) -> tuple[TypeGrowth, ...]:
+        from polly.bot_census import census_growth
+
+        return census_growth(self.before.sample.bot if self.before is not None else None, self.census, top=25)
 
 
 @record
@@ -166,6 +182,16 @@ class MemoryOps:
         growing = (await self.monitor.automatic_growth()).types
         arenas = malloc_arenas(detect_allocator())
         return ExplainView(sample, before, growing, self.cycle.cleanups.trimmer.last, arenas)
+
+    async def tasks(self) -> TasksView | None:
+        """The bot census now, with its heap parts (sessions, survivors' holders: a walk off the
+        loop and a time-boxed search); None where no bot feeds the census."""
+        watch = self.monitor.bot
+        if watch is None:
+            return None
+        census = await watch.full(self.monitor.clock())
+        newest = await self.monitor.list_checkpoints(automatic=True, limit=1)
+        return TasksView(census, newest[0] if newest else None, self.cycle.current_sample().rss)
 
     async def checkpoint(self, label: str | None, compare_to: str | None, trace: bool | None) -> CheckpointResult:
         """Store a checkpoint (tracing switched first when `trace` says so) and compare it with

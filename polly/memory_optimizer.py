@@ -13,7 +13,7 @@ from __future__ import annotations
 import gc
 import logging
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -49,6 +49,8 @@ from polly.stats_payload import memory_stats_payload
 from polly.trend import RssPoint, Trend, rss_trend
 
 if TYPE_CHECKING:
+    from polly.bot_census import BotCensus
+    from polly.bot_watch import BotWatch
     from polly.breakdown_reader import BreakdownReader
     from polly.container import ContainerSource
     from polly.rss_breakdown import RssBreakdown
@@ -80,6 +82,13 @@ __all__ = [
 ]
 
 
+async def _isolated(work: Awaitable[None]) -> None:
+    try:
+        await work
+    except Exception:
+        log.exception("The bot census's heap parts failed; the checkpoint goes on")
+
+
 class MemoryMonitor:
     """Samples memory, keeps the history and trend, stores and compares checkpoints."""
 
@@ -94,9 +103,11 @@ class MemoryMonitor:
         process: ProcessStats | None = None,
         clock: Callable[[], datetime] | None = None,
         census: Callable[[], CacheCensus] | None = None,
+        bot: BotWatch | None = None,
     ) -> None:
         self.settings = settings
         self.census = census  # counts discord.py's caches; set by the Discord side
+        self.bot = bot  # what the bot keeps alive (tasks, views, sessions...); fed by the Discord side
         self.db = db
         self.structures = structures if structures is not None else registry
         self.cgroup = cgroup or CgroupReader()
@@ -177,6 +188,7 @@ class MemoryMonitor:
             discord_caches=self.count_caches(),
             type_counts=type_counts(by_type) if by_type is not None else None,
             container=self.read_container(),
+            bot=self.read_bot(at),
         )
 
     def read_container(self) -> ContainerMemory | None:
@@ -185,6 +197,14 @@ class MemoryMonitor:
             return self.container.read()
         except Exception:
             log.exception("Reading the memory cgroup failed")
+            return None
+
+    def read_bot(self, at: datetime) -> BotCensus | None:
+        """The bot census now (None without a source, or if it failed: the sample goes on)."""
+        try:
+            return self.bot.read(at) if self.bot is not None else None
+        except Exception:
+            log.exception("The bot census failed")
             return None
 
     def count_caches(self) -> CacheCensus | None:
@@ -282,7 +302,15 @@ class MemoryMonitor:
             label = checked_label(label)
             if await self.checkpoints.exists(label):
                 raise DuplicateLabelError(label)
-        by_type = await count_types_off_loop()
+        if self.bot is not None:
+            self.bot.survivor_watch.walk_starts()
+        objects = gc.get_objects()
+        by_type = await count_types_off_loop(objects)
+        if self.bot is not None:  # the census's heap parts (sessions, unloaded cogs) from the same walk
+            await _isolated(self.bot.count_heap(self.clock(), objects, by_type))
+        del objects  # before the chain search: while the list lives, so does every object in it
+        if self.bot is not None:
+            await _isolated(self.bot.search_chains())
         sample = self.with_details(self.read(self.latest.loop_lag_ms if self.latest else None, by_type=by_type))
         del by_type
         found = await off_loop(allocations.allocation_summary) if self.tracing else None

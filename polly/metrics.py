@@ -146,6 +146,7 @@ class MetricsRenderer:
         yield from self._container(s)
         yield from self._structures(s)
         yield from self._caches(s)
+        yield from self._bot(s)
         yield from self._pool(s)
         runs = [
             sample
@@ -251,6 +252,34 @@ class MetricsRenderer:
             yield family("polly_discord_message_cache_limit", "gauge", "discord.py's max_messages", limit)
         if census.shards:
             yield from self._shards(census.shards)
+
+    def _bot(self, s: MemorySample) -> Iterator[str]:
+        """The bot census: task kinds by name (the top kinds only, the rest summed under one
+        label value, so the label set stays bounded), views, sessions, survivors, children."""
+        bot = s.bot
+        if bot is None:
+            return
+        tasks = [row for t in bot.tasks for row in self._one(t.count, kind=t.name)]
+        yield family("polly_asyncio_tasks", "gauge", "Live asyncio tasks by coroutine (top kinds)", tasks)
+        views = [
+            *self._one(bot.view_total, timeout="any"),
+            *self._one(bot.no_timeout_views, timeout="none"),
+        ]
+        yield family("polly_discord_views", "gauge", "Views and modals in discord.py's view store", views)
+        if bot.sessions is not None:
+            sessions = [
+                *self._one(bot.sessions.total, state="all"),
+                *self._one(bot.sessions.unclosed, state="unclosed"),
+                *self._one(bot.sessions.discord, state="discord"),
+            ]
+            doc = "Live aiohttp client sessions (counted at the last checkpoint)"
+            yield family("polly_http_sessions", "gauge", doc, sessions)
+        doc = "Cogs and extensions alive after their unload and a full collection"
+        yield family("polly_extension_survivors", "gauge", doc, self._one(bot.survivor_total))
+        if bot.children is not None:
+            yield family("polly_child_processes", "gauge", "Processes below the bot", self._one(len(bot.children)))
+            doc = "RSS of the processes below the bot, together"
+            yield family("polly_child_processes_rss_bytes", "gauge", doc, self._one(bot.children_rss or 0))
 
     def _shards(self, shards: tuple[ShardState, ...]) -> Iterator[str]:
         def rows(value: Callable[[ShardState], float | None]) -> list[Sample]:

@@ -19,6 +19,7 @@ from polly.alert_rules import evaluate_rules
 from polly.alert_store import AlertStore
 from polly.alerts import Rule, Transition
 from polly.allocations import TraceSlot
+from polly.bot_rules import BotGrowth
 from polly.checkpoints import Checkpoint
 from polly.cleanups import Cleanups
 from polly.config import Settings
@@ -114,6 +115,7 @@ class MonitorCycle:
         self.fleet_listener: Callable[[], Awaitable[None]] | None = None
         # Transitions go out through the outbox: stored (or kept in memory), then delivered.
         self.alerts = AlertOutbox(store, structures, monitor.clock, self.health)
+        self.bot_growth = BotGrowth()  # each kind of task and view's run, the last session counts
         # The container's counters of the last ALERT_FOR_CHECKS checks: the throttling rule's window.
         self.container_marks: deque[ContainerMark] = deque()
         # This run's record, for a post-mortem should it die (begun by the memory layer's open()).
@@ -181,6 +183,7 @@ class MonitorCycle:
             growing_types=self.growing_types[:GROWING_TYPES_NAMED],
             grown_part=self.grown_part,
         )
+        conditions += self.bot_growth.conditions(sample.bot, sample.at, self.engine.thresholds)
         if self.fleet is not None:
             conditions += await self._isolated("fleet rules", failed, self.fleet.conditions(sample.at), [])
         self.health.rules_not_evaluated = sum(not c.evaluated for c in conditions)
@@ -297,11 +300,16 @@ class MonitorCycle:
 
     def current_sample(self) -> MemorySample:
         """The sample commands show: the latest, unless the loop has not produced one within its
-        (backed-off) interval, then a fresh one; discord.py's caches are counted now (O(guilds))."""
+        (backed-off) interval, then a fresh one; discord.py's caches (O(guilds)) and the bot census
+        (O(tasks + views): sessions as last counted) are read now."""
         max_age = self.settings.memory_check_interval_seconds * self.health.backoff_factor
         sample = self.monitor.with_details(self.monitor.fresh_sample(max_age))
-        census = self.monitor.count_caches()
-        return sample if census is None else replace(sample, discord_caches=census)
+        census, bot = self.monitor.count_caches(), self.monitor.read_bot(self.monitor.clock())
+        return replace(
+            sample,
+            discord_caches=sample.discord_caches if census is None else census,
+            bot=sample.bot if bot is None else bot,
+        )
 
     def memory_status(self, sample: MemorySample) -> str:
         """ "critical" at ALERT_CRITICAL_MEMORY_PERCENT, "warning" while any alert fires, else "healthy"."""

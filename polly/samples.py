@@ -16,6 +16,7 @@ from polly.records import record
 from polly.registry import StructureStat
 
 if TYPE_CHECKING:
+    from polly.bot_census import BotCensus
     from polly.rss_breakdown import RssBreakdown
 
 
@@ -61,6 +62,7 @@ class MemorySample:
     rss_file: int | None = None  # file-backed pages (code, libraries, mapped files)
     rss_shmem: int | None = None  # and shared memory
     breakdown: RssBreakdown | None = None  # where the RSS is: read when shown, not at every tick
+    bot: BotCensus | None = None  # what the bot keeps alive: tasks, views, sessions, survivors, children
 
     @property
     def percent_of_limit(self) -> float:
@@ -75,6 +77,7 @@ class MemorySample:
         data["discord_caches"] = None if self.discord_caches is None else self.discord_caches.as_dict()
         data["container"] = None if self.container is None else self.container.to_dict()
         data["breakdown"] = None if self.breakdown is None else self.breakdown.to_dict()
+        data["bot"] = None if self.bot is None else self.bot.to_dict()
         return data
 
     @classmethod
@@ -97,6 +100,10 @@ class MemorySample:
             from polly.rss_breakdown import RssBreakdown
 
             values["breakdown"] = RssBreakdown.from_dict(values["breakdown"])
+        if values.get("bot") is not None:
+            from polly.bot_census import BotCensus
+
+            values["bot"] = BotCensus.from_dict(values["bot"])
         return cls(**values)
 
 

@@ -40,13 +40,14 @@ RULE_UNITS = {
     Rule.THROTTLED: "hits",
     Rule.PRESSURE: "%",
     Rule.PREVIOUS_RUN: "",
+    Rule.BOT_OBJECTS: "objects",
 }
 
 
 def with_unit(rule: Rule, value: float, *, threshold: bool = False) -> str:
     """`92.0 MiB/h`, `85.3 %`, `3 timeouts`: a rule's figure as people read it."""
     unit = RULE_UNITS[rule]
-    whole = unit in ("timeouts", "hits", "s silent")
+    whole = unit in ("timeouts", "hits", "s silent", "objects")
     shown = f"{value:,.0f}" if whole else (f"{value:g}" if threshold else f"{value:.1f}")
     return f"{shown} {unit}".strip()
 
@@ -67,6 +68,8 @@ THRESHOLD_UNITS = {
     "hysteresis_percent": "points",
     "throttled_events": "hits",
     "memory_pressure_percent": "% of a minute",
+    "bot_growth_minutes": "min",
+    "bot_growth_objects": "objects",
 }
 
 

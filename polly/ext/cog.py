@@ -24,6 +24,7 @@ from polly.decorators import profile_snapshot
 from polly.enhanced_database import Database
 from polly.ext.access import check_operator, is_operator
 from polly.ext.background import MemoryCogBackground
+from polly.ext.bot_census import DiscordBotSource
 from polly.ext.cache_census import take_census
 from polly.ext.discord_limits import error_line
 from polly.ext.loops import stop_loop
@@ -78,6 +79,7 @@ class MemoryCog(MemoryCogBackground, commands.Cog):
             engine=engine,
             clock=discord.utils.utcnow,  # noqa: TID251
             census=functools.partial(take_census, bot, self.shard_down_since),
+            bot=DiscordBotSource(bot),
         )
         self.settings = self.layer.settings
         self.monitor = self.layer.monitor
@@ -253,6 +255,19 @@ class MemoryCog(MemoryCogBackground, commands.Cog):
         await reply(interaction, embed=breakdown_render.explain_embed(view))
 
     explain.autocomplete("compare_to")(_checkpoint_labels)
+
+    @mem.command(name="tasks", description="What the bot keeps alive: tasks, views, sessions, survivors, children")
+    async def tasks(self, interaction: discord.Interaction) -> None:
+        """The bot census now: tasks by coroutine and where the oldest waits, views, HTTP sessions,
+        cogs that survived their unload and who holds them, loops, listeners, child processes."""
+        from polly.ext import bot_render  # renderers load with the first command
+
+        await interaction.response.defer(ephemeral=True, thinking=True)  # a heap walk, off the loop
+        view = await self.ops.tasks()
+        if view is None:
+            await reply(interaction, content=error_line("The bot census is not available in this process."))
+            return
+        await reply(interaction, embed=bot_render.tasks_embed(view, self.ops.monitor.clock()))
 
     @mem.command(name="inspect", description="Count a type's live objects, estimate their size, show who holds one")
     @app_commands.describe(type="A type name, e.g. Message or discord.message.Message (suggestions: what grew)")

@@ -185,6 +185,10 @@ def stats_embed(
         add_field(embed, "Discord caches", caches_text(sample.discord_caches))
         if len(sample.discord_caches.shards) > 1 or (shards and shards[0].shard != 0):
             add_field(embed, "Gateway shards", shards_text(sample.discord_caches.shards, now))
+    if sample.bot is not None:
+        from polly.ext.bot_render import bot_field
+
+        add_field(embed, "Bot", bot_field(sample.bot, now, sample.rss))
     gc_line = " · ".join(
         f"gen{i}: {count} pending, {runs} runs"
         for i, (count, runs) in enumerate(zip(sample.gc_counts, sample.gc_collections, strict=True))
@@ -317,6 +321,10 @@ def checkpoint_embed(result: CheckpointResult) -> discord.Embed:
                 "Growing types (inspect one with /mem inspect)",
                 code_table(rows, ("type", "before", "after", "change")),
             )
+        if comparison.bot:
+            from polly.ext.bot_render import growth_table
+
+            add_field(embed, "Bot objects that grew (details: /mem tasks)", growth_table(comparison.bot))
         gc_change = "n/a" if comparison.gc_objects_change is None else f"{comparison.gc_objects_change:+,}"
         pool_change = "n/a" if comparison.pool_checked_out_change is None else f"{comparison.pool_checked_out_change:+}"
         add_field(embed, "GC objects / pool", f"GC-tracked objects {gc_change} · pool checked out {pool_change}")

@@ -33,6 +33,7 @@ from polly.offline.console_input import (
     render_message,
     split_command,
 )
+from polly.offline.console_leaks import BOT_LEAK_VERBS, BotLeaks
 from polly.startup_errors import EXIT_CONFIG, StartupError
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,11 @@ Console verbs:
   :traffic N      N members join the guild and each posts a message in #general (caches fill)
   :leak-objects N keep N LeakyWidget objects alive in a module's global list (find them with
                   /mem checkpoint and /mem inspect type:LeakyWidget)
+  :leak-tasks N   N messages in #reminders, each starting a task that never ends
+  :leak-views N   N messages in #votes, each answered with buttons without a timeout
+  :leak-sessions N  open N aiohttp sessions and keep them, never closed
+  :reload-leaky   reload a cog whose listener a global list keeps (each reload: a survivor)
+                  (find them all with /mem tasks, /mem stats and the alerts in #ops)
   :help           this text
   :quit           leave (Ctrl-D too)"""
 ATTACHMENT_DIR = Path("data") / "offline"
@@ -98,6 +104,7 @@ class OfflineConsole:
         self._seen_in_ops = 0
         self._next_visitor = 1
         self.admin_guild_ids: list[int] = []
+        self.bot_leaks = BotLeaks(self)
 
     # -- setting up the world
 
@@ -140,6 +147,7 @@ class OfflineConsole:
             await self.bot.tree.sync()
 
     async def close(self) -> None:
+        self.bot_leaks.close()
         await self.bot.close()  # SimCord's teardown does not close the bot
         try:
             await self.env.shutdown()
@@ -195,6 +203,8 @@ class OfflineConsole:
             self._leak(arg)
         elif verb == "traffic":
             await self._traffic(read_count(arg, verb, 10_000, "members and messages"))
+        elif verb in BOT_LEAK_VERBS:
+            self.print(await self.bot_leaks.run(verb, arg))
         elif verb == "leak-objects":
             count = read_count(arg, verb, 1_000_000, "objects")
             held = demo_leak.leak(count)

@@ -75,7 +75,19 @@ def read_count(arg: str, verb: str, most: int, what: str) -> int:
     return count
 
 
-CONSOLE_VERBS = (":advance", ":channel", ":leak", ":leak-objects", ":traffic", ":help", ":quit")
+CONSOLE_VERBS = (
+    ":advance",
+    ":channel",
+    ":leak",
+    ":leak-objects",
+    ":leak-tasks",
+    ":leak-views",
+    ":leak-sessions",
+    ":reload-leaky",
+    ":traffic",
+    ":help",
+    ":quit",
+)
 
 
 def completions(typed: str, command_names: list[str]) -> list[str]:

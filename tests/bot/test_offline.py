@@ -241,8 +241,33 @@ def test_the_leak_hunt_reads_from_the_console_without_knowing_the_code(tmp_path)
     assert "polly.offline.demo_leak.leaked_widgets (list) → LeakyWidget" in out
 
 
+def test_each_bot_object_leak_has_a_verb_and_polly_names_it(tmp_path):
+    """The hunt of "What the bot keeps alive": tasks leaked over half an hour fire the alert that
+    names their coroutine and where they wait; views, sessions and a survivor show in /mem tasks."""
+    script = "".join(":leak-tasks 10\n:advance 10m\n" for _ in range(4))
+    script += ":leak-views 30\n:leak-sessions 25\n:reload-leaky\n:reload-leaky\n:reload-leaky\n/mem tasks\n"
+    result = offline(tmp_path, script)
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    alert = out[out.index("🔴 Bot objects growing") :]
+    assert alert.splitlines()[1].startswith("40 tasks running TaskPerMessage.remind_later: +30 in 30 min")
+    assert "waiting at TaskPerMessage.remind_later (offline/bot_leaks.py:" in alert.splitlines()[1]
+    census = out[out.index("■ What the bot keeps alive") :]
+    assert re.search(r"TaskPerMessage\.remind_later\s+40\s", census)
+    assert re.search(r"VoteButtons\s+30\s+30\s+0\s+30", census)
+    assert "25 HTTP sessions (25 unclosed)" in census
+    assert "polly.offline.leaky_reload.GreeterCog** (cog) x2" in census
+    assert "held by `polly.offline.bot_leaks.HANDLERS (list) → greet.__self__ → GreeterCog`" in census
+
+
 @pytest.mark.parametrize(
-    ("line", "message"), [(":traffic lots", "whole number of members"), (":leak-objects 0", "1 to 1,000,000")]
+    ("line", "message"),
+    [
+        (":traffic lots", "whole number of members"),
+        (":leak-objects 0", "1 to 1,000,000"),
+        (":leak-tasks 5000", "1 to 1,000 messages"),
+        (":leak-sessions x", "whole number of sessions"),
+    ],
 )
 def test_bad_counts_for_the_new_verbs_are_clear(tmp_path, line, message):
     result = offline(tmp_path, line + "\n")

@@ -25,6 +25,7 @@ SUBCOMMANDS = {
     "mem chart": {},
     "mem fleet": {},
     "mem explain": {},
+    "mem tasks": {},
 }
 
 
