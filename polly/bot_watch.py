@@ -137,11 +137,11 @@ class BotWatch:
         """Who holds each unloaded cog still alive: a time-boxed search from the bot and the
         modules. A holder found proves it a survivor at once; one not found stays to be judged
         after the next full collection from now (the walk and this search held it meanwhile)."""
-        from polly.heap_refs import find_chain
-
         deadline = time.perf_counter() + CHAIN_BUDGET_S
         found = self.survivor_watch.survivors(pending=True)
         chains = {}
+        if found:  # most bots never have one: the search's code loads with the first
+            from polly.heap_refs import find_chain
         for survivor in found[:CHAINS_SEARCHED]:
             chain = await find_chain(
                 survivor.objects[0],
