@@ -19,6 +19,7 @@ from benchmarks import (
     bench_alerts,
     bench_bot,
     bench_breakdown,
+    bench_census,
     bench_chart,
     bench_core,
     bench_fleet,
@@ -46,6 +47,7 @@ FIGURES: dict[str, Callable[[], list[Result]]] = {
     "scrape-load": bench_scrape.scrape_load,
     "chart": bench_chart.chart_costs,
     "fleet": bench_fleet.fleet_costs,
+    "bot-census": bench_census.bot_census,
 }
 DEFAULT_JSON = Path(__file__).resolve().parent / "record.json"  # tracked: the README is drawn from it
 README = ROOT / "README.md"
