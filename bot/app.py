@@ -66,7 +66,7 @@ class PollyBot(commands.Bot):
     async def open_database(self) -> None:
         """Connect and create the poll tables; a StartupError saying what to check if it cannot."""
         try:
-            await self.db.open_tables(models.metadata)
+            await self.db.open_tables(models.poll_tables())
         except Exception as exc:
             log.debug("Opening the database failed", exc_info=True)
             raise database_failure(exc, self.settings) from None

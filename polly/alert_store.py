@@ -18,6 +18,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
+from polly import clock
 from polly.alerts import AlertTransition, Rule, Transition
 from polly.enhanced_database import Database
 from polly.models import alert_events as events
@@ -116,19 +117,23 @@ class AlertStore:
             return event_id
 
     async def _insert(self, conn: AsyncConnection, transition: AlertTransition, owner: str | None) -> int:
-        result = await conn.execute(
-            insert(events).values(
-                at=transition.at,
-                kind=transition.kind.value,
-                rule=transition.rule.value,
-                subject=transition.subject[:200],
-                value=transition.value,
-                threshold=transition.threshold,
-                message=transition.detail,
-                since=transition.since,
-                instance=owner or self.instance,
-            )
+        added = insert(events).values(
+            at=transition.at,
+            kind=transition.kind.value,
+            rule=transition.rule.value,
+            subject=transition.subject[:200],
+            value=transition.value,
+            threshold=transition.threshold,
+            message=transition.detail,
+            delivered=False,
+            since=transition.since,
+            instance=owner or self.instance,
         )
+        # The table is a clause without a primary key (polly.models), so the id is asked for.
+        if conn.dialect.insert_returning:
+            event_id = int((await conn.execute(added.returning(events.c.id))).scalar_one())
+        else:  # SQLite before 3.35: the cursor's rowid is the id (an INTEGER PRIMARY KEY)
+            event_id = int((await conn.execute(added)).lastrowid)
         # What a restart needs is never trimmed: the latest (posted) event of each alert still
         # firing. An undelivered one dropped from a full queue was never seen: firing anew is right.
         latest = select(func.max(events.c.id)).where(self._mine()).group_by(events.c.rule, events.c.subject)
@@ -149,9 +154,7 @@ class AlertStore:
                     dropped.rowcount,
                     self.keep,
                 )
-        key = result.inserted_primary_key
-        assert key is not None  # an INSERT of one row always has one
-        return int(key[0])
+        return event_id
 
     async def undelivered(self, limit: int = 1000) -> list[StoredAlertEvent]:
         """Events waiting for delivery, oldest first."""
@@ -212,9 +215,12 @@ class AlertStore:
 
     @staticmethod
     async def _put_setting(conn: AsyncConnection, key: str, value: str) -> None:
-        changed = await conn.execute(update(settings_table).where(settings_table.c.key == key).values(value=value))
+        now = clock.now()
+        changed = await conn.execute(
+            update(settings_table).where(settings_table.c.key == key).values(value=value, updated_at=now)
+        )
         if not changed.rowcount:
-            await conn.execute(insert(settings_table).values(key=key, value=value))
+            await conn.execute(insert(settings_table).values(key=key, value=value, updated_at=now))
 
     def _dropped_key(self) -> str:
         return f"{DROPPED_PREFIX}{self.instance or ''}"[:64]

@@ -23,7 +23,7 @@ from sqlalchemy import Column, Integer, MetaData, Table, select, text
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Connection
 
-from polly.models import metadata
+from polly import schema
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ LEGACY_NAMES = {
 }
 
 
-def _adopt_legacy_tables(conn: Connection) -> list[str]:
+def _adopt_legacy_tables(conn: Connection, metadata: MetaData) -> list[str]:
     """Rename Polly's unprefixed tables of earlier versions, when they are recognisably Polly's;
     return the new names of those adopted."""
     inspector = sa_inspect(conn)
@@ -71,7 +71,7 @@ def _adopt_legacy_tables(conn: Connection) -> list[str]:
     return adopted
 
 
-def _add_missing_columns(conn: Connection, names: list[str], only: set[str] | None = None) -> None:
+def _add_missing_columns(conn: Connection, metadata: MetaData, names: list[str], only: set[str] | None = None) -> None:
     """Nullable columns later versions added (`only` those), on tables adopted from an earlier
     version or created by an earlier step (reflected only then: reflecting every table of a new
     database would cost the bot memory for nothing)."""
@@ -87,20 +87,21 @@ def _add_missing_columns(conn: Connection, names: list[str], only: set[str] | No
                 log.info("Added column %s.%s", table.name, column.name)
 
 
-def _v1_prefixed_tables(conn: Connection) -> None:
-    adopted = _adopt_legacy_tables(conn)
+def _v1_prefixed_tables(conn: Connection, metadata: MetaData) -> None:
+    adopted = _adopt_legacy_tables(conn, metadata)
     metadata.create_all(conn, checkfirst=True)
     if adopted:
-        _add_missing_columns(conn, adopted)
+        _add_missing_columns(conn, metadata, adopted)
 
 
-def _v2_alert_attempts(conn: Connection) -> None:
+def _v2_alert_attempts(conn: Connection, metadata: MetaData) -> None:
     events = metadata.tables["polly_alert_events"]
-    _add_missing_columns(conn, [events.name], only={"attempted_at"})
+    _add_missing_columns(conn, metadata, [events.name], only={"attempted_at"})
 
 
-# (version, what it does, step): append only; a released step never changes.
-MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
+# (version, what it does, step): append only; a released step never changes. Each step gets the
+# schema's DDL (`polly.schema`), built for this transaction only.
+MIGRATIONS: tuple[tuple[int, str, Callable[[Connection, MetaData], None]], ...] = (
     (1, "polly_* tables, adopting the unprefixed ones of earlier versions", _v1_prefixed_tables),
     (2, "polly_alert_events.attempted_at: a post interrupted by a restart is known", _v2_alert_attempts),
 )
@@ -133,16 +134,21 @@ def create_host_tables(host_metadata: MetaData) -> Callable[[Connection], None]:
 
 def upgrade(conn: Connection) -> list[int]:
     """Run the steps this database has not had, in order, on this connection's transaction; return
-    the versions applied. Tables registered on Polly's metadata after the last step (the fleet's,
-    loaded only on PostgreSQL) are created too: creating a missing table is not a schema change."""
+    the versions applied. A table missing after the last step (the fleet's, on a database that
+    became PostgreSQL's after its schema was made) is created too: not a schema change."""
     lock_schema(conn)
     _version_metadata.create_all(conn, checkfirst=True)
     version = current_version(conn)
+    fleet = conn.dialect.name == "postgresql"
+    if version >= LATEST_VERSION and set(schema.table_names(fleet=fleet)) <= set(sa_inspect(conn).get_table_names()):
+        return []  # the usual start: nothing to do, and the DDL is not even built
+    # Built here and dropped at the end: the running bot reads and writes through polly.models.
+    metadata = schema.polly_tables(fleet=fleet)
     applied = []
     for number, description, step in MIGRATIONS:
         if number > version:
             log.info("Polly schema: applying version %d (%s)", number, description)
-            step(conn)
+            step(conn, metadata)
             applied.append(number)
     if applied:
         conn.execute(schema_version.delete())
@@ -153,4 +159,4 @@ def upgrade(conn: Connection) -> list[int]:
 
 def table_names() -> list[str]:
     """Every table Polly may create (all of them `polly_*`)."""
-    return [schema_version.name, *metadata.tables]
+    return [schema_version.name, *schema.table_names(fleet=True)]

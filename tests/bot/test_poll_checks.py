@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import insert, select
@@ -19,7 +20,8 @@ from tests.settings import make_settings
 async def add_poll(bot, channel_id: int, message_id: int, status=PollStatus.ACTIVE) -> int:
     async with bot.db.transaction() as conn:
         added = await conn.execute(
-            insert(polls).values(
+            insert(polls)
+            .values(
                 name="lunch",
                 question="Where?",
                 options=["a", "b"],
@@ -28,9 +30,11 @@ async def add_poll(bot, channel_id: int, message_id: int, status=PollStatus.ACTI
                 creator_id=1,
                 message_id=message_id,
                 status=status,
+                created_at=datetime.now(UTC),
             )
+            .returning(polls.c.id)
         )
-        return added.inserted_primary_key[0]
+        return added.scalar_one()
 
 
 async def poll_ids(bot) -> list[int]:

@@ -43,7 +43,14 @@ async def test_events_from_before_the_instance_column_belong_to_everyone(shared_
     async with shared_db.transaction() as conn:
         await conn.execute(
             insert(alert_events).values(
-                at=AT, kind="fired", rule="memory_percent", subject="old", value=1, threshold=1, message="m"
+                at=AT,
+                kind="fired",
+                rule="memory_percent",
+                subject="old",
+                value=1,
+                threshold=1,
+                message="m",
+                delivered=False,
             )
         )
     assert [e.subject for e in await AlertStore(shared_db, 100, "eu-1").undelivered()] == ["old"]

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from PIL import Image
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from polly import chart_png
 from polly.chart import HEIGHT, WIDTH, ChartError, Marker, chart_spec, render_png
@@ -193,9 +193,9 @@ async def test_the_history_merges_a_week_the_same_way_on_postgresql(tmp_path, po
     from tests.settings import make_settings
 
     database = Database(make_settings(tmp_path, database_url=postgres_url))
-    async with database.engine.begin() as conn:  # the shared test database: start from a fresh table
-        await conn.run_sync(memory_history.drop, checkfirst=True)
     await database.create_tables()
+    async with database.engine.begin() as conn:  # the shared test database: start from an empty table
+        await conn.execute(delete(memory_history))
     try:
         recorder = HistoryRecorder(database, retention_hours=168)
         start = NOW - timedelta(days=7)

@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import event, func, insert, select, text
 
-from bot.models import metadata, polls
+from bot.models import PollStatus, poll_tables, polls
 from polly.enhanced_database import Database, PoolTimeoutError
 from tests.settings import make_settings
+
+# A poll row as Polly's bot stores one (the table has no defaults: bot/models.py).
+POLL = {
+    "name": "p",
+    "question": "q?",
+    "server_id": 1,
+    "channel_id": 2,
+    "creator_id": 3,
+    "status": PollStatus.SCHEDULED,
+    "created_at": datetime(2026, 1, 1, tzinfo=UTC),
+}
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -19,7 +31,7 @@ async def small_pool_db(request, tmp_path):
     if request.param == "postgres":
         url = request.getfixturevalue("postgres_url")
     db = Database(make_settings(tmp_path, database_url=url, db_pool_size=2, db_max_overflow=1, db_pool_timeout=0.3))
-    await db.open_tables(metadata)
+    await db.open_tables(poll_tables())
     async with db.engine.begin() as conn:
         await conn.execute(text("DELETE FROM votes"))
         await conn.execute(text("DELETE FROM polls"))
@@ -92,9 +104,7 @@ async def test_invalidation_is_counted(small_pool_db):
 async def test_transaction_commits(small_pool_db):
     db = small_pool_db
     async with db.transaction() as conn:
-        await conn.execute(
-            insert(polls).values(name="p", question="q?", options=["a", "b"], server_id=1, channel_id=2, creator_id=3)
-        )
+        await conn.execute(insert(polls).values(**POLL, options=["a", "b"]))
     async with db.transaction() as conn:
         assert await conn.scalar(select(func.count(polls.c.id))) == 1
     assert db.get_pool_status().checked_out == 0
@@ -104,9 +114,7 @@ async def test_transaction_rolls_back_on_error_and_releases_connection(small_poo
     db = small_pool_db
     with pytest.raises(RuntimeError, match="boom"):
         async with db.transaction() as conn:
-            await conn.execute(
-                insert(polls).values(name="p", question="q?", options=[], server_id=1, channel_id=2, creator_id=3)
-            )
+            await conn.execute(insert(polls).values(**POLL, options=[]))
             raise RuntimeError("boom")
     assert db.get_pool_status().checked_out == 0
     async with db.transaction() as conn:

@@ -10,7 +10,6 @@ import logging
 import pytest
 from sqlalchemy import func, select, text
 
-import polly.fleet_tables  # noqa: F401 - registers the fleet's tables before they are created
 from polly.enhanced_database import Database
 from polly.fleet_cleanup import CHANNEL, FleetCleanup, parse_request
 from polly.fleet_tables import fleet_cleanup_reports

@@ -9,7 +9,6 @@ import socket
 
 import pytest
 
-import polly.fleet_tables  # noqa: F401 - registers the fleet's tables before they are created
 from polly.enhanced_database import Database
 from polly.fleet import FleetStore, heartbeat
 from polly.fleet_tables import fleet_instances

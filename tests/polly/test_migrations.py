@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from polly import migrations
 from polly.enhanced_database import Database
-from polly.models import alert_events, memory_checkpoints, metadata
+from polly.models import alert_events, memory_checkpoints
+from polly.schema import polly_tables
 from tests.settings import make_settings
 
 ROW = {"label": "before-upgrade", "automatic": False, "sample": {"rss": 1}}
@@ -23,7 +24,7 @@ ROW = {"label": "before-upgrade", "automatic": False, "sample": {"rss": 1}}
 def legacy_metadata(without: tuple[str, ...] = ()) -> MetaData:
     """Polly 0.1's tables: today's columns under the unprefixed names, memory_checkpoints without the
     `rss` column an earlier version added later."""
-    legacy = MetaData()
+    legacy, metadata = MetaData(), polly_tables(fleet=False)
     for old, new in migrations.LEGACY_NAMES.items():
         if new in metadata.tables and old not in without:
             metadata.tables[new].to_metadata(legacy, name=old)

@@ -20,7 +20,7 @@ NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 async def write(db: Database, key: str) -> None:
     async with db.transaction() as conn:
-        await conn.execute(insert(runtime_settings).values(key=key, value="v"))
+        await conn.execute(insert(runtime_settings).values(key=key, value="v", updated_at=datetime.now(UTC)))
 
 
 async def keys(db: Database) -> list[str]:
