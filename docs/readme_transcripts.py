@@ -63,15 +63,20 @@ class Transcript:
 
 
 # "≤ " marks a free part cut to fit the resident pages (polly.rss_breakdown): it comes and goes with them.
-FIGURE = re.compile(r"(?:≤ )?\d[\d,.]*(?:\s?(?:ms|s|min|h|d|MiB|GiB|KiB|%))?")
+# A unit is on the figure's line and a word of its own ("+391\ndict" is a figure and a type name).
+FIGURE = re.compile(r"(?:≤ )?\d[\d,.]*(?: ?(?:ms|s|min|h|d|MiB|GiB|KiB|%)(?![A-Za-z]))?")
+# The growing types of a checkpoint: which grew most changes with a few objects either way.
+GROWING_TYPES = re.compile(r"(^type +before +after +change\n-[- ]+\n)((?:(?!```).*\n)+)", re.MULTILINE)
 
 
 def masked(text: str) -> str:
     """The text with what differs between runs masked: figures with their units, times, paths,
-    sparklines and bars, and the widths of table columns (they follow the figures)."""
+    sparklines and bars, the widths of table columns (they follow the figures), and the order of
+    the growing types."""
     text = re.sub(r"/tmp/\S+", "<path>", text)
     # The container's field says what this machine's cgroup is (v1, v2, none): not the bot's doing.
     text = re.sub(r"(▸ Container\n)(?:(?!▸ ).*\n)+", r"\1<this machine's memory cgroup>\n", text)
+    text = GROWING_TYPES.sub(lambda m: m.group(1) + "".join(sorted(m.group(2).splitlines(keepends=True))), text)
     text = FIGURE.sub("#", text)
     text = re.sub(r"[▁▂▃▄▅▆▇█░]+", "~", text)
     text = re.sub(r"-{2,}", "-", text)

@@ -44,3 +44,13 @@ def test_masking_hides_figures_but_not_words():
     assert masked("`▁▂█` x  ----") == masked("`██` x -")
     container = "▸ Container\ncgroup v1 · max none\nanon 1 MiB\n▸ RSS trend\n"
     assert masked(container) == masked("▸ Container\nnot in a memory cgroup\n▸ RSS trend\n")
+
+
+def test_masking_keeps_a_type_name_after_a_figure_and_ignores_the_growing_types_order():
+    masked = TRANSCRIPTS.masked
+    # "+391\ndict": the figure ends at the line; "d" of "dict" is no unit of days.
+    assert masked("function 1 +391\ndict 2 +384\n") != masked("function 1 +391\nlist 2 +384\n")
+    table = "type  before  after  change\n----  ------  -----  ------\n{}```\n"
+    rows = ["tuple  14,861  15,408  +547\n", "function  22,784  23,175  +391\n"]
+    assert masked(table.format("".join(rows))) == masked(table.format("".join(reversed(rows))))
+    assert masked(table.format(rows[0])) != masked(table.format(rows[1]))
