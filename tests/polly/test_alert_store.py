@@ -79,3 +79,15 @@ async def test_a_small_history_never_trims_what_a_restart_needs(shared_db):
     assert [e.subject for e in await store.firing()] == ["still-firing"]
     # the newest two delivered at the last trim, the last one recorded, and the firing one kept
     assert len(await store.recent(100)) == 4
+
+
+@pytest.mark.parametrize("returning", [True, False], ids=["RETURNING", "SQLite before 3.35: lastrowid"])
+async def test_each_stored_event_is_known_by_its_own_id(db, monkeypatch, returning):
+    """The table is a clause without a primary key: the id comes from RETURNING where the database
+    has it, else from the cursor's rowid; either way the ids are the rows'."""
+    monkeypatch.setattr(db.engine.dialect, "insert_returning", returning)
+    store = AlertStore(db, 100, "eu-1")
+    ids = [await store.record(fired(f"s{i}")) for i in range(3)]
+    assert ids == [e.id for e in await store.undelivered()]
+    await store.mark_delivered(ids[1:])
+    assert [e.subject for e in await store.undelivered()] == ["s0"]
