@@ -12,16 +12,7 @@ values. Rows read back are `Row`s with the columns as attributes."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, Integer, String, Text, column, table
-
-from polly import clock
-
-
-def utcnow() -> datetime:
-    return clock.now()
-
 
 memory_checkpoints = table(
     "polly_memory_checkpoints",
