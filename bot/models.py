@@ -33,10 +33,6 @@ class PollStatus(enum.StrEnum):
     CLOSED = "closed"
 
 
-def _status() -> Enum:
-    return Enum(PollStatus, values_callable=lambda e: [m.value for m in e], native_enum=False)
-
-
 polls = table(
     "polls",
     column("id", Integer),
@@ -49,7 +45,7 @@ polls = table(
     column("message_id", BigInteger),
     column("open_time", DateTime(timezone=True)),
     column("close_time", DateTime(timezone=True)),
-    column("status", _status()),
+    column("status", Enum(PollStatus, values_callable=lambda e: [m.value for m in e], native_enum=False)),
     column("created_at", DateTime(timezone=True)),
 )
 
