@@ -11,28 +11,30 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 from polly.alerts import ActiveAlert, AlertTransition, Condition, Rule, Thresholds, Transition
 
+if TYPE_CHECKING:  # a Protocol class costs ~4 KiB at import; checkers are its only readers
+    from typing import Protocol
 
-class FiringRecord(Protocol):
-    """What a stored alert event tells about an alert that was firing (polly.alert_store)."""
+    class FiringRecord(Protocol):
+        """What a stored alert event tells about an alert that was firing (polly.alert_store)."""
 
-    @property
-    def rule(self) -> str: ...
-    @property
-    def subject(self) -> str: ...
-    @property
-    def value(self) -> float: ...
-    @property
-    def threshold(self) -> float: ...
-    @property
-    def message(self) -> str: ...
-    @property
-    def at(self) -> datetime: ...
-    @property
-    def since(self) -> datetime | None: ...
+        @property
+        def rule(self) -> str: ...
+        @property
+        def subject(self) -> str: ...
+        @property
+        def value(self) -> float: ...
+        @property
+        def threshold(self) -> float: ...
+        @property
+        def message(self) -> str: ...
+        @property
+        def at(self) -> datetime: ...
+        @property
+        def since(self) -> datetime | None: ...
 
 
 @dataclass

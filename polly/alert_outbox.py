@@ -26,7 +26,7 @@ import hashlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from polly.alert_store import FLEET_OWNER, AlertStore, StoredAlertEvent
 from polly.alerts import AlertTransition, Rule
@@ -68,17 +68,20 @@ class OutgoingAlert:
         return MAY_REPEAT_NOTE if self.may_repeat else None
 
 
-class AlertSink(Protocol):
-    """Where alerts are posted (the Discord side implements it, one per delivery)."""
+if TYPE_CHECKING:  # a Protocol class costs ~4 KiB at import; checkers are its only readers
+    from typing import Protocol
 
-    async def open(self) -> None:
-        """Find the place to post; SinkUnavailable when none is set, any other error: it failed."""
+    class AlertSink(Protocol):
+        """Where alerts are posted (the Discord side implements it, one per delivery)."""
 
-    async def post(self, alert: OutgoingAlert) -> None:
-        """Post one alert; raise when it was not posted."""
+        async def open(self) -> None:
+            """Find the place to post; SinkUnavailable when none is set, any other error: it failed."""
 
-    async def post_summary(self, alerts: Sequence[OutgoingAlert], dropped: int, nonce: str) -> None:
-        """Post many alerts as one message, saying `dropped` more were dropped unposted."""
+        async def post(self, alert: OutgoingAlert) -> None:
+            """Post one alert; raise when it was not posted."""
+
+        async def post_summary(self, alerts: Sequence[OutgoingAlert], dropped: int, nonce: str) -> None:
+            """Post many alerts as one message, saying `dropped` more were dropped unposted."""
 
 
 @record

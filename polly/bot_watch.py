@@ -17,7 +17,7 @@ import weakref
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 from polly.bot_census import BotCensus, SessionCensus, Survivor, ViewKind
 from polly.child_processes import child_processes
@@ -28,28 +28,31 @@ CHAIN_BUDGET_S = 2.0  # for all survivors' chains together
 CHAINS_SEARCHED = 3  # survivors whose holder is searched (the largest first)
 
 
-class BotSource(Protocol):
-    """What the Discord side reads from the bot (polly/ext/bot_census.py)."""
+if TYPE_CHECKING:  # a Protocol class costs ~4 KiB at import; checkers are its only readers
+    from typing import Protocol
 
-    def loaded(self) -> Iterable[tuple[str, str, object]]:
-        """(kind, name, object) for each cog ("cog") and extension module ("extension") loaded."""
-        ...
+    class BotSource(Protocol):
+        """What the Discord side reads from the bot (polly/ext/bot_census.py)."""
 
-    def views(self) -> tuple[tuple[ViewKind, ...], int, int]:
-        """(view kinds, views in all, dynamic item classes)."""
-        ...
+        def loaded(self) -> Iterable[tuple[str, str, object]]:
+            """(kind, name, object) for each cog ("cog") and extension module ("extension") loaded."""
+            ...
 
-    def listeners(self) -> tuple[tuple[str, int], ...]: ...
+        def views(self) -> tuple[tuple[ViewKind, ...], int, int]:
+            """(view kinds, views in all, dynamic item classes)."""
+            ...
 
-    def http_sessions(self) -> Collection[object]:
-        """discord.py's own client sessions (counted apart)."""
-        ...
+        def listeners(self) -> tuple[tuple[str, int], ...]: ...
 
-    def named_roots(self) -> Mapping[str, object]: ...
+        def http_sessions(self) -> Collection[object]:
+            """discord.py's own client sessions (counted apart)."""
+            ...
 
-    def is_cog_type(self, kind: type) -> bool:
-        """A class of the bot's cogs (instances of it that are not loaded may be survivors)."""
-        ...
+        def named_roots(self) -> Mapping[str, object]: ...
+
+        def is_cog_type(self, kind: type) -> bool:
+            """A class of the bot's cogs (instances of it that are not loaded may be survivors)."""
+            ...
 
 
 class BotWatch:

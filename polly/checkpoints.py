@@ -5,7 +5,7 @@ from __future__ import annotations
 import unicodedata
 from collections import OrderedDict
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.engine import Row
@@ -202,31 +202,34 @@ class DuplicateLabelError(CheckpointError):
 # ---------------------------------------------------------------- stores
 
 
-class CheckpointStore(Protocol):
-    """Where checkpoints live; keeps the newest `keep` manual and `keep_automatic` automatic ones
-    (separately: manual checkpoints never push out the automatic ones the growth rule compares)
-    and lists newest first."""
+if TYPE_CHECKING:  # a Protocol class costs ~4 KiB at import; checkers are its only readers
+    from typing import Protocol
 
-    persistent: bool
+    class CheckpointStore(Protocol):
+        """Where checkpoints live; keeps the newest `keep` manual and `keep_automatic` automatic ones
+        (separately: manual checkpoints never push out the automatic ones the growth rule compares)
+        and lists newest first."""
 
-    async def add(self, checkpoint: Checkpoint) -> int:
-        """Store one checkpoint, trim to the retention; return how many are kept."""
-        ...
+        persistent: bool
 
-    async def get(self, label: str) -> Checkpoint | None: ...
+        async def add(self, checkpoint: Checkpoint) -> int:
+            """Store one checkpoint, trim to the retention; return how many are kept."""
+            ...
 
-    async def exists(self, label: str) -> bool:
-        """Whether a checkpoint has this label (without reading its sample)."""
-        ...
+        async def get(self, label: str) -> Checkpoint | None: ...
 
-    async def newest(self, *, automatic: bool | None = None, limit: int = 25) -> list[Checkpoint]: ...
+        async def exists(self, label: str) -> bool:
+            """Whether a checkpoint has this label (without reading its sample)."""
+            ...
 
-    async def count(self) -> int: ...
+        async def newest(self, *, automatic: bool | None = None, limit: int = 25) -> list[Checkpoint]: ...
 
-    async def marks(self, since: datetime) -> list[CheckpointMark]:
-        """When each checkpoint since `since` was taken, whether automatically, and its RSS (None
-        for checkpoints stored before the column existed): the chart's markers, without samples."""
-        ...
+        async def count(self) -> int: ...
+
+        async def marks(self, since: datetime) -> list[CheckpointMark]:
+            """When each checkpoint since `since` was taken, whether automatically, and its RSS (None
+            for checkpoints stored before the column existed): the chart's markers, without samples."""
+            ...
 
 
 class MemoryCheckpointStore:

@@ -19,7 +19,7 @@ from polly.alert_settings import AlertSettings
 from polly.alert_store import AlertStore
 from polly.alerts import Thresholds
 from polly.allocations import set_tracing
-from polly.bot_watch import BotSource, BotWatch
+from polly.bot_watch import BotWatch
 from polly.caches import CacheCensus
 from polly.clock import install_clock, remove_clock
 from polly.config import Settings
@@ -33,6 +33,7 @@ from polly.startup_errors import StartupError, database_failure
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
+    from polly.bot_watch import BotSource
     from polly.fleet import Fleet
     from polly.fleet_cleanup import FleetCleanup
     from polly.gc_tools import CleanupReport

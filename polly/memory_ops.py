@@ -14,7 +14,6 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from polly.alert_outbox import AlertSink
 from polly.alert_settings import AlertSettings, NoAlertChannelError
 from polly.alert_store import AlertStore, StoredAlertEvent
 from polly.alerts import ActiveAlert, Thresholds
@@ -33,6 +32,7 @@ from polly.samples import MemorySample
 from polly.trend import Trend
 
 if TYPE_CHECKING:
+    from polly.alert_outbox import AlertSink
     from polly.bot_census import BotCensus
     from polly.fleet import Heartbeat
     from polly.fleet_cleanup import CleanupAnswer, FleetCleanup

@@ -25,7 +25,6 @@ from polly.checkpoints import (
     Checkpoint,
     CheckpointComparison,
     CheckpointError,
-    CheckpointStore,
     DatabaseCheckpointStore,
     DuplicateLabelError,
     MemoryCheckpointStore,
@@ -42,7 +41,7 @@ from polly.enhanced_database import Database
 from polly.heap_types import count_types_off_loop, type_counts
 from polly.memory_limit import CgroupReader, MemoryLimit, effective_limit
 from polly.off_loop import off_loop
-from polly.process_stats import AccessDenied, ProcessMemory, ProcessStats, current_process
+from polly.process_stats import AccessDenied, ProcessMemory, current_process
 from polly.registry import StructureRegistry, registry
 from polly.samples import MemorySample, measure_loop_lag, peak_rss
 from polly.stats_payload import memory_stats_payload
@@ -52,7 +51,9 @@ if TYPE_CHECKING:
     from polly.bot_census import BotCensus
     from polly.bot_watch import BotWatch
     from polly.breakdown_reader import BreakdownReader
+    from polly.checkpoints import CheckpointStore
     from polly.container import ContainerSource
+    from polly.process_stats import ProcessStats
     from polly.rss_breakdown import RssBreakdown
 
 log = logging.getLogger(__name__)

@@ -14,13 +14,17 @@ import math
 import os
 import resource
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING
 
 from polly.alerts import Rule
 from polly.decorators import profile_snapshot
 from polly.monitor_cycle import MonitorCycle
-from polly.process_stats import ProcessStats, current_process
+from polly.process_stats import current_process
 from polly.samples import MemorySample
 from polly.shards import ShardState
+
+if TYPE_CHECKING:
+    from polly.process_stats import ProcessStats
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 INSTANCE_LABEL = "polly_instance"
