@@ -99,7 +99,10 @@ def test_keyword_only_subclasses_and_a_class_own_methods():
 
 
 def test_building_a_record_takes_and_refuses_what_a_dataclass_init_would():
-    light, heavy = pair(BODY + "    derived: int = field(default=9, init=False)\n    made: list = field(default_factory=list, init=False)\n")
+    light, heavy = pair(
+        BODY
+        + "    derived: int = field(default=9, init=False)\n    made: list = field(default_factory=list, init=False)\n"
+    )
     for cls in (light, heavy):
         point = cls(1, 3, "b", secret="t")
         assert (point.x, point.y, point.label, point.secret, point.derived, point.made) == (1, 3, "b", "t", 9, [])
