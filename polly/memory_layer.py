@@ -141,7 +141,7 @@ class MemoryLayer:
 
     async def close(self) -> None:
         """Release everything `open()` and the constructor took; safe to call more than once."""
-        session = self.cycle.traces.cancel()
+        session = self.cycle.cancel_trace()
         if session is not None:
             log.warning("The allocation trace started by %s was stopped: the memory extension unloaded", session.who)
         set_tracing(False)  # `/mem checkpoint trace:true` may have left its request

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from polly.alert_settings import AlertSettings, NoAlertChannelError
 from polly.alert_store import AlertStore, StoredAlertEvent
 from polly.alerts import ActiveAlert, Thresholds
-from polly.allocations import CHECKPOINTS, TraceReport, TraceSession, tracing_requested
+from polly.allocations import CHECKPOINTS, tracing_requested
 from polly.checkpoints import Checkpoint, CheckpointComparison, compare_checkpoints
 from polly.config import Settings
 from polly.enhanced_database import Database, PoolStatus
@@ -33,6 +33,7 @@ from polly.trend import Trend
 
 if TYPE_CHECKING:
     from polly.alert_outbox import AlertSink
+    from polly.allocation_trace import TraceReport, TraceSession
     from polly.bot_census import BotCensus
     from polly.fleet import Heartbeat
     from polly.fleet_cleanup import CleanupAnswer, FleetCleanup
@@ -210,7 +211,7 @@ class MemoryOps:
         comparison = compare_checkpoints(before, stored) if before is not None else None
         self.cycle.note_types(comparison.types if comparison else (), stored.sample.type_counts)
         threshold = self.cycle.engine.thresholds.checkpoint_growth_percent
-        running = self.cycle.traces.session
+        running = self.cycle.running_trace()
         note = None
         if self.monitor.tracing and running is not None and not tracing_requested(CHECKPOINTS):
             note = f"tracemalloc stays on for the allocation trace running until {running.ends_at:%H:%M} UTC."

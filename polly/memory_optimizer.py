@@ -314,7 +314,11 @@ class MemoryMonitor:
             await _isolated(self.bot.search_chains())
         sample = self.with_details(self.read(self.latest.loop_lag_ms if self.latest else None, by_type=by_type))
         del by_type
-        found = await off_loop(allocations.allocation_summary) if self.tracing else None
+        found = None
+        if self.tracing:
+            from polly.allocation_trace import allocation_summary  # loaded with the first traced checkpoint
+
+            found = await off_loop(allocation_summary)
         if label is not None:
             return await self._store(Checkpoint(label, sample.at, automatic, sample, found))
         base = ("auto " if automatic else "") + self.clock().strftime("%Y-%m-%d %H:%M:%S UTC")

@@ -18,7 +18,6 @@ from polly.alert_outbox import AlertEventOut, AlertOutbox
 from polly.alert_rules import evaluate_rules
 from polly.alert_store import AlertStore
 from polly.alerts import Rule, Transition
-from polly.allocations import TraceSlot
 from polly.bot_rules import BotGrowth
 from polly.checkpoints import Checkpoint
 from polly.cleanups import Cleanups
@@ -39,6 +38,7 @@ from polly.trend import LeakWatch, LeakWindows, Trend
 from polly.warmup_leak import warmup_leak_evidence
 
 if TYPE_CHECKING:
+    from polly.allocation_trace import TraceSession, TraceSlot
     from polly.fleet import Fleet, Heartbeat
     from polly.rss_breakdown import PartChange
 
@@ -101,7 +101,7 @@ class MonitorCycle:
         # For /mem inspect's suggestions: the latest comparison's growth, the latest counts.
         self._grown_type_names: tuple[str, ...] = ()
         self._common_type_names: tuple[str, ...] = ()
-        self.traces = TraceSlot(monitor.clock, settings.memory_trace_frames)  # /mem trace, one at a time
+        self._traces: TraceSlot | None = None  # /mem trace, one at a time (see `traces`)
         self.history = HistoryRecorder(monitor.db, settings.memory_chart_retention_hours)
         self.cleanups = Cleanups(settings, self.structures, monitor, self.history)  # one at a time
         # Heartbeats and fleet rules only where several processes can share the database (PostgreSQL).
@@ -197,6 +197,22 @@ class MonitorCycle:
             await self._isolated("run record", failed, note, None)
         self.health.failed_steps = tuple(failed)
         return TickResult(sample, trend, events, cleanup, checkpoint, incident)
+
+    @property
+    def traces(self) -> TraceSlot:
+        """The time-boxed allocation trace's slot; its code loads with the first trace."""
+        if self._traces is None:
+            from polly.allocation_trace import TraceSlot
+
+            self._traces = TraceSlot(self.monitor.clock, self.settings.memory_trace_frames)
+        return self._traces
+
+    def running_trace(self) -> TraceSession | None:
+        return self._traces.session if self._traces is not None else None
+
+    def cancel_trace(self) -> TraceSession | None:
+        """Stop the running trace without results (the memory layer is closing)."""
+        return self._traces.cancel() if self._traces is not None else None
 
     async def _isolated(self, step: str, failed: list[str], work: Awaitable[T], fallback: T) -> T:
         try:

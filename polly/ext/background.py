@@ -17,7 +17,8 @@ from polly import clock
 from polly.samples import measure_loop_lag
 
 if TYPE_CHECKING:
-    from polly.allocations import AllocationGrowth, TraceSession
+    from polly.allocation_trace import TraceSession
+    from polly.allocations import AllocationGrowth
     from polly.config import Settings
     from polly.ext.alert_delivery import ChannelSink
     from polly.memory_layer import MemoryLayer

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import logging
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
@@ -26,9 +26,7 @@ from polly.ext.access import check_operator, is_operator
 from polly.ext.background import MemoryCogBackground
 from polly.ext.bot_census import DiscordBotSource
 from polly.ext.cache_census import take_census
-from polly.ext.discord_limits import error_line
 from polly.ext.loops import stop_loop
-from polly.ext.replies import answer_command_error, reply
 from polly.history import MAX_HOURS, ChartError
 from polly.host_settings import embedded_settings
 from polly.memory_layer import MemoryLayer
@@ -42,6 +40,19 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STATS_CHART_HOURS = 24
+
+
+# The reply helpers (and discord_limits under them) load with the first command, not at start.
+async def reply(interaction: discord.Interaction, content: str | None = None, **kwargs: Any) -> None:
+    from polly.ext import replies
+
+    await replies.reply(interaction, content, **kwargs)
+
+
+def error_line(text: str) -> str:
+    from polly.ext.discord_limits import error_line
+
+    return error_line(text)
 
 
 class MemoryCog(MemoryCogBackground, commands.Cog):
@@ -349,6 +360,8 @@ class MemoryCog(MemoryCogBackground, commands.Cog):
     async def cog_app_command_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError
     ) -> None:
+        from polly.ext.replies import answer_command_error
+
         await answer_command_error(interaction, error)
 
 

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from polly.allocations import AllocationGrowth, TraceSession
+from polly.allocation_trace import TraceSession
+from polly.allocations import AllocationGrowth
 from polly.decorators import ProfileStats
 from polly.ext.discord_limits import (
     FIELD_COUNT_LIMIT,

@@ -49,8 +49,12 @@ def test_a_bot_without_health_port_imports_no_http_server_metrics_or_settings_li
 
 
 # Loaded when first used: charts (a chart asked for), the fleet (a PostgreSQL database).
-# (the post-mortem's report code loads only at a start that finds a previous run dead)
+# (the post-mortem's report code loads only at a start that finds a previous run dead; the reply
+# helpers with the first command; tracemalloc's analysis with the first trace or traced checkpoint)
 ON_DEMAND = (
+    "polly.allocation_trace",
+    "polly.ext.discord_limits",
+    "polly.ext.replies",
     "polly.chart",
     "polly.ext.chart_reply",
     "polly.ext.fleet_render",

@@ -168,7 +168,7 @@ async def test_an_object_in_a_tracked_bounded_dict_is_found_although_the_gc_cann
 def test_a_call_path_starts_at_the_innermost_frame_of_our_own_code():
     import tracemalloc
 
-    from polly.allocations import PROJECT_ROOT, call_path
+    from polly.allocation_trace import PROJECT_ROOT, call_path
 
     site = "/venv/lib/python3.11/site-packages/discord/state.py"
     # raw tracemalloc frames are most recent first

@@ -7,7 +7,8 @@ import tracemalloc
 
 import pytest
 
-from polly.allocations import TraceRunningError, TraceSlot
+from polly.allocation_trace import TraceSlot
+from polly.allocations import TraceRunningError
 from tests.clocks import FakeClock
 
 SHORT = 0.002  # minutes: the event loop's timer fires after 0.12 s
