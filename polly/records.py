@@ -1,22 +1,34 @@
-"""Frozen dataclasses that cost a third of what `@dataclass(frozen=True)` costs to define.
+"""Frozen dataclasses that cost a quarter of what `@dataclass(frozen=True)` costs to define.
 
 `@dataclass(frozen=True)` compiles six functions for each class (`__init__`, `__repr__`, `__eq__`,
-`__hash__`, `__setattr__`, `__delattr__`) from generated source: a five-field class takes 11.8 KiB,
-a record 3.8 KiB, of which 2.7 KiB is the class itself (62 records load with the bot). None of the
-six needs code of its own: `@record` lets `dataclasses` collect the fields (so `dataclasses.fields`,
-`replace` and `asdict` work) and gives every class one shared implementation of the six, which
-reads the class's fields from a small table.
+`__hash__`, `__setattr__`, `__delattr__`) from generated source and makes a `Field` object for
+each field: a five-field class takes 11.8 KiB, a record 2.9 KiB, of which 2.7 KiB is the class
+itself (over 60 records load with the bot). None of the six needs code of its own: every record
+shares one implementation of each, which reads the class's fields from a small plan (its field
+names, defaults and which fields compare, hash and print), collected from the class body as
+`dataclasses` collects them. The `Field` objects are made only when something asks for them:
+`dataclasses.fields`, `replace`, `asdict` and `is_dataclass` work on a record, and the first of
+them on a class runs `dataclasses`' own field processing for it (no method compiled).
+
 A record is built, compares, hashes, prints and refuses assignment as `@dataclass(frozen=True)`
-would (`tests/polly/test_records.py`); building one takes about a microsecond more (the shared
-`__init__` is plain Python, not code written for the class), far below what the few records a
-monitor tick makes would feel. What differs: `__dataclass_params__` says `frozen=False` (the class
-refuses assignment all the same), so a `@dataclass(frozen=True)` cannot subclass a record.
+would (`tests/polly/test_records.py`, also for every record in Polly); building one takes about a
+microsecond more (the shared `__init__` is plain Python). What differs: `__dataclass_params__`
+says `frozen=False` (the class refuses assignment all the same), so a `@dataclass(frozen=True)`
+cannot subclass a record; until its fields are processed, a field declared with `field(...)` reads
+as that `Field` on the class (instances always have their own value) and the class has no
+`__match_args__`; `InitVar` fields are refused. `@record(frozen=False)` is the same for a class
+whose records change (`@dataclass`: assignable, compared by value and so unhashable).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import re
 import reprlib
+import sys
+import threading
+import typing
 from collections.abc import Callable
 from operator import attrgetter
 from typing import Any, TypeVar, dataclass_transform, overload
@@ -24,12 +36,10 @@ from typing import Any, TypeVar, dataclass_transform, overload
 T = TypeVar("T")
 
 Values = Callable[[object], tuple[Any, ...]]
-# Per class: the values compared and hashed (C-level getters), the names shown (from `field()`).
-_fields: dict[type, tuple[Values, Values, tuple[str, ...]]] = {}
 
 
 class _Factory:
-    """A field's `default_factory`, told apart from a default value in an `_InitPlan`."""
+    """A field's `default_factory`, told apart from a default value in a plan."""
 
     __slots__ = ("make",)
 
@@ -47,54 +57,168 @@ class _NotInit:
 
 
 _REQUIRED = object()
+_MISSING = dataclasses.MISSING
 
 
-class _InitPlan:
-    """How the shared `__init__` builds one class's records: what `dataclasses` would have compiled,
-    as two tuples over the fields (their names, their defaults) and the positional names (a plan
-    is made at a class's first record; ~0.3 KiB for five fields)."""
+class _Plan:
+    """One record class's fields as the shared methods read them: every field's name and default
+    in order, the positional names, and the names compared, hashed and shown (~0.4 KiB for five)."""
 
-    __slots__ = ("defaults", "name", "names", "positional", "post_init")
+    __slots__ = ("compared", "defaults", "hashed", "names", "positional", "post_init", "shown")
 
-    def __init__(self, cls: type) -> None:
-        fields = dataclasses.fields(cls)
-        self.name = cls.__qualname__
-        self.names = tuple(f.name for f in fields)
-        self.defaults = tuple(_default(f) if f.init else _NotInit(_default(f)) for f in fields)
-        positional = tuple(f.name for f in fields if f.init and not f.kw_only)
+    def __init__(self, cls: type, fields: dict[str, tuple[object, bool, bool, bool, bool | None, bool]]) -> None:
+        # fields: name -> (default, init, kw_only, repr, hash, compare), as dataclasses reads them
+        self.names = tuple(fields)
+        self.defaults = tuple(d if init else _NotInit(d) for d, init, *_ in fields.values())
+        positional = tuple(n for n, (_, init, kw, *_) in fields.items() if init and not kw)
         self.positional = self.names if positional == self.names else positional
+        self.shown = _same(tuple(n for n, f in fields.items() if f[3]), self.names)
+        self.compared = _same(tuple(n for n, f in fields.items() if f[5]), self.names)
+        self.hashed = _same(tuple(n for n, f in fields.items() if (f[5] if f[4] is None else f[4])), self.compared)
         self.post_init = getattr(cls, "__post_init__", None)
 
-    def unknown(self, given: dict[str, Any]) -> str:
-        taken = {
-            name for name, default in zip(self.names, self.defaults, strict=True) if default.__class__ is not _NotInit
+    def field_options(self) -> dict[str, tuple[object, bool, bool, bool, bool | None, bool]]:
+        """The fields as `_Plan` takes them (a subclass's plan starts from its base's)."""
+        return {
+            name: (
+                default.default if default.__class__ is _NotInit else default,
+                default.__class__ is not _NotInit,
+                name not in self.positional,
+                name in self.shown,
+                None if (name in self.hashed) == (name in self.compared) else name in self.hashed,
+                name in self.compared,
+            )
+            for name, default in zip(self.names, self.defaults, strict=True)
         }
+
+    def unknown(self, given: dict[str, Any]) -> str:
+        pairs = zip(self.names, self.defaults, strict=True)
+        taken = {name for name, default in pairs if default.__class__ is not _NotInit}
         return sorted(set(given) - taken)[0]
 
 
-def _default(f: dataclasses.Field[Any]) -> object:
-    if f.default is not dataclasses.MISSING:
-        return f.default
-    if f.default_factory is not dataclasses.MISSING:
-        return _Factory(f.default_factory)
-    return _REQUIRED
+def _same(names: tuple[str, ...], other: tuple[str, ...]) -> tuple[str, ...]:
+    return other if names == other else names  # one tuple where two would be equal
 
 
-_plans: dict[type, _InitPlan] = {}
+_plans: dict[type, _Plan] = {}
+_kw_only: dict[type, bool] = {}  # every record class: whether its fields are keyword-only by default
+
+
+def _plan_of(cls: type) -> _Plan:
+    plan = _plans.get(cls)
+    if plan is None:
+        plan = _plans[cls] = _Plan(cls, _collect(cls))
+    return plan
+
+
+# ---------------------------------------------------------------- the class body, read as dataclasses reads it
+
+_MODULE_IDENTIFIER = re.compile(r"^(?:\s*(\w+)\s*\.)?\s*(\w+)")
+
+
+def _names(annotation: object, cls: type, module: object, is_it: Callable[[object], bool]) -> bool:
+    """Whether `annotation` is what `is_it` looks for, also as a string (`from __future__ import
+    annotations`): read the way dataclasses reads one (its `_is_type`), names looked up in the
+    class's module."""
+    if is_it(annotation):
+        return True
+    if not isinstance(annotation, str) or (match := _MODULE_IDENTIFIER.match(annotation)) is None:
+        return False
+    namespace = vars(sys.modules[cls.__module__]) if cls.__module__ in sys.modules else {}
+    module_name, name = match.groups()
+    if module_name and namespace.get(module_name) is not module:
+        return False
+    return is_it(namespace.get(name))
+
+
+def _is_classvar(annotation: object) -> bool:
+    return annotation is typing.ClassVar or typing.get_origin(annotation) is typing.ClassVar
+
+
+def _is_initvar(annotation: object) -> bool:
+    return annotation is dataclasses.InitVar or type(annotation) is dataclasses.InitVar
+
+
+def _is_kw_only(annotation: object) -> bool:
+    return annotation is dataclasses.KW_ONLY
+
+
+def _collect(cls: type) -> dict[str, tuple[object, bool, bool, bool, bool | None, bool]]:
+    """The fields of `cls` and its bases, in dataclasses' order, from the class bodies (no `Field`
+    object is made); once processed by dataclasses, from its fields."""
+    fields: dict[str, tuple[object, bool, bool, bool, bool | None, bool]] = {}
+    processed = cls.__dict__.get("__dataclass_fields__")
+    if isinstance(processed, dict):
+        return {f.name: _options(f, f.kw_only) for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    for base in cls.__mro__[-1:0:-1]:
+        if base in _kw_only:
+            fields.update(_plan_of(base).field_options())
+        elif isinstance(base.__dict__.get("__dataclass_fields__"), dict):  # a plain dataclass
+            fields.update({f.name: _options(f, f.kw_only) for f in dataclasses.fields(base)})  # type: ignore[arg-type]
+    kw_only = _kw_only[cls]
+    for name, annotation in inspect.get_annotations(cls).items():  # its own, as dataclasses reads them
+        if _names(annotation, cls, dataclasses, _is_kw_only):
+            kw_only = True
+        elif _names(annotation, cls, dataclasses, _is_initvar):
+            raise TypeError(f"{cls.__qualname__}.{name}: a record has no InitVar fields")
+        elif not _names(annotation, cls, typing, _is_classvar):
+            value = cls.__dict__.get(name, _MISSING)
+            declared = value if isinstance(value, dataclasses.Field) else dataclasses.field(default=value)
+            if declared.default is not _MISSING and declared.default.__class__.__hash__ is None:
+                raise ValueError(
+                    f"mutable default {type(declared.default)} for field {name} is not allowed: use default_factory"
+                )
+            fields[name] = _options(declared, kw_only if declared.kw_only is _MISSING else bool(declared.kw_only))
+    return fields
+
+
+def _options(f: dataclasses.Field[Any], kw_only: bool) -> tuple[object, bool, bool, bool, bool | None, bool]:
+    if f.default is not _MISSING:
+        default: object = f.default
+    elif f.default_factory is not _MISSING:
+        default = _Factory(f.default_factory)
+    else:
+        default = _REQUIRED
+    return default, f.init, kw_only, f.repr, f.hash, f.compare
+
+
+# ---------------------------------------------------------------- dataclasses' view, made when asked for
+
+_processing = threading.RLock()  # processing a record processes its record bases first
+
+
+class _FieldsOnDemand:
+    """`__dataclass_fields__` of a record until something reads it: then dataclasses processes
+    the class's fields (no method compiled) and its own dict replaces this one."""
+
+    def __get__(self, instance: object, owner: type) -> dict[str, dataclasses.Field[Any]]:
+        holder = next(k for k in owner.__mro__ if k.__dict__.get("__dataclass_fields__") is self)
+        with _processing:
+            if holder.__dict__.get("__dataclass_fields__") is self:
+                _plan_of(holder)  # read from the class body before dataclasses changes it
+                dataclasses.dataclass(init=False, repr=False, eq=False, kw_only=_kw_only[holder])(holder)
+        return holder.__dict__["__dataclass_fields__"]
+
+
+_FIELDS_ON_DEMAND = _FieldsOnDemand()
+
+
+# ---------------------------------------------------------------- the shared methods
 
 
 def _init(self: object, *args: Any, **kwargs: Any) -> None:
     cls = self.__class__
-    plan = _plans.get(cls) or _plans.setdefault(cls, _InitPlan(cls))
+    plan = _plans.get(cls) or _plan_of(cls)
     if args:
         if len(args) > len(plan.positional):
             raise TypeError(
-                f"{plan.name}.__init__() takes {len(plan.positional) + 1} positional arguments"
+                f"{cls.__qualname__}.__init__() takes {len(plan.positional) + 1} positional arguments"
                 f" but {len(args) + 1} were given"
             )
         for name, value in zip(plan.positional, args, strict=False):
             if name in kwargs:
-                raise TypeError(f"{plan.name}.__init__() got multiple values for argument {name!r}")
+                raise TypeError(f"{cls.__qualname__}.__init__() got multiple values for argument {name!r}")
             kwargs[name] = value
     used = 0
     missing = []
@@ -112,9 +236,11 @@ def _init(self: object, *args: Any, **kwargs: Any) -> None:
             continue
         object.__setattr__(self, name, default.make() if default.__class__ is _Factory else default)
     if used != len(kwargs):
-        raise TypeError(f"{plan.name}.__init__() got an unexpected keyword argument {plan.unknown(kwargs)!r}")
+        raise TypeError(f"{cls.__qualname__}.__init__() got an unexpected keyword argument {plan.unknown(kwargs)!r}")
     if missing:
-        raise TypeError(f"{plan.name}.__init__() missing {len(missing)} required argument(s): {', '.join(missing)}")
+        raise TypeError(
+            f"{cls.__qualname__}.__init__() missing {len(missing)} required argument(s): {', '.join(missing)}"
+        )
     if plan.post_init is not None:
         plan.post_init(self)
 
@@ -129,32 +255,32 @@ def _getter(names: tuple[str, ...]) -> Values:
     return lambda record: ()
 
 
-def _fields_of(cls: type) -> tuple[Values, Values, tuple[str, ...]]:
-    found = _fields.get(cls)
+# Per class: the values compared and hashed (C-level getters), made at the first comparison or hash.
+_getters: dict[type, tuple[Values, Values]] = {}
+
+
+def _getters_of(cls: type) -> tuple[Values, Values]:
+    found = _getters.get(cls)
     if found is None:
-        fields = dataclasses.fields(cls)
-        found = _fields[cls] = (
-            _getter(tuple(f.name for f in fields if f.compare)),
-            _getter(tuple(f.name for f in fields if (f.compare if f.hash is None else f.hash))),
-            tuple(f.name for f in fields if f.repr),
-        )
+        plan = _plan_of(cls)
+        found = _getters[cls] = (_getter(plan.compared), _getter(plan.hashed))
     return found
 
 
 def _eq(self: object, other: object) -> bool:
     if other.__class__ is not self.__class__:
         return NotImplemented
-    compared = _fields_of(self.__class__)[0]
+    compared = _getters_of(self.__class__)[0]
     return compared(self) == compared(other)
 
 
 def _hash(self: object) -> int:
-    return hash(_fields_of(self.__class__)[1](self))
+    return hash(_getters_of(self.__class__)[1](self))
 
 
 @reprlib.recursive_repr()
 def _repr(self: object) -> str:
-    shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in _fields_of(self.__class__)[2])
+    shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in _plan_of(self.__class__).shown)
     return f"{self.__class__.__qualname__}({shown})"
 
 
@@ -166,24 +292,27 @@ def _delattr(self: object, name: str) -> None:
     raise dataclasses.FrozenInstanceError(f"cannot delete field {name!r}")
 
 
-def _make_record(cls: type[T], kw_only: bool) -> type[T]:
+def _make_record(cls: type[T], kw_only: bool, frozen: bool = True, eq: bool = True) -> type[T]:
     own = dict(vars(cls))
-    if not cls.__doc__:  # dataclass would build one from inspect.signature, for every class
+    if not cls.__doc__:  # dataclass would build one from inspect.signature
         cls.__doc__ = cls.__name__
-    # Fields only: dataclass compiles no method (init, repr, eq off; frozen is ours, below).
-    made = dataclasses.dataclass(init=False, repr=False, eq=False, kw_only=kw_only)(cls)
+    _kw_only[cls] = kw_only
+    type.__setattr__(cls, "__dataclass_fields__", _FIELDS_ON_DEMAND)
     if "__init__" not in own:
-        type.__setattr__(made, "__init__", _init)
-    type.__setattr__(made, "__setattr__", _setattr)
-    type.__setattr__(made, "__delattr__", _delattr)
+        type.__setattr__(cls, "__init__", _init)
     if "__repr__" not in own:
-        type.__setattr__(made, "__repr__", _repr)
-    if "__eq__" not in own:
-        type.__setattr__(made, "__eq__", _eq)
-    # As dataclass: a class's own __hash__ is kept, unless it is the None that defining __eq__ implies.
-    if "__hash__" not in own or (own["__hash__"] is None and "__eq__" in own):
-        type.__setattr__(made, "__hash__", _hash)
-    return made
+        type.__setattr__(cls, "__repr__", _repr)
+    if eq and "__eq__" not in own:
+        type.__setattr__(cls, "__eq__", _eq)
+    if frozen:
+        type.__setattr__(cls, "__setattr__", _setattr)
+        type.__setattr__(cls, "__delattr__", _delattr)
+        # As dataclass: a class's own __hash__ is kept, unless it is the None that defining __eq__ implies.
+        if "__hash__" not in own or (own["__hash__"] is None and "__eq__" in own):
+            type.__setattr__(cls, "__hash__", _hash)
+    elif eq and "__hash__" not in own:
+        type.__setattr__(cls, "__hash__", None)  # as dataclass: mutable and compared by value, so unhashable
+    return cls
 
 
 @overload
@@ -191,12 +320,15 @@ def record(cls: type[T], /) -> type[T]: ...
 
 
 @overload
-def record(*, kw_only: bool = False) -> Callable[[type[T]], type[T]]: ...
+def record(*, kw_only: bool = False, frozen: bool = True, eq: bool = True) -> Callable[[type[T]], type[T]]: ...
 
 
 @dataclass_transform(frozen_default=True)
-def record(cls: type[T] | None = None, /, *, kw_only: bool = False) -> type[T] | Callable[[type[T]], type[T]]:
-    """`@record` or `@record(kw_only=True)`: `@dataclass(frozen=True)`, lighter (see the module)."""
+def record(
+    cls: type[T] | None = None, /, *, kw_only: bool = False, frozen: bool = True, eq: bool = True
+) -> type[T] | Callable[[type[T]], type[T]]:
+    """`@record`, `@record(kw_only=True)`: `@dataclass(frozen=True)`, lighter (see the module);
+    `@record(frozen=False)` for `@dataclass`, `eq=False` to compare and hash by identity."""
     if cls is None:
-        return lambda c: _make_record(c, kw_only)
+        return lambda c: _make_record(c, kw_only, frozen, eq)
     return _make_record(cls, kw_only)
