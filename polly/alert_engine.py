@@ -9,11 +9,12 @@ margin). Pure: `now` is passed in.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from polly.alerts import ActiveAlert, AlertTransition, Condition, Rule, Thresholds, Transition
+from polly.records import record
 
 if TYPE_CHECKING:  # a Protocol class costs ~4 KiB at import; checkers are its only readers
     from typing import Protocol
@@ -37,7 +38,7 @@ if TYPE_CHECKING:  # a Protocol class costs ~4 KiB at import; checkers are its o
         def since(self) -> datetime | None: ...
 
 
-@dataclass
+@record(frozen=False)
 class _State:
     held: int = 0
     cleared: int = 0  # consecutive clear checks while firing
@@ -123,12 +124,12 @@ class AlertEngine:
     def restore(self, firing: Iterable[FiringRecord]) -> None:
         """Take back alerts that were firing before a restart: they repeat and resolve as if the
         bot had never stopped, and do not fire again as new."""
-        for record in firing:
-            rule = Rule(record.rule)
-            condition = Condition(rule, record.subject, record.value, record.threshold, True, False, record.message)
-            since = record.since or record.at
-            self._states[(rule, record.subject)] = _State(
-                held=1_000_000, firing=True, since=since, last_notified=record.at, condition=condition
+        for stored in firing:
+            rule = Rule(stored.rule)
+            condition = Condition(rule, stored.subject, stored.value, stored.threshold, True, False, stored.message)
+            since = stored.since or stored.at
+            self._states[(rule, stored.subject)] = _State(
+                held=1_000_000, firing=True, since=since, last_notified=stored.at, condition=condition
             )
 
     def forget(self, rule: Rule) -> None:

@@ -7,12 +7,12 @@ import inspect
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
 from polly import clock
 from polly.gc_tools import cleanup_background_tasks_memory
 from polly.process_stats import process_rss
+from polly.records import record
 from polly.registry import registry
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ def memory_cleanup_decorator(
 # ---------------------------------------------------------------- memory_profile
 
 
-@dataclass
+@record(frozen=False)
 class ProfileStats:
     calls: int = 0
     total_s: float = 0.0

@@ -5,11 +5,12 @@ and /metrics. Its own module so that both writers depend on it and not on each o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
+from polly.records import record
 
-@dataclass
+
+@record(frozen=False)
 class MonitorHealth:
     """How the monitor loop itself is doing (rendered by /mem stats and /health)."""
 

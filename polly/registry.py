@@ -9,7 +9,6 @@ import logging
 import sys
 from collections import deque
 from collections.abc import Iterator, MutableMapping
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from polly import clock
@@ -56,7 +55,7 @@ class CleanupRow:
     removed: int
 
 
-@dataclass(eq=False)
+@record(frozen=False, eq=False)
 class Tracked:
     name: str
     target: Any
