@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import resource
 import time
 from dataclasses import asdict
 from datetime import datetime
@@ -108,6 +107,10 @@ class MemorySample:
 
 
 def peak_rss() -> int | None:
+    """The highest RSS so far from getrusage, where /proc/self/status has no VmHWM (the fallback:
+    `resource` is a C extension, ~24 KiB of mapped pages a Linux bot need not load)."""
+    import resource
+
     try:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
     except (OSError, ValueError):
