@@ -44,7 +44,6 @@ from polly.off_loop import off_loop
 from polly.process_stats import AccessDenied, ProcessMemory, current_process
 from polly.registry import StructureRegistry, registry
 from polly.samples import MemorySample, measure_loop_lag, peak_rss
-from polly.stats_payload import memory_stats_payload
 from polly.trend import RssPoint, Trend, rss_trend
 
 if TYPE_CHECKING:
@@ -76,11 +75,19 @@ __all__ = [
     "get_memory_stats",
     "measure_loop_lag",
     "memory_profile",
-    "memory_stats_payload",
     "profile_table",
     "rss_trend",
     "set_default_monitor",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """`memory_stats_payload`, still importable from here, loads with its first use."""
+    if name == "memory_stats_payload":
+        from polly.stats_payload import memory_stats_payload
+
+        return memory_stats_payload
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 async def _isolated(work: Awaitable[None]) -> None:
@@ -388,6 +395,8 @@ class MemoryMonitor:
 
     def stats_dict(self, threshold_percent: float | None = None) -> dict[str, Any]:
         sample = self.with_details(self.latest or self.sample())
+        from polly.stats_payload import memory_stats_payload  # loaded when stats are first shown
+
         return memory_stats_payload(sample, self.trend(threshold_percent), self.checkpoints_count)
 
 

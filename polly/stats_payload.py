@@ -55,7 +55,7 @@ def memory_stats_payload(sample: MemorySample, trend: Trend, checkpoints_count: 
 
 def breakdown_payload(breakdown: RssBreakdown) -> dict[str, Any]:
     """Where the RSS is: each part in MiB (None: unavailable, with why), and the verdict."""
-    from polly.rss_breakdown import verdict
+    from polly.rss_verdict import verdict
 
     return {
         "parts": {p.name: None if p.bytes is None else round(p.bytes / MIB, 1) for p in breakdown.parts},

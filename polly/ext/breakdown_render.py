@@ -9,7 +9,8 @@ import discord
 from polly.ext.discord_limits import COLOR_INFO, COLOR_WARN, add_field, clip, code_table, fit_embed, new_embed
 from polly.formatting import MIB, format_bytes, format_duration
 from polly.memory_ops import ExplainView
-from polly.rss_breakdown import FREE_PARTS, RssBreakdown, changes, verdict
+from polly.rss_breakdown import FREE_PARTS, RssBreakdown, changes
+from polly.rss_verdict import verdict
 
 SHORT_LABELS = {
     "python_objects": "Python objects",

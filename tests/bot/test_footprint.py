@@ -61,7 +61,12 @@ ON_DEMAND = (
     "polly.fleet",
     "polly.fleet_tables",
     "polly.post_mortem",
+    "polly.stats_payload",  # /health and get_memory_stats()
 )
+
+
+# Loaded with the first /mem stats: the reply helpers and the RSS verdict.
+SHOWN_ON_DEMAND = ("polly.ext.replies", "polly.rss_verdict")
 
 
 def test_a_sqlite_bot_loads_neither_the_chart_nor_the_fleet_code(tmp_path):
@@ -135,9 +140,12 @@ async def run():
         bot.owner_ids = {{you.id}}
         await env.advance_time(600)
         started = sorted(m for m in sys.modules if m.startswith(("tabulate", "wcwidth")))
+        polly_started = sorted(m for m in sys.modules if m.startswith("polly"))
         await you.slash(ops, "mem stats")
         after = sorted(m for m in sys.modules if m.startswith(("tabulate", "wcwidth")))
-        print(json.dumps({{"started": started, "after": after}}))
+        polly_after = sorted(m for m in sys.modules if m.startswith("polly"))
+        found = {{"started": started, "after": after, "polly_started": polly_started, "polly_after": polly_after}}
+        print(json.dumps(found))
         await bot.close()
 
 asyncio.run(run())
@@ -145,3 +153,8 @@ asyncio.run(run())
     found = child_json(code, tmp_path)
     assert found["started"] == []
     assert "tabulate" in found["after"] and "wcwidth" in found["after"]
+    # Started (its first automatic checkpoint stored, with its RSS breakdown): what only a command
+    # or a trace reads is not loaded yet; the first /mem stats brings the stats' own.
+    assert "polly.rss_breakdown" in found["polly_started"]
+    assert not {*ON_DEMAND, *SHOWN_ON_DEMAND} & set(found["polly_started"])
+    assert set(SHOWN_ON_DEMAND) <= set(found["polly_after"])

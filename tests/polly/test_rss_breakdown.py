@@ -22,7 +22,8 @@ from polly.allocator_stats import (
     split_output,
 )
 from polly.formatting import MIB
-from polly.rss_breakdown import PARTS, RssBreakdown, changes, compose, grown_part, verdict
+from polly.rss_breakdown import PARTS, RssBreakdown, changes, compose, grown_part
+from polly.rss_verdict import verdict
 from tests.conftest import REPO_ROOT
 
 FIXTURES = REPO_ROOT / "tests" / "fixtures" / "mallocstats"
