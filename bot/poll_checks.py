@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import discord
 from sqlalchemy import delete, select
@@ -100,12 +100,15 @@ def forget_failure(poll_id: int) -> None:
     message_fetch_failures.pop(poll_id, None)
 
 
-class PollMessage(Protocol):
-    """What the check reads of a poll row."""
+if TYPE_CHECKING:  # a Protocol class costs ~4 KiB at import; checkers are its only readers
+    from typing import Protocol
 
-    id: int
-    channel_id: int
-    message_id: int
+    class PollMessage(Protocol):
+        """What the check reads of a poll row."""
+
+        id: int
+        channel_id: int
+        message_id: int
 
 
 async def _fetch_message(bot: discord.Client, poll: PollMessage, method: str) -> discord.Message:
