@@ -9,12 +9,11 @@ margin). Pure: `now` is passed in.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from polly.alerts import ActiveAlert, AlertTransition, Condition, Rule, Thresholds, Transition
-from polly.records import record
+from polly.records import record, replace
 
 if TYPE_CHECKING:  # a Protocol class costs ~4 KiB at import; checkers are its only readers
     from typing import Protocol

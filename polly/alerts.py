@@ -8,14 +8,13 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Sequence
-from dataclasses import fields, replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from polly.config import SETTING_SPECS, Settings
 from polly.formatting import MIB, format_bytes, format_duration
 from polly.heap_types import TypeGrowth
-from polly.records import record
+from polly.records import field_names, record, replace
 from polly.samples import MemorySample
 from polly.settings_spec import hysteresis_conflict
 from polly.trend import LeakWindows
@@ -151,7 +150,7 @@ class Thresholds:
 
 
 # Each runtime threshold is the ALERT_* setting of the same name: one source of ranges.
-THRESHOLD_SETTINGS = {f.name: f"alert_{f.name}" for f in fields(Thresholds)}
+THRESHOLD_SETTINGS = {name: f"alert_{name}" for name in field_names(Thresholds)}
 THRESHOLD_NAMES = tuple(THRESHOLD_SETTINGS)
 
 

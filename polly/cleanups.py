@@ -10,7 +10,6 @@ reply says what each step gave back.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 from datetime import datetime
 
 from polly.config import Settings
@@ -18,6 +17,7 @@ from polly.gc_tools import CleanupReport, cleanup_background_tasks_memory, force
 from polly.heap_trim import HeapTrimmer
 from polly.history import HistoryRecorder
 from polly.memory_optimizer import MemoryMonitor
+from polly.records import replace
 from polly.registry import StructureRegistry
 
 

@@ -15,13 +15,13 @@ import os
 import re
 import socket
 from collections.abc import Mapping
-from dataclasses import MISSING, field, fields, replace
+from dataclasses import MISSING, field, fields
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import make_url
 
-from polly.records import record
+from polly.records import record, replace
 from polly.settings_spec import (
     HYSTERESIS_BOUNDED,
     Secret,

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import asdict, field
+from dataclasses import field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from polly.memory_limit import UNLIMITED_THRESHOLD, CgroupDir, CgroupReader
-from polly.records import record
+from polly.records import asdict, record
 
 # memory.events counters that mean "the cgroup hit a ceiling and the kernel reclaimed" (throttling)
 THROTTLE_EVENTS = ("high", "max")

@@ -16,7 +16,6 @@ import logging
 import urllib.parse
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import AsyncAdaptedQueuePool, Pool, QueuePool, StaticPool
 
 from polly.config import Settings
-from polly.records import record
+from polly.records import asdict, record
 from polly.sqlite_file import DELETED, REPLACED, FileIncident, SqliteFileGuard, held_sidecars, set_aside
 from polly.startup_errors import StartupError
 

@@ -8,12 +8,12 @@ task, connection, registry entry or tracemalloc session behind.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from polly import records
 from polly.alert_engine import AlertEngine
 from polly.alert_settings import AlertSettings
 from polly.alert_store import AlertStore
@@ -64,7 +64,7 @@ class MemoryLayer:
         if database is None:
             if engine is not None:
                 url = engine.url.render_as_string(hide_password=False)
-                settings = dataclasses.replace(settings, database_url=url)
+                settings = records.replace(settings, database_url=url)
             database = Database(settings, engine=engine)
         self.settings = database.settings
         self.db = database

@@ -9,11 +9,11 @@ applies) is decided here and unit-testable without Discord.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from polly import records
 from polly.alert_settings import AlertSettings, NoAlertChannelError
 from polly.alert_store import AlertStore, StoredAlertEvent
 from polly.alerts import ActiveAlert, Thresholds
@@ -162,7 +162,7 @@ class MemoryOps:
         return StatsView(
             sample,
             self.cycle.trend(),
-            dataclasses.replace(self.cycle.health),
+            records.replace(self.cycle.health),
             self.monitor.clock(),
             len(engine.active()),
             self.monitor.tracing,

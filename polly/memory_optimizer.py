@@ -14,7 +14,6 @@ import gc
 import logging
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +41,7 @@ from polly.heap_types import count_types_off_loop, type_counts
 from polly.memory_limit import CgroupReader, MemoryLimit, effective_limit
 from polly.off_loop import off_loop
 from polly.process_stats import AccessDenied, ProcessMemory, current_process
+from polly.records import replace
 from polly.registry import StructureRegistry, registry
 from polly.samples import MemorySample, measure_loop_lag, peak_rss
 from polly.trend import RssPoint, Trend, rss_trend

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, TypeVar
 
@@ -29,7 +28,7 @@ from polly.heap_types import TypeGrowth
 from polly.history import HistoryRecorder
 from polly.memory_optimizer import MemoryMonitor
 from polly.monitor_health import MonitorHealth
-from polly.records import record
+from polly.records import record, replace
 from polly.registry import StructureRegistry
 from polly.run_journal import RunJournal
 from polly.samples import MemorySample

@@ -8,7 +8,8 @@ shares one implementation of each, which reads the class's fields from a small p
 names, defaults and which fields compare, hash and print), collected from the class body as
 `dataclasses` collects them. The `Field` objects are made only when something asks for them:
 `dataclasses.fields`, `replace`, `asdict` and `is_dataclass` work on a record, and the first of
-them on a class runs `dataclasses`' own field processing for it (no method compiled).
+them on a class runs `dataclasses`' own field processing for it (no method compiled); this
+module's `replace`, `asdict` and `field_names` do the same from the plan, making none.
 
 A record is built, compares, hashes, prints and refuses assignment as `@dataclass(frozen=True)`
 would (`tests/polly/test_records.py`, also for every record in Polly); building one takes about a
@@ -313,6 +314,54 @@ def _make_record(cls: type[T], kw_only: bool, frozen: bool = True, eq: bool = Tr
     elif eq and "__hash__" not in own:
         type.__setattr__(cls, "__hash__", None)  # as dataclass: mutable and compared by value, so unhashable
     return cls
+
+
+# ---------------------------------------------------------------- dataclasses' helpers, read from the plan
+
+
+def field_names(cls: type) -> tuple[str, ...]:
+    """The names of a record's fields, in order (`dataclasses.fields`, without its Field objects)."""
+    return _plan_of(cls).names if cls in _kw_only else tuple(f.name for f in dataclasses.fields(cls))
+
+
+def replace(obj: T, /, **changes: Any) -> T:
+    """`dataclasses.replace`, read from a record's plan (no Field object made); any dataclass else."""
+    cls = obj.__class__
+    if cls not in _kw_only:
+        return dataclasses.replace(obj, **changes)  # type: ignore[type-var]
+    plan = _plan_of(cls)
+    for name, default in zip(plan.names, plan.defaults, strict=True):
+        if default.__class__ is _NotInit:
+            if name in changes:
+                raise ValueError(f"field {name} is declared with init=False, it cannot be specified with replace()")
+        elif name not in changes:
+            changes[name] = getattr(obj, name)
+    return cls(**changes)
+
+
+def asdict(obj: object) -> dict[str, Any]:
+    """`dataclasses.asdict` for a record, read from the plans: nested records and dataclasses, and
+    the lists, tuples and dicts holding them, converted; other values as they are (dataclasses
+    deep-copies them: a record's values are not changed in place)."""
+    cls = obj.__class__
+    if cls not in _kw_only:
+        return dataclasses.asdict(obj)  # type: ignore[call-overload]
+    return {name: _as_value(getattr(obj, name)) for name in _plan_of(cls).names}
+
+
+def _as_value(value: Any) -> Any:
+    cls = value.__class__
+    if cls in _kw_only:
+        return asdict(value)
+    if isinstance(value, dict):
+        return cls((_as_value(k), _as_value(v)) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        if hasattr(value, "_fields"):  # a named tuple takes its fields as arguments
+            return cls(*[_as_value(v) for v in value])
+        return cls(_as_value(v) for v in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    return value
 
 
 @overload

@@ -17,12 +17,11 @@ most". Pure: the readings come in (`polly.allocator_stats`), a breakdown and a v
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
 from typing import Any
 
 from polly.allocator_stats import Allocator, MallocStats, PymallocStats, Unavailable
 from polly.formatting import MIB
-from polly.records import record
+from polly.records import asdict, record, replace
 
 PARTS = ("python_objects", "python_free", "malloc_used", "malloc_free", "file_mapped", "other")
 LABELS = {

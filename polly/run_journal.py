@@ -16,7 +16,6 @@ import os
 import socket
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -24,6 +23,7 @@ from polly.alert_store import AlertStore
 from polly.alerts import ActiveAlert
 from polly.container import ContainerMemory
 from polly.heap_types import TypeGrowth
+from polly.records import replace
 from polly.run_record import RUN_KEY_PREFIX, RunRecord
 from polly.samples import MemorySample
 from polly.trend import Trend

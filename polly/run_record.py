@@ -5,12 +5,11 @@ whether it stopped cleanly."""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
 from polly.formatting import MIB
-from polly.records import record
+from polly.records import asdict, record
 
 RUN_KEY_PREFIX = "run:"
 

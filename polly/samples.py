@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import asdict
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from polly.caches import CacheCensus
 from polly.container import ContainerMemory
 from polly.enhanced_database import PoolStatus
-from polly.records import record
+from polly.records import asdict, record
 from polly.registry import StructureStat
 
 if TYPE_CHECKING:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import fields as dc_fields
 
 import discord
 
@@ -23,6 +22,7 @@ from polly.ext.discord_limits import (
 from polly.formatting import format_duration, sparkline
 from polly.memory_ops import AlertsView
 from polly.post_mortem import VERDICT_CODES, VERDICT_TITLES, Verdict
+from polly.records import field_names
 from polly.sqlite_file import FileIncident
 from polly.trend import Trend
 
@@ -82,7 +82,7 @@ TRANSITION_MARKS = {
 
 
 def thresholds_table(t: Thresholds) -> str:
-    rows = [(f.name, f"{getattr(t, f.name):g}", THRESHOLD_UNITS.get(f.name, "")) for f in dc_fields(t)]
+    rows = [(name, f"{getattr(t, name):g}", THRESHOLD_UNITS.get(name, "")) for name in field_names(type(t))]
     return code_table(rows, ("threshold", "value", "unit"))
 
 

@@ -293,3 +293,39 @@ def test_a_changeable_record_behaves_as_a_plain_dataclass():
 
     one = ByIdentity(1)
     assert one != ByIdentity(1) and one == one and {one: 1}[one] == 1
+
+
+def test_replace_asdict_and_field_names_from_the_plan_make_no_field_objects():
+    from polly import records
+
+    @record
+    class Inner:
+        a: int
+        tags: tuple[str, ...] = ()
+
+    @record(kw_only=True)
+    class Outer:
+        inner: Inner
+        items: list = field(default_factory=list)
+        by_name: dict = field(default_factory=dict)
+        fixed: int = field(default=7, init=False)
+
+    made = Outer(inner=Inner(1, ("x",)), items=[Inner(2)], by_name={"k": Inner(3)})
+    nested = {"items": [{"a": 2, "tags": ()}], "by_name": {"k": {"a": 3, "tags": ()}}}
+    assert records.asdict(made) == {"inner": {"a": 1, "tags": ("x",)}, **nested, "fixed": 7}
+    moved = records.replace(made, inner=Inner(5))
+    assert moved.inner == Inner(5) and moved.items is made.items and moved.fixed == 7
+    with pytest.raises(ValueError, match="init=False"):
+        records.replace(made, fixed=1)
+    assert records.field_names(Outer) == ("inner", "items", "by_name", "fixed")
+    assert not isinstance(Outer.__dict__["__dataclass_fields__"], dict)  # none of the three made Field objects
+    assert not isinstance(Inner.__dict__["__dataclass_fields__"], dict)
+    # ... and they agree with dataclasses' own
+    assert records.asdict(made) == dataclasses.asdict(made) and dataclasses.replace(made, inner=Inner(5)) == moved
+    assert records.field_names(Outer) == tuple(f.name for f in dataclasses.fields(Outer))
+
+    @dataclass
+    class Plain:
+        p: list = field(default_factory=list)
+
+    assert records.asdict(Plain([1])) == {"p": [1]} and records.replace(Plain(), p=[2]) == Plain([2])
