@@ -15,7 +15,7 @@ import discord
 from sqlalchemy import delete, select
 
 from bot.models import PollStatus, polls
-from polly.config import Settings, environment_settings
+from polly.config import Settings, environment_setting
 from polly.decorators import memory_cleanup_decorator, memory_profile
 from polly.enhanced_database import Database
 from polly.gc_tools import cleanup_background_tasks_memory
@@ -38,11 +38,10 @@ WARNING_KINDS = (
 
 # Sized from MAX_FAILURE_ENTRIES / FAILURE_CLEANUP_AGE at import, so the bound holds before (and
 # without) a bot; `configure()` re-applies the settings a bot was built with.
-_settings_at_import = environment_settings()
 message_fetch_failures = registry.bounded_dict(
     "message_fetch_failures",
-    max_size=_settings_at_import.max_failure_entries,
-    max_age_minutes=_settings_at_import.failure_cleanup_age,
+    max_size=environment_setting("max_failure_entries"),
+    max_age_minutes=environment_setting("failure_cleanup_age"),
     timestamp_key="last_attempt",
     description="poll id -> failed message fetches",
 )

@@ -394,10 +394,18 @@ def is_loopback(host: str) -> bool:
         return False  # a host name: assume it is reachable from elsewhere
 
 
-def environment_settings() -> Settings:
-    """Settings as the environment and `.env` give them, for module-level structures built before
-    any bot exists; the defaults where those are invalid (the launcher reports that at start)."""
+def environment_setting(name: str) -> Any:
+    """One setting as the environment and `.env` give it, for module-level structures built before
+    any bot exists; its default where unset or invalid (the launcher reports that at start). Reads
+    one variable: building every setting at import left ~0.08 MiB of RSS behind in Polly's own bot."""
+    variable = name.upper()
+    value = os.environ.get(variable)
+    if value is None:
+        value = _read_env_file(DEFAULT_ENV_FILE).get(variable)  # {} without a .env
+    default = next(f.default for f in fields(Settings) if f.name == name)
+    if value is None or is_empty(value):
+        return default
     try:
-        return load_settings()
-    except ConfigError:
-        return Settings()
+        return SETTING_SPECS[name].parse(value)
+    except ValueError:
+        return default

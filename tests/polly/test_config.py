@@ -304,3 +304,19 @@ def test_a_value_that_cannot_be_a_token_is_refused_in_one_line_without_showing_i
     said = str(refused.value)
     assert "DISCORD_TOKEN=<hidden>" in said and why in said and "developer portal" in said
     assert len(token) < 3 or token not in said  # never shown (a letter is in any sentence)
+
+
+def test_one_setting_is_read_from_the_environment_then_dotenv_else_its_default(tmp_path, monkeypatch):
+    from polly.config import environment_setting
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MAX_FAILURE_ENTRIES", raising=False)
+    monkeypatch.delenv("FAILURE_CLEANUP_AGE", raising=False)
+    assert (environment_setting("max_failure_entries"), environment_setting("failure_cleanup_age")) == (1000, 60)
+    (tmp_path / ".env").write_text("MAX_FAILURE_ENTRIES=250\nFAILURE_CLEANUP_AGE=lots\n")
+    assert environment_setting("max_failure_entries") == 250  # from .env
+    assert environment_setting("failure_cleanup_age") == 60  # invalid there: the default, reported at start
+    monkeypatch.setenv("MAX_FAILURE_ENTRIES", "75")
+    assert environment_setting("max_failure_entries") == 75  # the environment wins, as in load_settings
+    monkeypatch.setenv("MAX_FAILURE_ENTRIES", "0")
+    assert environment_setting("max_failure_entries") == 1000  # below its range: the default
