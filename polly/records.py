@@ -40,7 +40,7 @@ Values = Callable[[object], tuple[Any, ...]]
 
 
 class _Factory:
-    """A field's `default_factory`, told apart from a default value in a plan."""
+    """A field's `default_factory`, told apart from a default value while fields are collected."""
 
     __slots__ = ("make",)
 
@@ -48,29 +48,51 @@ class _Factory:
         self.make = make
 
 
-class _NotInit:
-    """The default of a field `__init__` takes no argument for (`field(init=False)`)."""
-
-    __slots__ = ("default",)
-
-    def __init__(self, default: object) -> None:
-        self.default = default
-
-
 _REQUIRED = object()
 _MISSING = dataclasses.MISSING
+Options = tuple[object, bool, bool, bool, bool | None, bool]  # default, init, kw_only, repr, hash, compare
 
 
 class _Plan:
-    """One record class's fields as the shared methods read them: every field's name and default
-    in order, the positional names, and the names compared, hashed and shown (~0.4 KiB for five)."""
+    """One record class's fields as the shared methods read them (~0.5 KiB for five fields): the
+    names in order with their plain defaults, the required, factory-made and not-in-`__init__` ones, the
+    positional names, and the names compared, hashed and shown. `__init__` merges these in C
+    (a copy of the template, `dict.update`), close to the code dataclasses writes for each class."""
 
-    __slots__ = ("compared", "defaults", "hashed", "names", "positional", "post_init", "shown")
+    __slots__ = (
+        "compared",
+        "factories",
+        "hashed",
+        "names",
+        "not_init",
+        "positional",
+        "post_init",
+        "required",
+        "shown",
+        "template",
+        "unset",
+    )
 
-    def __init__(self, cls: type, fields: dict[str, tuple[object, bool, bool, bool, bool | None, bool]]) -> None:
-        # fields: name -> (default, init, kw_only, repr, hash, compare), as dataclasses reads them
+    def __init__(self, cls: type, fields: dict[str, Options]) -> None:
         self.names = tuple(fields)
-        self.defaults = tuple(d if init else _NotInit(d) for d, init, *_ in fields.values())
+        plain: dict[str, object] = {}
+        required: list[str] = []
+        factories: list[tuple[str, Callable[[], Any]]] = []
+        not_init: list[str] = []
+        unset: list[str] = []
+        for name, (default, init, *_) in fields.items():
+            if not init:
+                not_init.append(name)
+            if default is _REQUIRED:
+                (required if init else unset).append(name)  # as dataclass: an init=False one stays unset
+            elif default.__class__ is _Factory:
+                factories.append((name, default.make))
+            else:
+                plain[name] = default
+        # Every field in order: its plain default, else _REQUIRED (an argument or a factory fills it).
+        self.template = {name: plain.get(name, _REQUIRED) for name in fields}
+        self.required, self.factories = tuple(required), tuple(factories)
+        self.not_init, self.unset = tuple(not_init), tuple(unset)
         positional = tuple(n for n, (_, init, kw, *_) in fields.items() if init and not kw)
         self.positional = self.names if positional == self.names else positional
         self.shown = _same(tuple(n for n, f in fields.items() if f[3]), self.names)
@@ -78,24 +100,28 @@ class _Plan:
         self.hashed = _same(tuple(n for n, f in fields.items() if (f[5] if f[4] is None else f[4])), self.compared)
         self.post_init = getattr(cls, "__post_init__", None)
 
-    def field_options(self) -> dict[str, tuple[object, bool, bool, bool, bool | None, bool]]:
+    def default(self, name: str) -> object:
+        found = self.template[name]
+        if found is _REQUIRED:
+            return next((_Factory(make) for n, make in self.factories if n == name), _REQUIRED)
+        return found
+
+    def field_options(self) -> dict[str, Options]:
         """The fields as `_Plan` takes them (a subclass's plan starts from its base's)."""
         return {
             name: (
-                default.default if default.__class__ is _NotInit else default,
-                default.__class__ is not _NotInit,
+                self.default(name),
+                name not in self.not_init,
                 name not in self.positional,
                 name in self.shown,
                 None if (name in self.hashed) == (name in self.compared) else name in self.hashed,
                 name in self.compared,
             )
-            for name, default in zip(self.names, self.defaults, strict=True)
+            for name in self.names
         }
 
     def unknown(self, given: dict[str, Any]) -> str:
-        pairs = zip(self.names, self.defaults, strict=True)
-        taken = {name for name, default in pairs if default.__class__ is not _NotInit}
-        return sorted(set(given) - taken)[0]
+        return sorted(set(given) - (set(self.names) - set(self.not_init)))[0]
 
 
 def _same(names: tuple[str, ...], other: tuple[str, ...]) -> tuple[str, ...]:
@@ -211,37 +237,39 @@ _FIELDS_ON_DEMAND = _FieldsOnDemand()
 def _init(self: object, *args: Any, **kwargs: Any) -> None:
     cls = self.__class__
     plan = _plans.get(cls) or _plan_of(cls)
-    if args:
-        if len(args) > len(plan.positional):
-            raise TypeError(
-                f"{cls.__qualname__}.__init__() takes {len(plan.positional) + 1} positional arguments"
-                f" but {len(args) + 1} were given"
-            )
-        for name, value in zip(plan.positional, args, strict=False):
-            if name in kwargs:
+    names = plan.names
+    if args and len(args) == len(names) and not kwargs and plan.positional is names:
+        # Every field, in order (a common call where records are built each tick): nothing to check.
+        object.__getattribute__(self, "__dict__").update(zip(names, args, strict=True))
+    else:
+        values = plan.template.copy()  # the fields' order: every record of the class sets them alike
+        if args:
+            if len(args) > len(plan.positional):
+                raise TypeError(
+                    f"{cls.__qualname__}.__init__() takes {len(plan.positional) + 1} positional arguments"
+                    f" but {len(args) + 1} were given"
+                )
+            taken = plan.positional[: len(args)]
+            if kwargs and not kwargs.keys().isdisjoint(taken):
+                name = next(n for n in taken if n in kwargs)
                 raise TypeError(f"{cls.__qualname__}.__init__() got multiple values for argument {name!r}")
-            kwargs[name] = value
-    used = 0
-    missing = []
-    for name, default in zip(plan.names, plan.defaults, strict=True):
-        if default.__class__ is _NotInit:
-            default = default.default
-            if default is _REQUIRED:
-                continue  # as dataclass: left unset
-        elif name in kwargs:
-            object.__setattr__(self, name, kwargs[name])
-            used += 1
-            continue
-        elif default is _REQUIRED:
-            missing.append(name)
-            continue
-        object.__setattr__(self, name, default.make() if default.__class__ is _Factory else default)
-    if used != len(kwargs):
-        raise TypeError(f"{cls.__qualname__}.__init__() got an unexpected keyword argument {plan.unknown(kwargs)!r}")
-    if missing:
-        raise TypeError(
-            f"{cls.__qualname__}.__init__() missing {len(missing)} required argument(s): {', '.join(missing)}"
-        )
+            values.update(zip(taken, args, strict=True))
+        if kwargs:
+            values.update(kwargs)
+            if len(values) != len(names) or (plan.not_init and not kwargs.keys().isdisjoint(plan.not_init)):
+                unknown = plan.unknown(kwargs)
+                raise TypeError(f"{cls.__qualname__}.__init__() got an unexpected keyword argument {unknown!r}")
+        for name, make in plan.factories:
+            if values[name] is _REQUIRED:  # not given
+                values[name] = make()
+        for name in plan.unset:
+            del values[name]
+        if plan.required and _REQUIRED in values.values():  # one scan in C, by identity first
+            missing = [name for name in plan.required if values[name] is _REQUIRED]
+            raise TypeError(
+                f"{cls.__qualname__}.__init__() missing {len(missing)} required argument(s): {', '.join(missing)}"
+            )
+        object.__getattribute__(self, "__dict__").update(values)  # past the frozen __setattr__
     if plan.post_init is not None:
         plan.post_init(self)
 
@@ -293,14 +321,17 @@ def _delattr(self: object, name: str) -> None:
     raise dataclasses.FrozenInstanceError(f"cannot delete field {name!r}")
 
 
-def _make_record(cls: type[T], kw_only: bool, frozen: bool = True, eq: bool = True) -> type[T]:
+def _make_record(cls: type[T], kw_only: bool, frozen: bool = True, eq: bool = True, hot: bool = False) -> type[T]:
     own = dict(vars(cls))
     if not cls.__doc__:  # dataclass would build one from inspect.signature
         cls.__doc__ = cls.__name__
     _kw_only[cls] = kw_only
-    type.__setattr__(cls, "__dataclass_fields__", _FIELDS_ON_DEMAND)
-    if "__init__" not in own:
-        type.__setattr__(cls, "__init__", _init)
+    if hot:  # built many times a tick: dataclass compiles its __init__ (~2 KiB more for the class)
+        dataclasses.dataclass(init=True, repr=False, eq=False, frozen=frozen, kw_only=kw_only)(cls)
+    else:
+        type.__setattr__(cls, "__dataclass_fields__", _FIELDS_ON_DEMAND)
+        if "__init__" not in own:
+            type.__setattr__(cls, "__init__", _init)
     if "__repr__" not in own:
         type.__setattr__(cls, "__repr__", _repr)
     if eq and "__eq__" not in own:
@@ -330,8 +361,8 @@ def replace(obj: T, /, **changes: Any) -> T:
     if cls not in _kw_only:
         return dataclasses.replace(obj, **changes)  # type: ignore[type-var]
     plan = _plan_of(cls)
-    for name, default in zip(plan.names, plan.defaults, strict=True):
-        if default.__class__ is _NotInit:
+    for name in plan.names:
+        if name in plan.not_init:
             if name in changes:
                 raise ValueError(f"field {name} is declared with init=False, it cannot be specified with replace()")
         elif name not in changes:
@@ -369,15 +400,18 @@ def record(cls: type[T], /) -> type[T]: ...
 
 
 @overload
-def record(*, kw_only: bool = False, frozen: bool = True, eq: bool = True) -> Callable[[type[T]], type[T]]: ...
+def record(
+    *, kw_only: bool = False, frozen: bool = True, eq: bool = True, hot: bool = False
+) -> Callable[[type[T]], type[T]]: ...
 
 
 @dataclass_transform(frozen_default=True)
 def record(
-    cls: type[T] | None = None, /, *, kw_only: bool = False, frozen: bool = True, eq: bool = True
+    cls: type[T] | None = None, /, *, kw_only: bool = False, frozen: bool = True, eq: bool = True, hot: bool = False
 ) -> type[T] | Callable[[type[T]], type[T]]:
     """`@record`, `@record(kw_only=True)`: `@dataclass(frozen=True)`, lighter (see the module);
-    `@record(frozen=False)` for `@dataclass`, `eq=False` to compare and hash by identity."""
+    `@record(frozen=False)` for `@dataclass`, `eq=False` to compare and hash by identity;
+    `hot=True` for a class built many times a tick (its `__init__` compiled, as dataclass does)."""
     if cls is None:
-        return lambda c: _make_record(c, kw_only, frozen, eq)
+        return lambda c: _make_record(c, kw_only, frozen, eq, hot)
     return _make_record(cls, kw_only)

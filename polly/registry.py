@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 R = TypeVar("R")
 
 
-@record
+@record(hot=True)  # one per tracked structure, each tick
 class StructureStat:
     """One tracked structure as stats, alerts and metrics see it."""
 
