@@ -2,31 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.child_process import child_json
 
 # Each of these cost RSS for nothing in a bot without HEALTH_PORT (measured in the issue and in
 # benchmarks/footprint.py): they must stay out of sys.modules.
 HEAVY_WITHOUT_HEALTH = ("aiohttp.web", "prometheus_client", "pydantic", "pydantic_settings", "tabulate", "dotenv")
-
-
-def child_json(code: str, cwd) -> object:
-    """Run `code` (after `import sys, json`) in a fresh interpreter; the JSON its last line printed."""
-    out = subprocess.run(
-        [sys.executable, "-c", f"import sys, json\n{code}"],
-        cwd=cwd,
-        env={"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def imported_after(code: str, cwd) -> set[str]:

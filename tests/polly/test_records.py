@@ -252,22 +252,9 @@ print(json.dumps({"checked": checked, "processed_first": processed_first}))
 
 def test_every_record_in_polly_reads_its_fields_as_dataclasses_does(tmp_path):
     """Each record's plan from its class body against dataclasses' own processing of the same class."""
-    import json
-    import subprocess
-    import sys
+    from tests.child_process import child_json
 
-    from tests.conftest import REPO_ROOT
-
-    out = subprocess.run(
-        [sys.executable, "-c", EVERY_RECORD],
-        cwd=tmp_path,
-        env={"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    found = json.loads(out.stdout.strip().splitlines()[-1])
+    found = child_json(EVERY_RECORD, tmp_path)
     assert found["checked"] >= 60, found
 
 
