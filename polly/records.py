@@ -57,7 +57,7 @@ class _Plan:
     """One record class's fields as the shared methods read them (~0.5 KiB for five fields): the
     names in order with their plain defaults, the required, factory-made and not-in-`__init__` ones, the
     positional names, and the names compared, hashed and shown. `__init__` merges these in C
-    (a copy of the template, `dict.update`), close to the code dataclasses writes for each class."""
+    (a copy of the template, `dict.update`), then sets the attributes in the fields' order."""
 
     __slots__ = (
         "compared",
@@ -234,13 +234,20 @@ _FIELDS_ON_DEMAND = _FieldsOnDemand()
 # ---------------------------------------------------------------- the shared methods
 
 
+# Past the frozen __setattr__, one attribute at a time: the instance keeps its values inline, in
+# the class's shared key table (filling its __dict__ in one update makes a dict of its own, 64-128
+# bytes more for every record).
+_set = object.__setattr__
+
+
 def _init(self: object, *args: Any, **kwargs: Any) -> None:
     cls = self.__class__
     plan = _plans.get(cls) or _plan_of(cls)
     names = plan.names
     if args and len(args) == len(names) and not kwargs and plan.positional is names:
         # Every field, in order (a common call where records are built each tick): nothing to check.
-        object.__getattribute__(self, "__dict__").update(zip(names, args, strict=True))
+        for name, value in zip(names, args, strict=True):
+            _set(self, name, value)
     else:
         values = plan.template.copy()  # the fields' order: every record of the class sets them alike
         if args:
@@ -269,7 +276,8 @@ def _init(self: object, *args: Any, **kwargs: Any) -> None:
             raise TypeError(
                 f"{cls.__qualname__}.__init__() missing {len(missing)} required argument(s): {', '.join(missing)}"
             )
-        object.__getattribute__(self, "__dict__").update(values)  # past the frozen __setattr__
+        for name, value in values.items():
+            _set(self, name, value)
     if plan.post_init is not None:
         plan.post_init(self)
 
