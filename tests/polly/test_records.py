@@ -231,19 +231,19 @@ def test_class_variables_keyword_only_markers_and_plain_dataclass_bases_read_as_
 EVERY_RECORD = """
 import dataclasses, importlib, json, pkgutil, sys
 import polly
-from polly import records
+from polly import record_plan
 
 for info in pkgutil.walk_packages(polly.__path__, "polly."):
     importlib.import_module(info.name)
 checked = processed_first = 0
-for cls in list(records._kw_only):
+for cls in list(record_plan.kw_only_default):
     if isinstance(cls.__dict__["__dataclass_fields__"], dict):
         processed_first += 1  # already processed at import (fields() at module level): read from its fields
         continue
-    body = records._Plan(cls, records._collect(cls))  # read from the class body
-    processed = {f.name: records._options(f, f.kw_only) for f in dataclasses.fields(cls)}
-    by_dataclasses = records._Plan(cls, processed)
-    for part in records._Plan.__slots__:
+    body = record_plan.Plan(cls, record_plan.collect(cls))  # read from the class body
+    processed = {f.name: record_plan.options(f, f.kw_only) for f in dataclasses.fields(cls)}
+    by_dataclasses = record_plan.Plan(cls, processed)
+    for part in record_plan.Plan.__slots__:
         assert getattr(body, part) == getattr(by_dataclasses, part), (cls, part)
     checked += 1
 print(json.dumps({"checked": checked, "processed_first": processed_first}))
