@@ -98,8 +98,9 @@ def _init(self: object, *args: Any, **kwargs: Any) -> None:
                 values[name] = make()
         for name in plan.unset:
             del values[name]
-        if plan.required and REQUIRED in values.values():  # one scan in C, by identity first
-            missing = [name for name in plan.required if values[name] is REQUIRED]
+        # By identity: `in values.values()` would call each value's __eq__ (an array's is ambiguous).
+        missing = [name for name in plan.required if values[name] is REQUIRED] if plan.required else None
+        if missing:
             raise TypeError(
                 f"{cls.__qualname__}.__init__() missing {len(missing)} required argument(s): {', '.join(missing)}"
             )

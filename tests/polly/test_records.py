@@ -325,3 +325,19 @@ def test_a_hot_record_has_the_init_dataclasses_compiles_and_the_rest_shared():
     assert Hot(1) == Hot(1, 2) and repr(Hot(1)).endswith("Hot(a=1, b=2)") and hash(Hot(1)) == hash((1, 2))
     with pytest.raises(FrozenInstanceError):
         Hot(1).a = 3
+
+
+def test_a_value_whose_equality_cannot_be_a_bool_is_stored_as_given():
+    class Ambiguous:
+        def __eq__(self, other: object) -> bool:
+            raise ValueError("the truth value is ambiguous")  # as a numpy array's
+
+        __hash__ = object.__hash__
+
+    @record
+    class Holder:
+        data: object
+        note: str = ""
+
+    held = Ambiguous()
+    assert Holder(held).data is held and Holder(data=held, note="x").data is held
