@@ -1,6 +1,6 @@
 """What the bot census costs at 10,000 tasks and 10,000 views: the part every tick reads (tasks by
 coroutine, views by class, survivors, children: O(tasks + views), on the loop) and the on-demand
-/ checkpoint part (a heap walk for the sessions and unloaded cogs, off the loop in pieces), with
+/ checkpoint part (a heap walk for the sessions and unloaded cogs, in pieces), with
 the longest event-loop block each causes, felt by a heartbeat woken by a real 1 ms timer. Runs in
 a fresh child process, against baselines measured in the same process."""
 

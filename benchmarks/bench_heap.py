@@ -96,9 +96,9 @@ async def _max_block(work) -> tuple[float, float, object]:
 
 def heap_walks(objects: int) -> dict[str, float]:
     """At `objects` live objects: the longest block and total time of the checkpoint's type count,
-    off the loop in pieces and (baseline) in one piece on the loop as before; /mem inspect's."""
+    in pieces the loop runs between and (baseline) in one piece as before; /mem inspect's."""
     from polly.heap_inspect import inspect_type
-    from polly.heap_types import count_types, count_types_off_loop
+    from polly.heap_types import count_types, count_types_in_pieces
     from polly.offline import demo_leak
 
     held = [Leaf(i) for i in range(objects - 5000)]
@@ -111,7 +111,7 @@ def heap_walks(objects: int) -> dict[str, float]:
         figures: dict[str, list[float]] = {}
         for _ in range(3):
             for name, work in (
-                ("count", count_types_off_loop),
+                ("count", count_types_in_pieces),
                 ("count_on_loop", on_loop),
                 ("inspect", lambda: inspect_type("LeakyWidget", named_roots={})),
             ):
@@ -156,7 +156,7 @@ def what_grows() -> list[Result]:
             f"≤ {TYPE_COUNT_BUDGET:g}x one full GC of the same heap",
             type_ratio <= TYPE_COUNT_BUDGET,
             type_ratio,
-            "counted in one pass, in C; a checkpoint counts it in pieces off the loop (below)",
+            "counted in one pass, in C; a checkpoint counts it in pieces, the loop running between them (below)",
         ),
         *(row for w in walks for row in _walk_rows(w)),
     ]

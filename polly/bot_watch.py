@@ -89,13 +89,13 @@ class BotWatch:
         )
 
     async def full(self, now: datetime) -> BotCensus:
-        """The census with the heap's parts counted now (a walk of its own, off the loop)."""
-        from polly.heap_types import count_types_off_loop
+        """The census with the heap's parts counted now (a walk of its own, in pieces)."""
+        from polly.heap_types import count_types_in_pieces
 
         self.survivor_watch.walk_starts()
         objects = gc.get_objects()
         try:
-            await self.count_heap(now, objects, await count_types_off_loop(objects))
+            await self.count_heap(now, objects, await count_types_in_pieces(objects))
         finally:
             del objects
         await self.search_chains()
@@ -116,8 +116,8 @@ class BotWatch:
         """Cog instances in the heap that are not loaded, whose class comes from an earlier version
         of one of this bot's extensions: reloads between two ticks leave some no census saw loaded.
         Picked out in the worker thread, like the sessions."""
+        from polly.heap_types import pick
         from polly.off_loop import off_loop
-        from polly.session_census import pick
 
         kinds = {kind for kind in by_type if self.source.is_cog_type(kind)}
         if not kinds:

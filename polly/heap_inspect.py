@@ -12,7 +12,7 @@ from typing import Any
 
 from polly.heap_refs import RefChain, find_chain
 from polly.heap_sizes import deep_size
-from polly.heap_types import UnknownTypeError, count_types_off_loop, instances_off_loop, type_name
+from polly.heap_types import UnknownTypeError, count_types_in_pieces, instances_off_loop, type_name
 from polly.records import record
 
 INSPECT_BUDGET_S = 3.0
@@ -80,9 +80,9 @@ async def inspect_type(
     one, giving up on what does not fit `budget_s` (the answer says so)."""
     started = time.perf_counter()
     deadline = started + budget_s
-    objects = gc.get_objects()  # one snapshot of the heap; counted and searched off the loop
+    objects = gc.get_objects()  # one snapshot of the heap; counted in pieces, searched off the loop
     try:
-        counts = await count_types_off_loop(objects)
+        counts = await count_types_in_pieces(objects)
         kind = _resolve(name.strip(), counts)
         count = counts[kind]
         del counts

@@ -37,7 +37,7 @@ from polly.config import Settings
 from polly.container import ContainerMemory, ContainerReader
 from polly.decorators import ProfileStats, memory_profile, profile_table
 from polly.enhanced_database import Database
-from polly.heap_types import count_types_off_loop, type_counts
+from polly.heap_types import count_types_in_pieces, type_counts
 from polly.memory_limit import CgroupReader, MemoryLimit, effective_limit
 from polly.off_loop import off_loop
 from polly.process_stats import AccessDenied, ProcessMemory, current_process
@@ -313,7 +313,7 @@ class MemoryMonitor:
         if self.bot is not None:
             self.bot.survivor_watch.walk_starts()
         objects = gc.get_objects()
-        by_type = await count_types_off_loop(objects)
+        by_type = await count_types_in_pieces(objects)
         if self.bot is not None:  # the census's heap parts (sessions, unloaded cogs) from the same walk
             await _isolated(self.bot.count_heap(self.clock(), objects, by_type))
         del objects  # before the chain search: while the list lives, so does every object in it

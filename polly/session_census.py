@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Collection
 
 from polly.bot_census import SessionCensus
-from polly.heap_types import PIECE, type_name
+from polly.heap_types import pick, type_name
 from polly.off_loop import off_loop
 
 SESSION_TYPES = ("aiohttp.client.ClientSession",)
@@ -45,11 +45,3 @@ async def count_sessions(
         discord=sum(id(s) in own for s in unclosed),
         connectors_open=sum(type(c) in connectors and not getattr(c, "closed", True) for c in found),
     )
-
-
-def pick(objects: list[object], kinds: set[type]) -> list[object]:
-    """The objects of exactly these types (run in the worker thread: pieces of PIECE objects)."""
-    found: list[object] = []
-    for start in range(0, len(objects), PIECE):
-        found += [obj for obj in objects[start : start + PIECE] if type(obj) in kinds]
-    return found

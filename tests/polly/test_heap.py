@@ -13,7 +13,7 @@ from polly.alerts import Thresholds
 from polly.bounded import BoundedDict
 from polly.heap_refs import find_chain, safe_key
 from polly.heap_sizes import deep_size, estimate_container_bytes
-from polly.heap_types import count_types_off_loop, instances_off_loop, type_counts, type_growth
+from polly.heap_types import count_types_in_pieces, instances_off_loop, type_counts, type_growth
 from polly.memory_optimizer import MemoryMonitor
 from polly.monitor_cycle import MonitorCycle
 from polly.registry import StructureRegistry
@@ -37,37 +37,58 @@ def test_type_counts_see_new_objects_and_growth_ranks_them():
     assert len(held) == 5000
 
 
-async def test_types_are_counted_off_the_loop_in_pieces_the_same_as_in_one_pass(monkeypatch):
-    """A checkpoint's count runs in a worker thread, piece by piece, so the event loop gets the GIL
-    between pieces; what it counts is what one pass counts."""
+async def test_types_are_counted_in_pieces_between_which_the_loop_runs_the_same_as_in_one_pass(monkeypatch):
+    """A checkpoint's count runs on the loop piece by piece, and the loop runs other tasks between
+    two pieces; what it counts is what one pass counts. The instances are searched in the worker
+    thread."""
+    import asyncio
     import threading
 
     from polly import heap_types
 
     held = [Widget() for _ in range(25_000)]
     objects = gc.get_objects()
-    pieces: list[tuple[int, threading.Thread]] = []
+    pieces: list[tuple[int, int]] = []  # (objects in the piece, the other task's beats so far)
+    beats = 0
     real_update = Counter.update
 
     def noted_update(self, iterable=None, /, **kwds):
         if iterable is None:  # Counter() itself
             return real_update(self, **kwds)
         items = list(iterable)
-        pieces.append((len(items), threading.current_thread()))
+        pieces.append((len(items), beats))
         return real_update(self, items, **kwds)
+
+    async def beating() -> None:
+        nonlocal beats
+        while True:
+            beats += 1
+            await asyncio.sleep(0)
 
     monkeypatch.setattr(heap_types, "PIECE", 10_000)
     monkeypatch.setattr(Counter, "update", noted_update)
+    other = asyncio.create_task(beating())
+    await asyncio.sleep(0)
     try:
-        counted = await count_types_off_loop(objects)
+        counted = await count_types_in_pieces(objects)
     finally:
+        other.cancel()
         monkeypatch.undo()
     assert counted == Counter(map(type, objects))
     assert counted[Widget] == 25_000
     assert len(pieces) == -(-len(objects) // 10_000) and max(n for n, _ in pieces) == 10_000
-    assert all(thread is not threading.main_thread() for _, thread in pieces)
+    assert [b for _, b in pieces] == sorted({b for _, b in pieces}), "the other task ran between every two pieces"
+    threads: set[threading.Thread] = set()
+    real_pick = heap_types.pick
+
+    def noted_pick(objects, kinds):
+        threads.add(threading.current_thread())
+        return real_pick(objects, kinds)
+
+    monkeypatch.setattr(heap_types, "pick", noted_pick)
     found = await instances_off_loop(objects, Widget)
     assert len(found) == 25_000 and all(type(w) is Widget for w in found)
+    assert threads and threading.main_thread() not in threads
     del held, objects, found
 
 
