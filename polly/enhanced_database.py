@@ -221,7 +221,7 @@ class Database:
             options.update(
                 poolclass=AsyncAdaptedQueuePool,
                 pool_size=s.pool_size(),
-                max_overflow=s.db_max_overflow,
+                max_overflow=s.max_overflow(),
                 pool_timeout=s.db_pool_timeout,
                 pool_recycle=s.db_pool_recycle,
                 pool_pre_ping=True,
@@ -354,7 +354,7 @@ class Database:
         s = self.settings
         log.warning("Database pool exhausted: no connection freed within %.1f s", s.db_pool_timeout)
         return PoolTimeoutError(
-            f"The database pool is exhausted: all {s.pool_size()} + {s.db_max_overflow} overflow "
+            f"The database pool is exhausted: all {s.pool_size()} + {s.max_overflow()} overflow "
             f"connections were in use for {s.db_pool_timeout:g} s. Raise DB_POOL_SIZE or "
             "DB_MAX_OVERFLOW, or look for sessions held open too long."
         )

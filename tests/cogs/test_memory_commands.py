@@ -137,7 +137,7 @@ async def test_pool_shows_limits_live_figures_counters_and_status(world):
     text = reply_text(result)
     assert result.ephemeral
     assert "AsyncAdaptedQueuePool" in text and "✅ ok" in text
-    assert "size 1 · max overflow 20" in text
+    assert "size 1 · max overflow 0" in text  # SQLite: overlapping work waits for the one connection
     assert "checked out 0" in text and "overflow checkouts" in text and "timeouts" in text
 
 

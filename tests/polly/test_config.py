@@ -19,7 +19,7 @@ def test_defaults_match_the_documented_values(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     s = load_settings()
     assert s.database_url == DEFAULT_DATABASE_URL
-    assert (s.pool_size(), s.db_max_overflow, s.db_pool_timeout, s.db_pool_recycle) == (1, 20, 30.0, 3600)
+    assert (s.pool_size(), s.max_overflow(), s.db_pool_timeout, s.db_pool_recycle) == (1, 0, 30.0, 3600)
     assert s.db_echo is False
     assert (s.max_failure_entries, s.failure_cleanup_age) == (1000, 60)
     assert s.memory_monitoring is True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from datetime import UTC, datetime
 
 import pytest
@@ -121,13 +122,9 @@ async def test_transaction_rolls_back_on_error_and_releases_connection(small_poo
         assert await conn.scalar(select(func.count(polls.c.id))) == 0
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
-async def test_default_pool_keeps_one_sqlite_connection_and_ten_postgresql_ones(request, tmp_path, backend):
-    """Overlapping work opens overflow connections; on SQLite only one stays open afterwards."""
-    url = f"sqlite+aiosqlite:///{tmp_path / 'keep.db'}"
-    if backend == "postgres":
-        url = request.getfixturevalue("postgres_url")
-    db = Database(make_settings(tmp_path, database_url=url, db_pool_size=None))
+async def test_default_postgresql_pool_keeps_ten_connections_and_overflows_under_load(postgres_url, tmp_path):
+    """Overlapping work opens overflow connections above the ten kept."""
+    db = Database(make_settings(tmp_path, database_url=postgres_url, db_pool_size=None, db_max_overflow=None))
     try:
         release, ready = asyncio.Event(), asyncio.Semaphore(0)
         tasks = await hold_connections(db, 3, release, ready)
@@ -136,12 +133,36 @@ async def test_default_pool_keeps_one_sqlite_connection_and_ten_postgresql_ones(
         release.set()
         await asyncio.gather(*tasks)
         status = db.get_pool_status()
-        kept = 1 if backend == "sqlite" else 3
-        assert (status.pool_size, status.checked_in, status.peak_checked_out) == (
-            1 if backend == "sqlite" else 10,
-            kept,
-            3,
-        )
+        assert (status.pool_size, status.max_overflow, status.checked_in, status.peak_checked_out) == (10, 20, 3, 3)
+    finally:
+        await db.dispose()
+
+
+async def test_default_sqlite_pool_runs_overlapping_work_in_turn_on_its_one_connection(tmp_path):
+    """On SQLite, work that overlaps waits for the one pooled connection: never a second
+    connection (each would be an aiosqlite thread whose glibc arena stays resident)."""
+    db = Database(make_settings(tmp_path, database_url=f"sqlite+aiosqlite:///{tmp_path / 'one.db'}"))
+    await db.create_tables()
+    threads_before = threading.active_count()
+    inside = 0
+    most_inside = 0
+
+    async def one(i: int) -> int:
+        nonlocal inside, most_inside
+        async with db.transaction() as conn:
+            inside += 1
+            most_inside = max(most_inside, inside)
+            await asyncio.sleep(0.01)  # the others ask for the connection meanwhile
+            value = await conn.scalar(text(f"SELECT {i}"))
+            inside -= 1
+            return value
+
+    try:
+        assert await asyncio.gather(*(one(i) for i in range(5))) == [0, 1, 2, 3, 4]
+        status = db.get_pool_status()
+        assert (status.pool_size, status.max_overflow, status.connects, status.peak_checked_out) == (1, 0, 1, 1)
+        assert status.timeouts == 0 and most_inside == 1
+        assert threading.active_count() == threads_before  # no thread of a second connection
     finally:
         await db.dispose()
 
