@@ -19,13 +19,28 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 _worker: ThreadPoolExecutor | None = None
+_pending = 0  # calls handed to the worker and not yet answered
 
 
 async def off_loop(call: Callable[..., T], *args: object) -> T:
     """`call(*args)` on Polly's worker thread, after the calls queued before it."""
-    global _worker
+    global _worker, _pending
     if _worker is None:
         from concurrent.futures import ThreadPoolExecutor  # loaded with the first call
 
         _worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="polly-off-loop")
-    return await asyncio.get_running_loop().run_in_executor(_worker, call, *args)
+    _pending += 1
+    try:
+        return await asyncio.get_running_loop().run_in_executor(_worker, call, *args)
+    finally:
+        _pending -= 1
+
+
+def stop_worker() -> None:
+    """End the worker thread (the extension's unload: nothing of Polly's stays behind); the next
+    call makes a new one. An idle worker is joined at once (it only has to see the stop); a busy
+    one ends after its calls, without holding the event loop meanwhile."""
+    global _worker
+    worker, _worker = _worker, None
+    if worker is not None:
+        worker.shutdown(wait=_pending == 0)

@@ -139,6 +139,7 @@ def test_a_third_party_bot_gets_mem_and_keeps_everything_of_its_own(host_venv, t
     assert [t for t in after["tasks"] if t not in before["tasks"]] == []
     # Polly's own database connection (an aiosqlite thread) is closed with it; the host uses none.
     assert set(after["threads"]) <= set(before["threads"]) and "_connection_worker_thread" not in str(after["threads"])
+    assert "polly-off-loop_0" in before["threads"] and "polly-off-loop" not in str(after["threads"])  # its worker too
     assert after["fds"] < before["fds"] and not after["tracing"]
 
 

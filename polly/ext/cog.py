@@ -127,6 +127,9 @@ class MemoryCog(MemoryCogBackground, commands.Cog):
             await self.health_server.stop()
             self.health_server = None
         await self.layer.close()
+        from polly.off_loop import stop_worker
+
+        stop_worker()
 
     # ------------------------------------------------------------ commands
 

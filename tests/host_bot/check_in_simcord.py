@@ -127,6 +127,7 @@ async def main() -> dict[str, Any]:
 
         # Reload in the middle of a trace: tracemalloc ends with it, and the next trace starts.
         await owner.slash(ops, "mem alerts", channel=ops)
+        await owner.slash(ops, "mem inspect", type="dict")  # Polly's worker thread exists from here
         found["resources_before"] = resources()
         found["trace_started"] = text_of(await owner.slash(ops, "mem trace", minutes=5))
         found["tracing_during_trace"] = tracemalloc.is_tracing()
