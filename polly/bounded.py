@@ -30,6 +30,8 @@ DEFAULT_TIMESTAMP_KEY = "last_attempt"
 
 def to_epoch(value: Any) -> float | None:
     """Epoch seconds of an aware datetime, a naive (UTC) datetime, or a number; else None."""
+    if value.__class__ is float:  # the common case (time.time()), read for every structure each tick
+        return value
     if isinstance(value, datetime):
         return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
     if isinstance(value, (int, float)) and not isinstance(value, bool):

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from polly import records
 from polly.records import record
 
 
@@ -280,7 +281,6 @@ def test_a_changeable_record_behaves_as_a_plain_dataclass():
 
 
 def test_replace_asdict_and_field_names_from_the_plan_make_no_field_objects():
-    from polly import records
 
     @record
     class Inner:
@@ -315,16 +315,31 @@ def test_replace_asdict_and_field_names_from_the_plan_make_no_field_objects():
     assert records.asdict(Plain([1])) == {"p": [1]} and records.replace(Plain(), p=[2]) == Plain([2])
 
 
-def test_a_hot_record_has_the_init_dataclasses_compiles_and_the_rest_shared():
+def test_a_hot_record_has_an_init_compiled_for_it_and_the_rest_shared():
     @record(hot=True)
     class Hot:
         a: int
         b: int = 2
 
-    assert Hot.__init__.__qualname__.endswith("__init__") and Hot.__init__.__code__.co_filename == "<string>"
-    assert Hot(1) == Hot(1, 2) and repr(Hot(1)).endswith("Hot(a=1, b=2)") and hash(Hot(1)) == hash((1, 2))
+    assert Hot.__init__.__qualname__.endswith("Hot.__init__") and Hot.__init__.__code__.co_filename == "<string>"
+    assert Hot(1) == Hot(1, 2) == Hot(b=2, a=1) and repr(Hot(1)).endswith("Hot(a=1, b=2)")
+    assert hash(Hot(1)) == hash((1, 2)) and vars(Hot(1, 3)) == {"a": 1, "b": 3}
     with pytest.raises(FrozenInstanceError):
         Hot(1).a = 3
+    with pytest.raises(TypeError, match="missing 1 required positional argument: 'a'"):
+        Hot()
+    with pytest.raises(TypeError, match="unexpected keyword argument 'c'"):
+        Hot(1, c=3)
+    assert records.replace(Hot(1), b=5) == Hot(1, 5) and dataclasses.asdict(Hot(1)) == {"a": 1, "b": 2}
+    assert [f.name for f in dataclasses.fields(Hot)] == ["a", "b"]
+
+    @record(hot=True)
+    class HotWithFactory:  # more than plain defaults: dataclasses' own __init__
+        items: list = field(default_factory=list)
+
+    assert HotWithFactory().items == [] and HotWithFactory().items is not HotWithFactory().items
+    with pytest.raises(FrozenInstanceError):
+        HotWithFactory().items = [1]
 
 
 def test_a_value_whose_equality_cannot_be_a_bool_is_stored_as_given():
