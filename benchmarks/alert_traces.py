@@ -224,6 +224,9 @@ class TraceContainer:
         pressure = Pressure("cgroup", self.pressure, self.pressure, 0.0, 0.0)
         return ContainerMemory(2, "/trace", self.usage, self.limit, None, events, {}, self.usage, pressure)
 
+    def close(self) -> None:
+        """Nothing is kept open."""
+
 
 class SimulatedClock:
     def __init__(self) -> None:

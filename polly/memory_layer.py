@@ -70,7 +70,9 @@ class MemoryLayer:
         self.db = database
         settings = self.settings
         watch = BotWatch(bot) if bot is not None else None
-        self.monitor = MemoryMonitor(settings, self.db, structures=structures, clock=clock, census=census, bot=watch)
+        self.monitor = MemoryMonitor(
+            settings, self.db, structures=structures, clock=clock, census=census, bot=watch, keep_files_open=True
+        )
         self.store = AlertStore(self.db, settings.alert_history_size, settings.instance())
         self.cycle = MonitorCycle(
             settings, self.monitor, AlertEngine(Thresholds.from_settings(settings)), self.store, structures
@@ -163,6 +165,7 @@ class MemoryLayer:
             self.cycle.fleet_listener = None
         if self.owns_database:
             await self._release("the database", self.db.dispose())
+        self.monitor.close()  # the /proc and cgroup files its ticks kept open
         self._opened = False
 
     async def _release(self, what: str, step: Awaitable[None]) -> None:

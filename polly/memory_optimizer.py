@@ -112,15 +112,18 @@ class MemoryMonitor:
         clock: Callable[[], datetime] | None = None,
         census: Callable[[], CacheCensus] | None = None,
         bot: BotWatch | None = None,
+        keep_files_open: bool = False,
     ) -> None:
+        """`keep_files_open`: the /proc and cgroup files every tick reads stay open until `close()`
+        (`polly.kernel_files`; the memory layer's monitor, which ticks, keeps them)."""
         self.settings = settings
         self.census = census  # counts discord.py's caches; set by the Discord side
         self.bot = bot  # what the bot keeps alive (tasks, views, sessions...); fed by the Discord side
         self.db = db
         self.structures = structures if structures is not None else registry
         self.cgroup = cgroup or CgroupReader()
-        self.container: ContainerSource = container or ContainerReader(self.cgroup)
-        self.process = process or current_process()
+        self.container: ContainerSource = container or ContainerReader(self.cgroup, keep_open=keep_files_open)
+        self.process = process or current_process(keep_open=keep_files_open)
         self.clock = clock or clock_now
         self.history: deque[RssPoint] = deque(maxlen=settings.memory_history_size)
         keep = (settings.memory_checkpoint_retention, settings.memory_auto_checkpoint_retention)
@@ -134,6 +137,11 @@ class MemoryMonitor:
         self._completed: MemorySample | None = None
         self._cgroup_limit = self.cgroup.limit()  # a container's limit does not change at runtime
         self._trend_cache: tuple[tuple[int, float], Trend] | None = None
+
+    def close(self) -> None:
+        """Release the files kept open (a reading after this opens them again)."""
+        self.process.close()
+        self.container.close()
 
     # -- sampling
 

@@ -65,8 +65,8 @@ def test_a_reading_survives_the_sample_s_round_trip_through_json():
 
 
 def test_pressure_lines_without_full_or_damaged():
-    assert parse_pressure("some avg10=1.00 avg60=2.00 avg300=3.00 total=4", "host") == Pressure("host", 1.0, 2.0)
-    assert parse_pressure("garbage", "host") is None
+    assert parse_pressure(b"some avg10=1.00 avg60=2.00 avg300=3.00 total=4", "host") == Pressure("host", 1.0, 2.0)
+    assert parse_pressure(b"garbage", "host") is None
 
 
 def test_this_machine_s_own_cgroup_and_psi_are_read():
