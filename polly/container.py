@@ -140,6 +140,10 @@ def _limit(text: bytes) -> int | None:
     return None if value >= UNLIMITED_THRESHOLD else value
 
 
+# One cgroup version's reading: usage, both ceilings, the events, memory.stat's parts (inactive_file too).
+_Reading = tuple[int | None, int | None, int | None, dict[str, int], dict[str, int]]
+
+
 class ContainerReader:
     """Reads this process's memory cgroup and memory pressure; the folder is found once."""
 
@@ -174,35 +178,25 @@ class ContainerReader:
         if found is None:
             missing.append("cgroup: this process is in no memory cgroup")
             return ContainerMemory(pressure=pressure, unavailable=tuple(missing))
-        reading = self._v2(missing) if found.version == 2 else self._v1(missing)
-        usage, stat = reading.usage, dict(reading.stat)
+        usage, ceiling, high, events, stat = self._v2(missing) if found.version == 2 else self._v1(missing)
         inactive = stat.pop("inactive_file", None)
         working_set = None if usage is None or inactive is None else max(0, usage - inactive)
         if working_set is None:
             missing.append("working set: needs the usage and inactive_file")
         return ContainerMemory(
-            found.version,
-            self._base,
-            usage,
-            reading.limit_max,
-            reading.limit_high,
-            reading.events,
-            stat,
-            working_set,
-            pressure,
-            tuple(missing),
+            found.version, self._base, usage, ceiling, high, events, stat, working_set, pressure, tuple(missing)
         )
 
-    def _v2(self, missing: list[str]) -> ContainerMemory:
+    def _v2(self, missing: list[str]) -> _Reading:
         usage = self._number("memory.current", missing)
         ceiling = self._ceiling("memory.max", missing)
         high = self._ceiling("memory.high", missing)
         events = self._keyed("memory.events", missing)
         parts = self._keyed("memory.stat", missing, _V2_STAT_LINE)
         self._say_missing(parts, missing)
-        return ContainerMemory(2, None, usage, ceiling, high, events, parts)
+        return usage, ceiling, high, events, parts
 
-    def _v1(self, missing: list[str]) -> ContainerMemory:
+    def _v1(self, missing: list[str]) -> _Reading:
         usage = self._number("memory.usage_in_bytes", missing)
         ceiling = self._ceiling("memory.limit_in_bytes", missing)
         soft = self._ceiling("memory.soft_limit_in_bytes", missing)
@@ -220,7 +214,7 @@ class ContainerReader:
             if value is not None:
                 parts[part] = value
         self._say_missing(parts, missing)
-        return ContainerMemory(1, None, usage, ceiling, soft, events, parts)
+        return usage, ceiling, soft, events, parts
 
     @staticmethod
     def _say_missing(parts: dict[str, int], missing: list[str]) -> None:

@@ -100,16 +100,16 @@ class Tracked:
         """This structure's figures; one that cannot report is a `failing` stat, never an error."""
         try:
             size = len(self.target)
-            return StructureStat(
-                name=self.name,
-                kind=self.kind,
-                size=size,
-                limit=self.limit(),
-                max_age_minutes=self.max_age_minutes,
-                bounded=self.bounded,
-                oldest_age_s=None if now is None else self.oldest_age_s(now, scan=scan),
+            return StructureStat(  # positional: built for every structure each tick
+                self.name,
+                self.kind,
+                size,
+                self.limit(),
+                self.max_age_minutes,
+                self.bounded,
+                None if now is None else self.oldest_age_s(now, scan=scan),
                 # an emptied structure's estimate is known without sampling
-                estimated_bytes=self.estimated_bytes if size else sys.getsizeof(self.target, 0),
+                self.estimated_bytes if size else sys.getsizeof(self.target, 0),
             )
         except Exception as exc:
             return StructureStat(self.name, self.kind, 0, None, self.max_age_minutes, self.bounded, failing=_why(exc))
