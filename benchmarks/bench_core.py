@@ -51,7 +51,7 @@ def monitor_tick(settings: Settings) -> list[Result]:
     def tick() -> None:
         sample = monitor.sample()
         monitor.trend()  # as the tick computes it for /mem stats and the metrics
-        leak = watch.windows(monitor.history, None)
+        leak = watch.windows(monitor.history, None, min_mib_per_hour=engine.thresholds.leak_min_mib_per_hour)
         engine.evaluate(evaluate_rules(sample, leak, engine.thresholds), sample.at)
 
     calls = 300

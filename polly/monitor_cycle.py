@@ -289,7 +289,8 @@ class MonitorCycle:
         not_before = max(warm_at, self.leak_resolved_at) if self.leak_resolved_at else warm_at
         fired = next((a.since for a in self.engine.active() if a.rule is Rule.LEAK_TREND), None)
         fired_at = fired.timestamp() if fired is not None else None
-        windows = self.leak_watch.windows(self.monitor.history, not_before.timestamp(), fired_at)
+        rate = self.engine.thresholds.leak_min_mib_per_hour
+        windows = self.leak_watch.windows(self.monitor.history, not_before.timestamp(), fired_at, rate)
         if self.started_at is not None and self.leak_resolved_at is None and windows.fast.slope_mib_per_hour is None:
             # in the warm-up (and until the short window is judged after it): a rise that does not
             # saturate is a leak from the first minute. Not after a leak alert resolved: the fit

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from itertools import islice
 
 from polly.formatting import MIB
 from polly.records import record
@@ -49,19 +50,22 @@ RssPoint = tuple[float, int]
 
 
 def _segment(points: Sequence[RssPoint], window_s: float, not_before: float | None = None) -> list[RssPoint]:
-    """The points of the last `window_s` (none before `not_before`), after the last big drop."""
+    """The points of the last `window_s` (none before `not_before`), after the last big drop: read
+    from the newest back, up to the window's edge or the first big drop met on the way."""
     newest = points[-1][0]
-    window: list[RssPoint] = []
+    keep = 1 - TREND_RESET_DROP
+    segment: list[RssPoint] = []
+    later: int | None = None  # RSS of the point after this one
     for point in reversed(points):  # newest first: stop at the window's edge, not the ring's
-        if newest - point[0] > window_s or (not_before is not None and point[0] < not_before):
+        t, rss = point
+        if newest - t > window_s or (not_before is not None and t < not_before):
             break
-        window.append(point)
-    window.reverse()
-    start = 0
-    for i in range(1, len(window)):
-        if window[i][1] < window[i - 1][1] * (1 - TREND_RESET_DROP):
-            start = i
-    return window[start:]
+        if later is not None and later < rss * keep:
+            break
+        segment.append(point)
+        later = rss
+    segment.reverse()
+    return segment
 
 
 def rss_trend(
@@ -82,23 +86,32 @@ def rss_trend(
     """
     if not points:
         return Trend(None, 0, 0.0, None)
-    segment = _segment(points, window_s)
+    newest_t, newest_rss = points[-1]
     tail = (points[i] for i in range(max(0, len(points) - spark_points), len(points)))  # a deque: no slices
-    recent = tuple(p[1] for p in tail if points[-1][0] - p[0] <= window_s)
-    span = segment[-1][0] - segment[0][0] if segment else 0.0
-    if len(segment) < max(3, min_samples) or span <= 0 or span < min_span_s:
-        return Trend(None, len(segment), span, None, recent)
-    t0 = segment[0][0]
-    xs = [p[0] - t0 for p in segment]
-    ys = [float(p[1]) for p in segment]
-    n = len(xs)
-    mean_x, mean_y = sum(xs) / n, sum(ys) / n
-    sxx = sum((x - mean_x) ** 2 for x in xs)
-    sxy = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True))
-    slope = sxy / sxx if sxx else 0.0  # bytes per second
+    recent = tuple(p[1] for p in tail if newest_t - p[0] <= window_s)
+    # One pass from the newest point back (as `_segment` reads it), summing for the fit on the way:
+    # x and y relative to the newest point, so the sums stay small and exact enough.
+    keep = 1 - TREND_RESET_DROP
+    n, sx, sy, sxx, sxy = 1, 0.0, 0.0, 0.0, 0.0
+    oldest_t, later = newest_t, newest_rss
+    for t, rss in islice(reversed(points), 1, None):
+        if newest_t - t > window_s or later < rss * keep:
+            break
+        x, y = t - newest_t, rss - newest_rss
+        n += 1
+        sx += x
+        sy += y
+        sxx += x * x
+        sxy += x * y
+        oldest_t, later = t, rss
+    span = newest_t - oldest_t
+    if n < max(3, min_samples) or span <= 0 or span < min_span_s:
+        return Trend(None, n, span, None, recent)
+    spread = n * sxx - sx * sx
+    slope = (n * sxy - sx * sy) / spread if spread else 0.0  # bytes per second
     eta = None
     if threshold_bytes is not None and slope > 0:
-        eta = max(0.0, (threshold_bytes - ys[-1]) / slope)
+        eta = max(0.0, (threshold_bytes - newest_rss) / slope)
     return Trend(slope * 3600 / MIB, n, span, eta, recent)
 
 
@@ -123,9 +136,19 @@ class LeakEvidence:
         return slope is None or slope < min_mib_per_hour / 2 or self.t_value < LEAK_MIN_T / 2 or not self.steady
 
 
-def leak_evidence(points: Sequence[RssPoint], window_s: float, not_before: float | None = None) -> LeakEvidence:
+def leak_evidence(
+    points: Sequence[RssPoint],
+    window_s: float,
+    not_before: float | None = None,
+    min_mib_per_hour: float | None = None,
+) -> LeakEvidence:
     """Slope, its t-value and steadiness over the last `window_s`, using no point before
-    `not_before` (the end of the warm-up grace) nor before the last big drop."""
+    `not_before` (the end of the warm-up grace) nor before the last big drop.
+
+    With `min_mib_per_hour` (the leak rule's rate), steadiness is judged only where it can change
+    the rule's decision: a window rising slower than half that rate, or under half LEAK_MIN_T,
+    neither is sustained nor fails to be settled whatever its steadiness (it says not steady).
+    The step fit it saves is a third of a window's cost, paid by a healthy bot at every check."""
     if not points:
         return LeakEvidence(window_s, None)
     segment = _segment(points, window_s, not_before)
@@ -143,7 +166,8 @@ def leak_evidence(points: Sequence[RssPoint], window_s: float, not_before: float
     residual = sum((y - mean_y - slope * (x - mean_x)) ** 2 for x, y in zip(xs, ys, strict=True))
     stderr = math.sqrt(residual / (n - 2) / sxx)
     t_value = slope / stderr if stderr > 0 else (math.inf if slope > 0 else 0.0)
-    steady = slope > 0 and residual < _best_step_residual(ys)
+    could_matter = min_mib_per_hour is None or (slope >= min_mib_per_hour / 2 and t_value >= LEAK_MIN_T / 2)
+    steady = slope > 0 and could_matter and residual < _best_step_residual(ys)
     return LeakEvidence(window_s, slope, t_value, steady)
 
 
@@ -191,15 +215,22 @@ class LeakWatch:
 
     def __init__(self, fast_s: float, slow_s: float, slow_every_s: float = 300.0) -> None:
         self.fast_s, self.slow_s, self.slow_every_s = fast_s, slow_s, slow_every_s
-        self._slow: tuple[float, LeakEvidence] | None = None
+        self._slow: tuple[float, float | None, LeakEvidence] | None = None  # when, for which rate, what
 
     def windows(
-        self, points: Sequence[RssPoint], not_before: float | None, fired_at: float | None = None
+        self,
+        points: Sequence[RssPoint],
+        not_before: float | None,
+        fired_at: float | None = None,
+        min_mib_per_hour: float | None = None,
     ) -> LeakWindows:
+        """`min_mib_per_hour`: the leak rule's rate now (see `leak_evidence`)."""
         now = points[-1][0] if points else 0.0
-        if self._slow is None or not 0 <= now - self._slow[0] < self.slow_every_s:
-            self._slow = (now, leak_evidence(points, self.slow_s, not_before))
+        slow = self._slow
+        if slow is None or not 0 <= now - slow[0] < self.slow_every_s or slow[1] != min_mib_per_hour:
+            judged = leak_evidence(points, self.slow_s, not_before, min_mib_per_hour)
+            slow = self._slow = (now, min_mib_per_hour, judged)
         since = None
         if fired_at is not None:
-            since = leak_evidence(points, self.slow_s, max(fired_at, not_before or fired_at))
-        return LeakWindows(leak_evidence(points, self.fast_s, not_before), self._slow[1], since)
+            since = leak_evidence(points, self.slow_s, max(fired_at, not_before or fired_at), min_mib_per_hour)
+        return LeakWindows(leak_evidence(points, self.fast_s, not_before, min_mib_per_hour), slow[2], since)

@@ -13,9 +13,10 @@ import random
 import pytest
 
 from benchmarks.alert_traces import healthy_trace, replay, with_leak
+from polly import trend
 from polly.alerts import Rule, Transition
 from polly.formatting import MIB
-from polly.trend import leak_evidence
+from polly.trend import LEAK_MIN_T, leak_evidence
 
 MINUTE = 60.0
 
@@ -65,6 +66,39 @@ def test_a_big_drop_starts_the_window_anew():
     evidence = leak_evidence(points(values), 30 * MINUTE)
     assert evidence.slope_mib_per_hour is None  # 14 min since the drop: not covered
     assert math.isinf(leak_evidence(points([500] * 31), 30 * MINUTE).t_value) is False
+
+
+def test_with_the_rule_s_rate_steadiness_is_judged_only_where_it_can_change_the_decision(monkeypatch):
+    """Given the rule's rate, a window rising too slowly (or too noisily) to matter skips the
+    step fit; on every kind of window the rule decides as it does with the full evidence."""
+    rng = random.Random(7)
+    windows = []
+    for i in range(300):
+        rate = rng.choice([0.0, 0.5, 2.0, 5.0, 30.0])  # MiB/h
+        step = rng.choice([0.0, 0.0, 40.0])
+        values = [v + rate * j / 60 + (step if j >= 15 else 0) for j, v in enumerate(noisy(31, sigma=1.0, seed=i))]
+        windows.append(points(values))
+    fits, skipped, fitted = [], 0, 0
+    real_fit = trend._best_step_residual
+    monkeypatch.setattr(trend, "_best_step_residual", lambda ys: fits.append(1) or real_fit(ys))
+    for minimum in (2.0, 5.0, 20.0):
+        for window in windows:
+            full = leak_evidence(window, 30 * MINUTE)
+            fits.clear()
+            judged = leak_evidence(window, 30 * MINUTE, min_mib_per_hour=minimum)
+            decided = (judged.sustained(minimum), judged.settled(minimum))
+            assert decided == (full.sustained(minimum), full.settled(minimum))
+            assert (judged.slope_mib_per_hour, judged.t_value) == (full.slope_mib_per_hour, full.t_value)
+            slope = judged.slope_mib_per_hour or 0.0
+            if slope < minimum / 2 or judged.t_value < LEAK_MIN_T / 2:
+                assert fits == [] and not judged.steady
+                skipped += 1
+            elif slope > 0:
+                assert fits == [1] and judged.steady == full.steady
+                fitted += 1
+    assert skipped > 100 and fitted > 100  # both kinds of window were seen
+    flat = leak_evidence(points(noisy(31)), 30 * MINUTE, min_mib_per_hour=2.0)
+    assert flat.settled(2.0) and not flat.sustained(2.0)
 
 
 @pytest.mark.parametrize("limit_mib", [256, 1024])
