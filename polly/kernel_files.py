@@ -52,18 +52,17 @@ class KernelFile:
 
     def read(self) -> bytes:
         if not self.keep_open:
-            fd = os.open(self.path, os.O_RDONLY)
+            once = os.open(self.path, os.O_RDONLY)
             try:
-                return _whole(fd)
+                return _whole(once)
             finally:
-                os.close(fd)
+                os.close(once)
         with self._lock:
-            fd = self._fd
-            if fd is None or self._forks != _forks:
-                fd = self._reopen()
-                return _whole(fd)
+            kept = self._fd
+            if kept is None or self._forks != _forks:
+                return _whole(self._reopen())
             try:
-                return _whole(fd)
+                return _whole(kept)
             except OSError:  # the file went (a cgroup removed) or the descriptor was closed under us
                 return _whole(self._reopen())
 
