@@ -160,11 +160,12 @@ def started(kind: str) -> dict[str, float]:
     import logging
 
     logging.disable(logging.WARNING)  # SimCord's probe client warns about intents; not measured
-    folder = Path(tempfile.mkdtemp(prefix="polly-footprint-"))
-    if kind in ("bare", "embedded"):
-        rss = asyncio.run(_bare_bot(folder, with_polly=kind == "embedded"))
-    else:
-        rss = asyncio.run(_polly_bot(folder, health=kind == "polly-health", first_command=kind == "polly-command"))
+    with tempfile.TemporaryDirectory(prefix="polly-footprint-") as name:  # removed after the reading
+        folder = Path(name)
+        if kind in ("bare", "embedded"):
+            rss = asyncio.run(_bare_bot(folder, with_polly=kind == "embedded"))
+        else:
+            rss = asyncio.run(_polly_bot(folder, health=kind == "polly-health", first_command=kind == "polly-command"))
     return {"rss_mib": rss, "modules": len(sys.modules)}
 
 
@@ -172,8 +173,8 @@ def traffic(kind: str) -> dict[str, float]:
     import logging
 
     logging.disable(logging.WARNING)
-    folder = Path(tempfile.mkdtemp(prefix="polly-traffic-"))
-    return asyncio.run(_traffic(folder, DISCORD_DEFAULTS if kind == "discord" else {}))
+    with tempfile.TemporaryDirectory(prefix="polly-traffic-") as name:
+        return asyncio.run(_traffic(Path(name), DISCORD_DEFAULTS if kind == "discord" else {}))
 
 
 def main(argv: list[str]) -> None:
