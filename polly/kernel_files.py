@@ -82,6 +82,13 @@ class KernelFile:
             with contextlib.suppress(OSError):  # closed already: nothing to release
                 os.close(fd)
 
+    def __del__(self) -> None:
+        # dropped without close(): its descriptor goes with it, as a file object's does
+        try:  # noqa: SIM105 (contextlib itself may be gone at interpreter exit)
+            self._close()
+        except Exception:
+            pass
+
     def __repr__(self) -> str:
         return f"KernelFile({self.path!r}, {'open' if self._fd is not None else 'closed'})"
 
