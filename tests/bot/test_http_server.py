@@ -4,6 +4,8 @@ never a traceback, and the server keeps serving."""
 from __future__ import annotations
 
 import asyncio
+import collections
+import itertools
 import logging
 import socket
 
@@ -116,6 +118,71 @@ async def test_at_most_max_in_flight_connections_are_served_at_once_and_the_rest
         assert most == 4 and not any(a.done() for a in answers)
         release.set()
         assert [status_of(a) for a in await asyncio.gather(*answers)] == [200] * 10
+    finally:
+        await server.stop()
+
+
+async def test_heads_that_arrive_together_are_started_a_batch_per_turn_of_the_loop(monkeypatch):
+    """Scrapers that connected together send their heads together and one turn of the loop reads
+    them all: they are started SERVE_BATCH per turn, so the bot's other tasks run in between (started
+    all in the next turn, 1,000 scrapes stalled the loop ~50 ms)."""
+    monkeypatch.setattr(http_server, "SERVE_BATCH", 4)
+    turn = 0
+    started: collections.Counter[int] = collections.Counter()
+
+    async def count_turns() -> None:
+        nonlocal turn
+        while True:
+            turn += 1
+            await asyncio.sleep(0)  # one step per turn of the loop
+
+    async def record_turn(_request: Request) -> Response:
+        started[turn] += 1
+        return Response(200, b"counted")
+
+    server = HttpServer({"/count": record_turn})
+    bound = await server.start("127.0.0.1", 0)
+    counter = asyncio.create_task(count_turns())
+    streams = [await asyncio.open_connection("127.0.0.1", bound) for _ in range(40)]
+    try:
+        while server.connections < 40:
+            await asyncio.sleep(0.01)
+        for _reader, writer in streams:  # every head sent in one step: read in one turn
+            writer.write(b"GET /count HTTP/1.1\r\n\r\n")
+        answers = await asyncio.wait_for(asyncio.gather(*(reader.read() for reader, _ in streams)), 10)
+        assert [status_of(a) for a in answers] == [200] * 40
+        assert sum(started.values()) == 40
+        assert max(started.values()) <= 4 and len(started) >= 10
+    finally:
+        counter.cancel()
+        for _reader, writer in streams:
+            writer.close()
+        await server.stop()
+
+
+async def test_unfinished_heads_that_hang_up_together_are_closed_a_batch_per_turn(monkeypatch):
+    """When a crowd of idle clients hangs up at once (an attack ending), their connections are
+    closed CLOSE_BATCH per turn of the loop, not all in one (500 in one turn: ~8 ms)."""
+    monkeypatch.setattr(http_server, "CLOSE_BATCH", 4)
+    server = HttpServer({"/ok": ok})
+    port = await server.start("127.0.0.1", 0)
+    idle = await _hold_unfinished_heads(port, 40)
+    open_per_turn: list[int] = []
+    try:
+        while server.connections < 40:
+            await asyncio.sleep(0.01)
+        for writer in idle:  # every client hangs up in one step: read in one turn
+            writer.close()
+        for _ in range(1000):
+            open_per_turn.append(server.connections)
+            if server.connections == 0:
+                break
+            await asyncio.sleep(0)  # one turn of the loop
+        assert open_per_turn[-1] == 0
+        closed_per_turn = [a - b for a, b in itertools.pairwise(open_per_turn)]
+        assert max(closed_per_turn) <= 4 and sum(closed_per_turn) == 40
+        # and the server still answers
+        assert status_of(await asyncio.wait_for(exchange(port, b"GET /ok HTTP/1.1\r\n\r\n"), 5)) == 200
     finally:
         await server.stop()
 
