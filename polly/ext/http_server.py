@@ -127,14 +127,12 @@ class _PerTurn(Generic[T]):
         finally:
             self._task = None
 
-    async def stop(self) -> list[T]:
-        """Stop handling; the items not handled yet."""
+    async def stop(self) -> None:
+        """Stop handling; the items not handled yet are forgotten."""
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        left = list(self._items)
         self._items.clear()
-        return left
 
 
 class _Connection(asyncio.Protocol):
